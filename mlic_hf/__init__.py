@@ -1,0 +1,47 @@
+"""mlic_hf: multi-label image classification methods as Hugging Face models.
+
+``import mlic_hf`` registers every method's config with ``AutoConfig`` and its model with
+``AutoModelForMultiLabelImageClassification`` and ``AutoModelForImageClassification`` (and its image processor with
+``AutoImageProcessor``), so checkpoints load through the Auto classes and ``pipeline("image-classification")``.
+"""
+
+from .auto import (
+    REGISTERED_METHODS,
+    AutoModelForMultiLabelImageClassification,
+    register_method,
+)
+from .configuration_utils import MLICConfig
+from .image_processing import MLICImageProcessor, load_image, to_rgb_array
+from .modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
+from .models import (
+    METHODS,
+    ResNetProbabilisticConfig,
+    ResNetProbabilisticForMultiLabelImageClassification,
+    ResNetProbabilisticPreTrainedModel,
+)
+from .pipelines import MultiLabelImageClassificationPipeline, multilabel_pipeline, register_pipeline
+
+__version__ = "0.1.0"
+
+for _config_class, _model_class in METHODS:
+    register_method(_config_class, _model_class)
+register_pipeline()
+
+__all__ = [
+    "AutoModelForMultiLabelImageClassification",
+    "MLICConfig",
+    "MLICImageProcessor",
+    "MLICPreTrainedModel",
+    "METHODS",
+    "MultiLabelImageClassificationPipeline",
+    "MultiLabelImageClassifierOutput",
+    "REGISTERED_METHODS",
+    "ResNetProbabilisticConfig",
+    "ResNetProbabilisticForMultiLabelImageClassification",
+    "ResNetProbabilisticPreTrainedModel",
+    "load_image",
+    "multilabel_pipeline",
+    "register_method",
+    "register_pipeline",
+    "to_rgb_array",
+]

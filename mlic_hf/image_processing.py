@@ -1,0 +1,129 @@
+"""Image processor saved with every mlic_hf checkpoint, and robust conversion of any image to 8-bit RGB."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from transformers.image_processing_backends import PilBackend
+from transformers.image_utils import ChannelDimension, PILImageResampling
+
+
+def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
+    """Map an integer or float array to uint8 by its dtype's range (floats: [0, 1] unless they exceed it)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer):
+        if array.min(initial=0) < 0:
+            raise ValueError(f"image: signed integer pixels below 0 are not supported (dtype {array.dtype})")
+        if array.dtype == np.uint16:
+            top = 65535.0
+        else:  # e.g. int32 from PIL mode "I": guess 8- or 16-bit data from the values
+            peak = float(array.max(initial=0))
+            top = 255.0 if peak <= 255 else (65535.0 if peak <= 65535 else peak)
+        return np.round(array.astype(np.float64) * (255.0 / top)).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("image: float pixels contain NaN or inf")
+        top = 1.0 if array.max(initial=0) <= 1.0 else 255.0
+        return np.round(np.clip(array.astype(np.float64) / top, 0.0, 1.0) * 255.0).astype(np.uint8)
+    raise ValueError(f"image: unsupported pixel dtype {array.dtype}")
+
+
+def to_rgb_array(image: Any) -> np.ndarray:
+    """Convert a PIL image, numpy array or torch tensor to an ``(H, W, 3)`` uint8 RGB array.
+
+    Grayscale, palette, RGBA/LA (alpha composited on white), CMYK, YCbCr, 1-bit, 16-bit (``I;16``, ``I``) and
+    float (``F``) images are converted, not rejected; 16-bit and float data are rescaled by their range instead of
+    being clipped at 255. Arrays may be ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in {1, 3, 4}.
+    """
+    if isinstance(image, Image.Image):
+        image = ImageOps.exif_transpose(image)
+        mode = image.mode
+        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            return to_rgb_array(np.asarray(image))
+        return np.asarray(image.convert("RGB"))
+    if type(image).__module__.startswith("torch"):
+        image = image.detach().cpu().numpy()
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    elif array.ndim != 3:
+        raise ValueError(f"image: expected a 2-D or 3-D array, got shape {array.shape}")
+    if array.shape[-1] not in (1, 3, 4) and array.shape[0] in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)
+    if array.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image: expected 1, 3 or 4 channels, got shape {array.shape}")
+    array = _scale_to_uint8(array)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    elif array.shape[-1] == 4:  # RGBA: composite on white
+        alpha = array[..., 3:4].astype(np.float32) / 255.0
+        array = np.round(array[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open an image file as 8-bit RGB (any mode, including 16-bit), with a clear error for non-images."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such image file: {path!r}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return Image.fromarray(to_rgb_array(image))
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path!r} is not a readable image file ({err})") from err
+
+
+class MLICImageProcessor(PilBackend):
+    r"""Image processor of the mlic_hf models: any image → 8-bit RGB → square resize → rescale → normalise.
+
+    Saved next to every checkpoint (``preprocessor_config.json``) so that
+    ``pipeline("image-classification", model=DIR)`` works from the directory alone.
+    Build one for a model config with :meth:`from_model_config`.
+    """
+
+    model_input_names = ["pixel_values"]
+    resample = PILImageResampling.BILINEAR
+    image_mean = [0.485, 0.456, 0.406]
+    image_std = [0.229, 0.224, 0.225]
+    size = {"height": 448, "width": 448}
+    do_resize = True
+    do_rescale = True
+    do_normalize = True
+    do_convert_rgb = True
+
+    def _prepare_images_structure(self, images, expected_ndims: int = 3):
+        # Convert every image first, so 2-D (grayscale) arrays and 16-bit data are not misread as batches/clipped.
+        if isinstance(images, (list, tuple)):
+            images = [to_rgb_array(image) for image in images]
+        elif not isinstance(images, Image.Image) and getattr(images, "ndim", 0) == 4:
+            images = [to_rgb_array(image) for image in images]
+        else:
+            images = [to_rgb_array(images)]
+        return super()._prepare_images_structure(images, expected_ndims=expected_ndims)
+
+    def process_image(self, image, do_convert_rgb=None, input_data_format=None, **kwargs) -> np.ndarray:
+        # Our own conversion handles 16-bit, float, alpha and CMYK data; then hand a HWC uint8 RGB array on.
+        return super().process_image(
+            to_rgb_array(image), do_convert_rgb=False, input_data_format=ChannelDimension.LAST, **kwargs
+        )
+
+    @classmethod
+    def from_model_config(cls, config) -> "MLICImageProcessor":
+        """The processor matching a model config's ``image_size``, ``image_mean`` and ``image_std``."""
+        kwargs: dict[str, Any] = {"size": {"height": config.image_size, "width": config.image_size}}
+        if config.image_mean is not None:
+            kwargs["image_mean"] = list(config.image_mean)
+        if config.image_std is not None:
+            kwargs["image_std"] = list(config.image_std)
+        return cls(**kwargs)

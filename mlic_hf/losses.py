@@ -1,0 +1,722 @@
+# Copyright 2025 The mlic_hf Authors.
+# Licensed under the Apache License, Version 2.0.
+"""Multi-label classification losses.
+
+Every loss is available both as a pure function
+``f(logits, labels, *, weight=None, reduction="mean", **hyper)`` and as an ``nn.Module`` wrapper whose
+``__init__`` takes the hyper-parameters and whose ``forward(logits, labels, weight=None)`` evaluates the
+loss:
+
+=================================  ================================  ======================================
+function                           module                            reference
+=================================  ================================  ======================================
+:func:`binary_cross_entropy_loss`  :class:`BCELoss`                  sigmoid binary cross-entropy
+:func:`focal_loss`                 :class:`FocalLoss`                Lin et al., ICCV 2017 (sigmoid form)
+:func:`asymmetric_loss`            :class:`AsymmetricLoss`           ASL, Ridnik et al., ICCV 2021
+:func:`asymmetric_polynomial_loss` :class:`AsymmetricPolynomialLoss` APL, Huang et al., ICASSP 2023
+=================================  ================================  ======================================
+
+Inputs
+    ``logits`` are raw scores of any shape, typically ``(batch_size, num_labels)``. ``labels`` must have the
+    same shape and hold multi-hot targets; soft labels in ``[0, 1]`` are allowed (the formulas are applied
+    literally with ``y`` and ``1 - y``). ``weight`` is an optional tensor broadcastable to the logits' shape
+    (e.g. ``(B, C)`` or ``(C,)``) that multiplies the element-wise loss before the reduction; a weight of 0
+    ignores an element (e.g. the "difficult" objects of Pascal VOC).
+
+Precision
+    Losses are computed from logits in *at least* float32: half / bfloat16 (and integer / boolean labels or
+    weights) are upcast to float32, float64 inputs are kept in float64 (so ``torch.autograd.gradcheck``
+    works). The returned loss has that compute dtype. ``log p`` and ``log(1 - p)`` are evaluated as
+    ``F.logsigmoid(x)`` and ``F.logsigmoid(-x)``; ``eps`` only clamps the argument of a logarithm of a
+    *shifted* probability (``log(1 - p_m)`` in ASL / APL), so logits of +-1e4 give finite losses and
+    gradients.
+
+Reductions (argument ``reduction``, implemented once in :func:`reduce_loss`)
+
+    ==================  =======================================  ==============================================
+    ``reduction``       result                                   corresponds to
+    ==================  =======================================  ==============================================
+    ``"none"``          element-wise loss, same shape as logits  --
+    ``"sum"``           sum over batch and labels                ``-loss.sum()`` of the official ASL / APL code
+    ``"mean"``          mean over all ``B * C`` elements         ``nn.BCEWithLogitsLoss`` default; equivalently
+                                                                 the mean over labels then over the batch
+                                                                 (APL / M2 eq. 8 divides by ``C``)
+    ``"batch_mean"``    sum over labels, mean over batch         the "probabilistic" ResNet-101 baseline's BCE
+                                                                 (eq. 2: ``-1/N sum_i sum_j ...``)
+    ==================  =======================================  ==============================================
+
+    The normalisation ignores ``weight``: a masked element still counts in the denominator of ``"mean"``,
+    exactly like ``nn.BCEWithLogitsLoss(weight=...)``. For inputs with more than two dimensions,
+    ``"batch_mean"`` sums over every dimension but the first.
+
+Registry
+    :data:`LOSSES` maps short names (``"bce"``, ``"focal"``, ``"asl"``, ``"apl"``) to the module classes,
+    :func:`build_loss` instantiates one by name and :func:`loss_from_config` builds one from the flat config
+    attributes listed in :data:`LOSS_CONFIG_DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+__all__ = [
+    "REDUCTIONS",
+    "LOSSES",
+    "LOSS_CONFIG_DEFAULTS",
+    "reduce_loss",
+    "binary_cross_entropy_loss",
+    "focal_loss",
+    "asymmetric_loss",
+    "asymmetric_polynomial_loss",
+    "BCELoss",
+    "FocalLoss",
+    "AsymmetricLoss",
+    "AsymmetricPolynomialLoss",
+    "build_loss",
+    "loss_from_config",
+]
+
+REDUCTIONS: tuple[str, ...] = ("none", "sum", "mean", "batch_mean")
+"""Valid values of the ``reduction`` argument."""
+
+# --------------------------------------------------------------------------------------------------------
+# Default hyper-parameters
+# --------------------------------------------------------------------------------------------------------
+
+# Focal loss (Lin et al. 2017): gamma = 2; alpha = None means no alpha-balancing (both sides weighted by 1).
+FOCAL_DEFAULTS: dict[str, Any] = {"gamma": 2.0, "alpha": None}
+
+# ASL training defaults of the paper / official code (Ridnik et al. 2021).
+ASL_DEFAULTS: dict[str, Any] = {
+    "gamma_neg": 4.0,
+    "gamma_pos": 0.0,
+    "clip": 0.05,
+    "eps": 1e-8,
+    "focal_no_grad": True,
+}
+
+# APL: gamma_pos = 0, gamma_neg = 2 as in the paper; threshold = the ASL clip of the official code; alpha1,
+# alpha2 and beta1 are the effective values of the official code (LUMIA-Group/APL, APLloss.py), whose
+# epsilon_pos = 1.0, epsilon_pos_pow = -2.5, epsilon_neg = 0.0 map to
+#   alpha1 = 1 - epsilon_pos = 0.0,  alpha2 = 1/2 - epsilon_pos_pow / 2 = 1.75,  beta1 = 1.0.
+APL_DEFAULTS: dict[str, Any] = {
+    "gamma_pos": 0.0,
+    "gamma_neg": 2.0,
+    "threshold": 0.05,
+    "alpha1": 0.0,
+    "alpha2": 1.75,
+    "beta1": 1.0,
+    "eps": 1e-8,
+    "focal_no_grad": True,
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------------
+
+
+def _validate_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Unknown `reduction`={reduction!r}; valid values are {', '.join(map(repr, REDUCTIONS))}.")
+
+
+def reduce_loss(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduces an element-wise loss of shape ``(B, C, ...)``.
+
+    Args:
+        loss (`torch.Tensor`): Element-wise loss, first dimension = batch.
+        reduction (`str`): One of ``"none"`` (return ``loss`` unchanged), ``"sum"`` (sum of all elements),
+            ``"mean"`` (mean of all elements) or ``"batch_mean"`` (sum over all dimensions but the first, then
+            mean over the first one).
+
+    Returns:
+        `torch.Tensor`: The reduced loss (a scalar unless ``reduction="none"``).
+
+    Raises:
+        ValueError: If ``reduction`` is not one of :data:`REDUCTIONS`.
+    """
+    _validate_reduction(reduction)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    # batch_mean
+    if loss.dim() == 0:
+        return loss
+    return loss.sum() / loss.shape[0]
+
+
+def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float64 stays float64; everything else (half, bfloat16, float32, ints) is computed in float32."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _prepare(
+    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None, reduction: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Validates the inputs and casts them to the compute dtype."""
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(f"`logits` must be a torch.Tensor, got {type(logits).__name__}.")
+    if not isinstance(labels, torch.Tensor):
+        raise ValueError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
+    if logits.shape != labels.shape:
+        raise ValueError(
+            f"`logits` and `labels` must have the same shape, got logits shape {tuple(logits.shape)} and labels "
+            f"shape {tuple(labels.shape)}."
+        )
+    _validate_reduction(reduction)
+    dtype = _compute_dtype(logits)
+    logits = logits.to(dtype)
+    labels = labels.to(device=logits.device, dtype=dtype)
+    if weight is not None:
+        if not isinstance(weight, torch.Tensor):
+            weight = torch.as_tensor(weight)
+        try:
+            broadcast = torch.broadcast_shapes(weight.shape, logits.shape)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != logits.shape:
+            raise ValueError(
+                f"`weight` of shape {tuple(weight.shape)} is not broadcastable to the logits shape "
+                f"{tuple(logits.shape)}."
+            )
+        weight = weight.to(device=logits.device, dtype=dtype)
+    return logits, labels, weight
+
+
+def _finish(loss: torch.Tensor, weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    if weight is not None:
+        loss = loss * weight
+    return reduce_loss(loss, reduction)
+
+
+def _check_non_negative(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative number, got {value!r}.")
+
+
+def _check_probability_margin(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be None or a number in [0, 1), got {value!r}.")
+
+
+def _check_eps(value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
+        raise ValueError(f"`eps` must be a number in (0, 1), got {value!r}.")
+
+
+def _check_number(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"`{name}` must be a number, got {value!r}.")
+
+
+def _check_focal(gamma: float, alpha: float | None) -> None:
+    _check_non_negative("gamma", gamma)
+    if alpha is not None and (
+        not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0
+    ):
+        raise ValueError(f"`alpha` must be None or a number in [0, 1], got {alpha!r}.")
+
+
+def _check_asymmetric(gamma_neg: float, gamma_pos: float, margin_name: str, margin: float | None, eps: float) -> None:
+    _check_non_negative("gamma_neg", gamma_neg)
+    _check_non_negative("gamma_pos", gamma_pos)
+    _check_probability_margin(margin_name, margin)
+    _check_eps(eps)
+
+
+def _pow_log(log_base: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``exp(gamma * log_base)``, i.e. ``base ** gamma`` from a (stable) log of the base; 1 when gamma == 0."""
+    if gamma == 0:
+        return torch.ones_like(log_base)
+    return torch.exp(gamma * log_base)
+
+
+def _safe_pow(base: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``base ** gamma`` for ``base >= 0`` with a finite gradient at ``base == 0`` for any ``gamma >= 0``."""
+    if gamma == 0:
+        return torch.ones_like(base)
+    positive = base > 0
+    safe_base = torch.where(positive, base, torch.ones_like(base))
+    return torch.where(positive, safe_base.pow(gamma), torch.zeros_like(base))
+
+
+def _asymmetric_terms(
+    logits: torch.Tensor, margin: float | None, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shared pieces of ASL / APL.
+
+    Returns ``(log_p, one_minus_p, p_m, log_one_minus_p_m)`` where ``p_m = max(p - margin, 0)``.
+    """
+    log_p = F.logsigmoid(logits)
+    one_minus_p = torch.sigmoid(-logits)  # accurate 1 - p, also for large positive logits
+    if margin is None or margin == 0:
+        p_m = torch.sigmoid(logits)
+        log_one_minus_p_m = F.logsigmoid(-logits)
+    else:
+        p_m = (torch.sigmoid(logits) - margin).clamp(min=0)
+        # 1 - p_m = min(1 - p + margin, 1) >= margin, so the eps clamp only guards pathological margins.
+        log_one_minus_p_m = torch.log((one_minus_p + margin).clamp(max=1).clamp(min=eps))
+    return log_p, one_minus_p, p_m, log_one_minus_p_m
+
+
+def _asymmetric_focusing(
+    logits: torch.Tensor, margin: float | None, gamma_pos: float, gamma_neg: float, focal_no_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Focusing weights ``(1 - p) ** gamma_pos`` and ``p_m ** gamma_neg``.
+
+    With ``focal_no_grad=True`` they are computed from detached logits, i.e. treated as constants by autograd.
+    This is scoped: unlike the official ASL / APL code (``torch.set_grad_enabled(False)`` ...
+    ``torch.set_grad_enabled(True)``), the global grad mode is never touched, so calling the loss under
+    ``torch.no_grad()`` (e.g. during ``Trainer.evaluate``) builds no graph.
+    """
+    x = logits.detach() if focal_no_grad else logits
+    w_pos = _pow_log(F.logsigmoid(-x), gamma_pos)
+    if margin is None or margin == 0:
+        w_neg = _pow_log(F.logsigmoid(x), gamma_neg)
+    else:
+        w_neg = _safe_pow((torch.sigmoid(x) - margin).clamp(min=0), gamma_neg)
+    return w_pos, w_neg
+
+
+# --------------------------------------------------------------------------------------------------------
+# Functional API
+# --------------------------------------------------------------------------------------------------------
+
+
+def binary_cross_entropy_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Sigmoid binary cross-entropy, :math:`L = -[y \log p + (1 - y) \log(1 - p)]` with ``p = sigmoid(logits)``.
+
+    Args:
+        logits (`torch.Tensor`): Raw scores, shape ``(B, C)`` (any shape is accepted).
+        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``; 0 ignores
+            an element.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+
+    Returns:
+        `torch.Tensor`: The loss in float32 (float64 if ``logits`` is float64).
+    """
+    logits, labels, weight = _prepare(logits, labels, weight, reduction)
+    loss = -(labels * F.logsigmoid(logits) + (1 - labels) * F.logsigmoid(-logits))
+    return _finish(loss, weight, reduction)
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    gamma: float = FOCAL_DEFAULTS["gamma"],
+    alpha: float | None = FOCAL_DEFAULTS["alpha"],
+) -> torch.Tensor:
+    r"""Sigmoid focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
+
+    .. math::
+        L = -[\alpha\, y (1 - p)^\gamma \log p + (1 - \alpha)(1 - y)\, p^\gamma \log(1 - p)]
+
+    Args:
+        logits (`torch.Tensor`): Raw scores, shape ``(B, C)``.
+        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+        gamma (`float`, *optional*, defaults to 2.0): Focusing parameter (``gamma=0`` gives BCE).
+        alpha (`float`, *optional*): Weight of the positive term in ``[0, 1]`` (``1 - alpha`` for the negative
+            term). ``None`` disables alpha-balancing (both terms weighted by 1).
+
+    Returns:
+        `torch.Tensor`: The loss in float32 (float64 if ``logits`` is float64).
+    """
+    _check_focal(gamma, alpha)
+    logits, labels, weight = _prepare(logits, labels, weight, reduction)
+    log_p = F.logsigmoid(logits)
+    log_1mp = F.logsigmoid(-logits)
+    # (1 - p)^gamma and p^gamma from the stable logs (finite gradients for any gamma >= 0).
+    pos = labels * _pow_log(log_1mp, gamma) * log_p
+    neg = (1 - labels) * _pow_log(log_p, gamma) * log_1mp
+    if alpha is not None:
+        pos = alpha * pos
+        neg = (1 - alpha) * neg
+    return _finish(-(pos + neg), weight, reduction)
+
+
+def asymmetric_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    gamma_neg: float = ASL_DEFAULTS["gamma_neg"],
+    gamma_pos: float = ASL_DEFAULTS["gamma_pos"],
+    clip: float | None = ASL_DEFAULTS["clip"],
+    eps: float = ASL_DEFAULTS["eps"],
+    focal_no_grad: bool = ASL_DEFAULTS["focal_no_grad"],
+) -> torch.Tensor:
+    r"""Asymmetric loss (ASL, Ridnik et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021).
+
+    With ``p = sigmoid(logits)`` and the shifted negative probability ``p_m = max(p - clip, 0)``:
+
+    .. math::
+        L_+ = (1 - p)^{\gamma_+} \log p, \quad L_- = p_m^{\gamma_-} \log(1 - p_m), \quad
+        L = -(y L_+ + (1 - y) L_-)
+
+    For hard labels this is the official ASL code (up to its ``eps`` clamp of ``log p``, which we replace by
+    the exact ``logsigmoid``); for soft labels the two terms are weighted by ``y`` and ``1 - y`` literally.
+
+    Args:
+        logits (`torch.Tensor`): Raw scores, shape ``(B, C)``.
+        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+        gamma_neg (`float`, *optional*, defaults to 4.0): Focusing parameter of the negatives.
+        gamma_pos (`float`, *optional*, defaults to 0.0): Focusing parameter of the positives.
+        clip (`float`, *optional*, defaults to 0.05): Probability margin ``m`` in ``[0, 1)``; ``0`` or ``None``
+            disables the shift.
+        eps (`float`, *optional*, defaults to 1e-8): Lower clamp of ``1 - p_m`` inside the log.
+        focal_no_grad (`bool`, *optional*, defaults to `True`): Treat the focusing weights ``(1 - p)^gamma_pos``
+            and ``p_m^gamma_neg`` as constants (no gradient through them), as the official code does. Scoped:
+            the global grad mode is never changed.
+
+    Returns:
+        `torch.Tensor`: The loss in float32 (float64 if ``logits`` is float64).
+    """
+    _check_asymmetric(gamma_neg, gamma_pos, "clip", clip, eps)
+    logits, labels, weight = _prepare(logits, labels, weight, reduction)
+    log_p, _, _, log_1m_pm = _asymmetric_terms(logits, clip, eps)
+    w_pos, w_neg = _asymmetric_focusing(logits, clip, gamma_pos, gamma_neg, focal_no_grad)
+    loss = -(labels * w_pos * log_p + (1 - labels) * w_neg * log_1m_pm)
+    return _finish(loss, weight, reduction)
+
+
+def asymmetric_polynomial_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    gamma_pos: float = APL_DEFAULTS["gamma_pos"],
+    gamma_neg: float = APL_DEFAULTS["gamma_neg"],
+    threshold: float | None = APL_DEFAULTS["threshold"],
+    alpha1: float = APL_DEFAULTS["alpha1"],
+    alpha2: float = APL_DEFAULTS["alpha2"],
+    beta1: float = APL_DEFAULTS["beta1"],
+    eps: float = APL_DEFAULTS["eps"],
+    focal_no_grad: bool = APL_DEFAULTS["focal_no_grad"],
+) -> torch.Tensor:
+    r"""Asymmetric polynomial loss (APL, Huang et al., ICASSP 2023; eq. 8 of the M2 paper).
+
+    With ``p = sigmoid(logits)`` and ``p_res = max(p - threshold, 0)``:
+
+    .. math::
+        L = y (1 - p)^{\gamma_+} \left[-\log p + (\alpha_1 - 1)(1 - p) + (\alpha_2 - \tfrac12)(1 - p)^2\right]
+          + (1 - y)\, p_{res}^{\gamma_-} \left[-\log(1 - p_{res}) + (\beta_1 - 1) p_{res}\right]
+
+    ``-log p`` has the Taylor series ``sum_j (1 - p)^j / j``; ``alpha_j`` replace its first two coefficients
+    (1 and 1/2) and ``beta_1`` the first coefficient of the negative side. With ``alpha1=1, alpha2=0.5,
+    beta1=1`` APL is exactly :func:`asymmetric_loss` with ``clip=threshold``.
+
+    The defaults ``alpha1=0.0, alpha2=1.75, beta1=1.0`` are the *effective* values of the official code
+    (LUMIA-Group/APL, ``APLloss.py``), which computes ``-[log p + eps_pos (1 - p) + eps_pos_pow * 0.5 *
+    (1 - p)^2]`` on positives and adds ``eps_neg * (1 - p_m)`` on negatives with ``eps_pos=1.0,
+    eps_pos_pow=-2.5, eps_neg=0.0``: ``alpha1 - 1 = -eps_pos``, ``alpha2 - 1/2 = -eps_pos_pow / 2`` and no
+    negative polynomial term (``beta1 = 1``).
+
+    Args:
+        logits (`torch.Tensor`): Raw scores, shape ``(B, C)``.
+        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+        gamma_pos (`float`, *optional*, defaults to 0.0): Focusing parameter of the positives.
+        gamma_neg (`float`, *optional*, defaults to 2.0): Focusing parameter of the negatives.
+        threshold (`float`, *optional*, defaults to 0.05): Probability threshold ``p_th`` in ``[0, 1)`` (the ASL
+            clip); ``0`` or ``None`` disables the shift.
+        alpha1 (`float`, *optional*, defaults to 0.0): First positive Taylor coefficient.
+        alpha2 (`float`, *optional*, defaults to 1.75): Second positive Taylor coefficient.
+        beta1 (`float`, *optional*, defaults to 1.0): First negative Taylor coefficient.
+        eps (`float`, *optional*, defaults to 1e-8): Lower clamp of ``1 - p_res`` inside the log.
+        focal_no_grad (`bool`, *optional*, defaults to `True`): Treat the focusing weights as constants (scoped,
+            see :func:`asymmetric_loss`).
+
+    Returns:
+        `torch.Tensor`: The loss in float32 (float64 if ``logits`` is float64).
+    """
+    _check_asymmetric(gamma_neg, gamma_pos, "threshold", threshold, eps)
+    _check_number("alpha1", alpha1)
+    _check_number("alpha2", alpha2)
+    _check_number("beta1", beta1)
+    logits, labels, weight = _prepare(logits, labels, weight, reduction)
+    log_p, one_minus_p, p_res, log_1m_pres = _asymmetric_terms(logits, threshold, eps)
+    w_pos, w_neg = _asymmetric_focusing(logits, threshold, gamma_pos, gamma_neg, focal_no_grad)
+    pos = -log_p + (alpha1 - 1.0) * one_minus_p + (alpha2 - 0.5) * one_minus_p.square()
+    # The M2 paper prints -log(1 - p) in the negative term; like ASL and the official APL code we use the
+    # shifted probability -log(1 - p_res) (identical when threshold = 0).
+    neg = -log_1m_pres + (beta1 - 1.0) * p_res
+    loss = labels * w_pos * pos + (1 - labels) * w_neg * neg
+    return _finish(loss, weight, reduction)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Module API
+# --------------------------------------------------------------------------------------------------------
+
+
+class _MultiLabelLoss(nn.Module):
+    """Base class: stores ``reduction`` and formats hyper-parameters in ``extra_repr``."""
+
+    _hyper_names: tuple[str, ...] = ()
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        _validate_reduction(reduction)
+        self.reduction = reduction
+
+    def _hyper(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._hyper_names}
+
+    def extra_repr(self) -> str:
+        items = {**self._hyper(), "reduction": self.reduction}
+        return ", ".join(f"{key}={value!r}" for key, value in items.items())
+
+
+class BCELoss(_MultiLabelLoss):
+    """Module wrapper of :func:`binary_cross_entropy_loss`.
+
+    Args:
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+    """
+
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return binary_cross_entropy_loss(logits, labels, weight=weight, reduction=self.reduction)
+
+
+class FocalLoss(_MultiLabelLoss):
+    """Module wrapper of :func:`focal_loss`.
+
+    Args:
+        gamma (`float`, *optional*, defaults to 2.0): Focusing parameter.
+        alpha (`float`, *optional*): Positive-term weight in ``[0, 1]``; ``None`` disables alpha-balancing.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+    """
+
+    _hyper_names = ("gamma", "alpha")
+
+    def __init__(
+        self,
+        gamma: float = FOCAL_DEFAULTS["gamma"],
+        alpha: float | None = FOCAL_DEFAULTS["alpha"],
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        _check_focal(gamma, alpha)
+        self.gamma = gamma
+        self.alpha = alpha
+
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return focal_loss(logits, labels, weight=weight, reduction=self.reduction, **self._hyper())
+
+
+class AsymmetricLoss(_MultiLabelLoss):
+    """Module wrapper of :func:`asymmetric_loss` (ASL).
+
+    Args:
+        gamma_neg (`float`, *optional*, defaults to 4.0): Focusing parameter of the negatives.
+        gamma_pos (`float`, *optional*, defaults to 0.0): Focusing parameter of the positives.
+        clip (`float`, *optional*, defaults to 0.05): Probability margin; ``0`` / ``None`` disables it.
+        eps (`float`, *optional*, defaults to 1e-8): Clamp inside ``log(1 - p_m)``.
+        focal_no_grad (`bool`, *optional*, defaults to `True`): No gradient through the focusing weights.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+    """
+
+    _hyper_names = ("gamma_neg", "gamma_pos", "clip", "eps", "focal_no_grad")
+
+    def __init__(
+        self,
+        gamma_neg: float = ASL_DEFAULTS["gamma_neg"],
+        gamma_pos: float = ASL_DEFAULTS["gamma_pos"],
+        clip: float | None = ASL_DEFAULTS["clip"],
+        eps: float = ASL_DEFAULTS["eps"],
+        focal_no_grad: bool = ASL_DEFAULTS["focal_no_grad"],
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        _check_asymmetric(gamma_neg, gamma_pos, "clip", clip, eps)
+        self.gamma_neg = gamma_neg
+        self.gamma_pos = gamma_pos
+        self.clip = clip
+        self.eps = eps
+        self.focal_no_grad = bool(focal_no_grad)
+
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return asymmetric_loss(logits, labels, weight=weight, reduction=self.reduction, **self._hyper())
+
+
+class AsymmetricPolynomialLoss(_MultiLabelLoss):
+    """Module wrapper of :func:`asymmetric_polynomial_loss` (APL).
+
+    Args:
+        gamma_pos (`float`, *optional*, defaults to 0.0): Focusing parameter of the positives.
+        gamma_neg (`float`, *optional*, defaults to 2.0): Focusing parameter of the negatives.
+        threshold (`float`, *optional*, defaults to 0.05): Probability threshold ``p_th`` (the ASL clip).
+        alpha1 (`float`, *optional*, defaults to 0.0): First positive Taylor coefficient (official code value).
+        alpha2 (`float`, *optional*, defaults to 1.75): Second positive Taylor coefficient (official code value).
+        beta1 (`float`, *optional*, defaults to 1.0): First negative Taylor coefficient (official code value).
+        eps (`float`, *optional*, defaults to 1e-8): Clamp inside ``log(1 - p_res)``.
+        focal_no_grad (`bool`, *optional*, defaults to `True`): No gradient through the focusing weights.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+    """
+
+    _hyper_names = ("gamma_pos", "gamma_neg", "threshold", "alpha1", "alpha2", "beta1", "eps", "focal_no_grad")
+
+    def __init__(
+        self,
+        gamma_pos: float = APL_DEFAULTS["gamma_pos"],
+        gamma_neg: float = APL_DEFAULTS["gamma_neg"],
+        threshold: float | None = APL_DEFAULTS["threshold"],
+        alpha1: float = APL_DEFAULTS["alpha1"],
+        alpha2: float = APL_DEFAULTS["alpha2"],
+        beta1: float = APL_DEFAULTS["beta1"],
+        eps: float = APL_DEFAULTS["eps"],
+        focal_no_grad: bool = APL_DEFAULTS["focal_no_grad"],
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        _check_asymmetric(gamma_neg, gamma_pos, "threshold", threshold, eps)
+        _check_number("alpha1", alpha1)
+        _check_number("alpha2", alpha2)
+        _check_number("beta1", beta1)
+        self.gamma_pos = gamma_pos
+        self.gamma_neg = gamma_neg
+        self.threshold = threshold
+        self.alpha1 = alpha1
+        self.alpha2 = alpha2
+        self.beta1 = beta1
+        self.eps = eps
+        self.focal_no_grad = bool(focal_no_grad)
+
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return asymmetric_polynomial_loss(
+            logits, labels, weight=weight, reduction=self.reduction, **self._hyper()
+        )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Registry and config
+# --------------------------------------------------------------------------------------------------------
+
+LOSSES: dict[str, type[nn.Module]] = {
+    "bce": BCELoss,
+    "focal": FocalLoss,
+    "asl": AsymmetricLoss,
+    "apl": AsymmetricPolynomialLoss,
+}
+"""Short loss names accepted by :func:`build_loss` and the ``loss`` config attribute."""
+
+# Flat config attribute -> constructor keyword argument, per loss.
+_CONFIG_FIELDS: dict[str, dict[str, str]] = {
+    "bce": {},
+    "focal": {f"focal_{name}": name for name in FOCAL_DEFAULTS},
+    "asl": {f"asl_{name}": name for name in ASL_DEFAULTS},
+    "apl": {f"apl_{name}": name for name in APL_DEFAULTS},
+}
+
+LOSS_CONFIG_DEFAULTS: dict[str, Any] = {
+    "loss": "bce",
+    "loss_reduction": "batch_mean",
+    **{f"focal_{name}": value for name, value in FOCAL_DEFAULTS.items()},
+    **{f"asl_{name}": value for name, value in ASL_DEFAULTS.items()},
+    **{f"apl_{name}": value for name, value in APL_DEFAULTS.items()},
+}
+"""Flat config field names read by :func:`loss_from_config` and their defaults."""
+
+
+def _resolve_name(name: str) -> str:
+    key = name.lower() if isinstance(name, str) else name
+    if key not in LOSSES:
+        raise ValueError(f"Unknown loss name {name!r}; valid names are {', '.join(map(repr, LOSSES))}.")
+    return key
+
+
+def build_loss(name: str, reduction: str = "mean", **kwargs: Any) -> nn.Module:
+    """Instantiates a loss module by its short name.
+
+    Args:
+        name (`str`): One of the keys of :data:`LOSSES` (``"bce"``, ``"focal"``, ``"asl"``, ``"apl"``),
+            case-insensitive.
+        reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
+        **kwargs: Hyper-parameters of the selected loss (e.g. ``gamma_neg=4.0`` for ``"asl"``).
+
+    Returns:
+        `nn.Module`: The loss module.
+
+    Raises:
+        ValueError: If ``name`` or ``reduction`` is unknown or a hyper-parameter value is invalid.
+        TypeError: If a keyword argument is not a hyper-parameter of the selected loss.
+    """
+    cls = LOSSES[_resolve_name(name)]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "reduction")]
+    unknown = [key for key in kwargs if key not in accepted]
+    if unknown:
+        raise TypeError(
+            f"Unknown keyword argument(s) {', '.join(map(repr, unknown))} for loss {name!r}; accepted: "
+            f"{', '.join(map(repr, accepted)) or 'none'}."
+        )
+    return cls(reduction=reduction, **kwargs)
+
+
+def _config_get(config: Any, key: str, default: Any) -> Any:
+    if isinstance(config, Mapping):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+def loss_from_config(config: Any) -> nn.Module:
+    """Builds the loss described by the flat attributes of ``config``.
+
+    Reads ``config.loss`` (name) and ``config.loss_reduction``, then only the fields of the selected loss
+    (``focal_*``, ``asl_*`` or ``apl_*``, see :data:`LOSS_CONFIG_DEFAULTS`). A missing attribute (or a ``None``
+    ``loss`` / ``loss_reduction``) falls back to :data:`LOSS_CONFIG_DEFAULTS`, whose hyper-parameter values
+    are the losses' own defaults. An explicit ``None`` hyper-parameter is passed through (e.g.
+    ``asl_clip=None`` disables clipping, ``focal_alpha=None`` disables alpha-balancing).
+
+    Args:
+        config: A `transformers.PretrainedConfig`, any object with attributes, or a mapping.
+
+    Returns:
+        `nn.Module`: The loss module.
+    """
+    name = _config_get(config, "loss", None)
+    name = LOSS_CONFIG_DEFAULTS["loss"] if name is None else name
+    reduction = _config_get(config, "loss_reduction", None)
+    reduction = LOSS_CONFIG_DEFAULTS["loss_reduction"] if reduction is None else reduction
+    key = _resolve_name(name)
+    kwargs = {
+        kwarg: _config_get(config, field, LOSS_CONFIG_DEFAULTS[field]) for field, kwarg in _CONFIG_FIELDS[key].items()
+    }
+    return build_loss(key, reduction=reduction, **kwargs)

@@ -1,0 +1,177 @@
+"""Shared pieces of every mlic_hf model: the output dataclass and the `PreTrainedModel` base."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_utils import MLICConfig
+from .layers.backbone import TimmBackbone
+from .losses import loss_from_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MultiLabelImageClassifierOutput(ModelOutput):
+    """Output of every mlic_hf classifier.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): training loss, returned when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): per-label logits; `sigmoid(logits)` are
+            the label probabilities (each label an independent Bernoulli variable).
+        label_features (`torch.FloatTensor`, *optional*): per-label features (e.g. decoder outputs), method-specific.
+        feature_maps (`tuple[torch.FloatTensor]`, *optional*): backbone feature maps, when
+            `output_hidden_states=True`.
+        attentions (`tuple[torch.FloatTensor]`, *optional*): attention maps, method-specific.
+        extras (`dict`, *optional*): further method-specific outputs (e.g. auxiliary logits).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    label_features: torch.FloatTensor | None = None
+    feature_maps: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    extras: dict | None = None
+
+
+class MLICPreTrainedModel(PreTrainedModel):
+    """Base class of every mlic_hf model.
+
+    Provides the timm backbone factory (:meth:`build_backbone`), the loss (``self.loss_fn`` from the config), and a
+    weight init that only touches the method's own layers: backbone weights (pretrained or timm's own init) are
+    left as they are.
+    """
+
+    config_class = MLICConfig
+    base_model_prefix = "mlic"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = False
+    _no_split_modules: list[str] = []
+
+    def build_backbone(self, config: MLICConfig) -> TimmBackbone:
+        """Create the config's timm backbone and fill in the normalisation stats from timm if unset."""
+        backbone = TimmBackbone(
+            config.backbone,
+            out_indices=config.out_indices,
+            use_pretrained=config.use_pretrained_backbone,
+            weights=config.backbone_weights,
+            **(config.backbone_kwargs or {}),
+        )
+        if config.image_mean is None:
+            config.image_mean = [float(v) for v in backbone.pretrained_cfg.get("mean", (0.485, 0.456, 0.406))]
+        if config.image_std is None:
+            config.image_std = [float(v) for v in backbone.pretrained_cfg.get("std", (0.229, 0.224, 0.225))]
+        # Leave the backbone's weights to timm (pretrained or its own init scheme): mark them initialised.
+        for module in backbone.modules():
+            module._is_hf_initialized = True
+        return backbone
+
+    def post_init(self):
+        super().post_init()
+        self.loss_fn = loss_from_config(self.config)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.trunc_normal_(module.weight, std=std)
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d)):
+            if getattr(module, "weight", None) is not None:
+                init.ones_(module.weight)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+            if getattr(module, "running_mean", None) is not None:
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The configured loss of ``logits`` against multi-hot ``labels`` (float32; ``None`` without labels).
+
+        Entries of ``labels`` below 0 (e.g. -1 or -100) are ignored (weight 0), the convention for VOC "difficult"
+        labels and for partially annotated data.
+        """
+        if labels is None:
+            return None
+        if labels.shape != logits.shape:
+            raise ValueError(
+                f"labels must be multi-hot with shape (batch_size, num_labels) = {tuple(logits.shape)}, "
+                f"got {tuple(labels.shape)}"
+            )
+        labels = labels.to(device=logits.device, dtype=torch.float32)
+        weight = None
+        if (labels < 0).any():
+            weight = (labels >= 0).float()
+            labels = labels.clamp(min=0)
+        return self.loss_fn(logits, labels, weight=weight)
+
+    def save_pretrained(self, save_directory, *args, save_image_processor: bool = True, **kwargs):
+        """``PreTrainedModel.save_pretrained`` (safetensors) plus the matching :class:`MLICImageProcessor`, so the
+        directory alone serves ``pipeline("image-classification", model=DIR)``."""
+        kwargs.pop("safe_serialization", None)  # always safetensors
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if save_image_processor and kwargs.get("is_main_process", True):
+            from .image_processing import MLICImageProcessor
+
+            MLICImageProcessor.from_model_config(self.config).save_pretrained(save_directory)
+        return result
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """``PreTrainedModel.from_pretrained`` restricted to safetensors weights, with a label-set check: loading a
+        checkpoint with other labels than requested (``id2label``/``num_labels`` or ``config``) raises a
+        ``ValueError`` unless ``ignore_mismatched_sizes=True`` (then heads of another size are re-initialised)."""
+        kwargs.setdefault("use_safetensors", True)
+        check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+
+def check_labels(cls, path, model_args, kwargs) -> None:
+    """Raise if the requested label set differs from the checkpoint's (see ``MLICPreTrainedModel.from_pretrained``)."""
+    requested = None
+    config = kwargs.get("config", model_args[0] if model_args else None)
+    if isinstance(config, MLICConfig):
+        requested = dict(config.id2label)
+    elif kwargs.get("id2label") is not None:
+        requested = {int(k): v for k, v in kwargs["id2label"].items()}
+    elif kwargs.get("num_labels") is not None:
+        requested = {i: None for i in range(int(kwargs["num_labels"]))}
+    if requested is None:
+        return
+    try:
+        saved = cls.config_class.from_pretrained(
+            path,
+            **{k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs},
+        )
+    except Exception:  # let from_pretrained report unreachable/missing checkpoints itself
+        return
+    saved_labels = dict(saved.id2label)
+    same_size = len(saved_labels) == len(requested)
+    same_names = all(v is None for v in requested.values()) or requested == saved_labels
+    if same_size and same_names:
+        return
+    if kwargs.get("ignore_mismatched_sizes", False):
+        if same_size:
+            logger.warning(
+                "Loading %s with a different label set of the same size: label heads are kept in index order.", path
+            )
+        return
+    raise ValueError(
+        f"{path}: the checkpoint was trained for {len(saved_labels)} labels "
+        f"({list(saved_labels.values())[:10]}{'...' if len(saved_labels) > 10 else ''}) but "
+        f"{len(requested)} labels were requested"
+        + ("" if all(v is None for v in requested.values()) else f" ({list(requested.values())[:10]})")
+        + ". Pass ignore_mismatched_sizes=True to re-initialise the label-specific layers."
+    )

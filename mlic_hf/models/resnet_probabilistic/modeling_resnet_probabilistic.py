@@ -1,0 +1,51 @@
+"""ResNet-101 "probabilistic" baseline (M1): backbone → global average pooling → linear → per-label sigmoid."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
+from .configuration_resnet_probabilistic import ResNetProbabilisticConfig
+
+
+class ResNetProbabilisticPreTrainedModel(MLICPreTrainedModel):
+    config_class = ResNetProbabilisticConfig
+    base_model_prefix = "resnet_probabilistic"
+
+
+class ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticPreTrainedModel):
+    """Backbone features → global average pooling → dropout → linear → logits; ``sigmoid(logits)`` gives
+    P(y_i = 1 | x) for every label independently. With ``labels`` the configured loss (BCE by default) is returned.
+    """
+
+    def __init__(self, config: ResNetProbabilisticConfig) -> None:
+        super().__init__(config)
+        self.backbone = self.build_backbone(config)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(self.backbone.channels[-1], config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MultiLabelImageClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        feature_maps = self.backbone(pixel_values)
+        pooled = self.pool(feature_maps[-1]).flatten(1)
+        logits = self.classifier(self.dropout(pooled))
+        loss = self.compute_loss(logits, labels)
+        output = MultiLabelImageClassifierOutput(
+            loss=loss,
+            logits=logits,
+            feature_maps=tuple(feature_maps) if output_hidden_states else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["ResNetProbabilisticForMultiLabelImageClassification", "ResNetProbabilisticPreTrainedModel"]

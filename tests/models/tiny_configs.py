@@ -1,0 +1,17 @@
+"""Tiny configurations of every registered method, small enough for fast CPU tests.
+
+Every method registered in ``mlic_hf.METHODS`` must have an entry here (a test enforces it)."""
+
+TINY_IMAGE_SIZE = 64
+TINY_LABELS = {0: "person", 1: "dog", 2: "cat", 3: "car"}
+
+TINY_CONFIGS: dict[str, dict] = {
+    "mlic-resnet-probabilistic": {"backbone": "resnet18", "image_size": TINY_IMAGE_SIZE},
+}
+
+
+def tiny_config(config_class, **overrides):
+    kwargs = dict(TINY_CONFIGS[config_class.model_type])
+    kwargs.setdefault("id2label", dict(TINY_LABELS))
+    kwargs.update(overrides)
+    return config_class(**kwargs)

@@ -1,0 +1,613 @@
+"""Tests of `mlic_hf.losses`.
+
+Every value is compared with an independent, literal float64 evaluation of the paper formula (written with
+``torch.sigmoid`` / ``torch.log``), never with the library's own output.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mlic_hf.losses import (
+    LOSS_CONFIG_DEFAULTS,
+    LOSSES,
+    AsymmetricLoss,
+    AsymmetricPolynomialLoss,
+    BCELoss,
+    FocalLoss,
+    asymmetric_loss,
+    asymmetric_polynomial_loss,
+    binary_cross_entropy_loss,
+    build_loss,
+    focal_loss,
+    loss_from_config,
+    reduce_loss,
+)
+
+
+REDUCTIONS = ["none", "sum", "mean", "batch_mean"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Literal reference formulas (float64)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def ref_bce(x, y):
+    p = torch.sigmoid(x)
+    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+
+
+def ref_focal(x, y, gamma=2.0, alpha=None):
+    p = torch.sigmoid(x)
+    a_pos, a_neg = (1.0, 1.0) if alpha is None else (alpha, 1 - alpha)
+    return -(a_pos * y * (1 - p) ** gamma * torch.log(p) + a_neg * (1 - y) * p**gamma * torch.log(1 - p))
+
+
+def _shifted(p, clip):
+    return p if not clip else torch.clamp(p - clip, min=0)
+
+
+def ref_asl(x, y, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, detach_weights=False):
+    p = torch.sigmoid(x)
+    p_m = _shifted(p, clip)
+    w_pos = (1 - p) ** gamma_pos
+    w_neg = p_m**gamma_neg
+    if detach_weights:
+        w_pos, w_neg = w_pos.detach(), w_neg.detach()
+    return -(y * w_pos * torch.log(p) + (1 - y) * w_neg * torch.log(1 - p_m))
+
+
+def ref_apl(
+    x, y, gamma_pos=0.0, gamma_neg=2.0, threshold=0.05, alpha1=0.0, alpha2=1.75, beta1=1.0, detach_weights=False
+):
+    # M2 paper eq. 8 (with the shifted p_res inside the negative log, as in ASL / the official APL code).
+    p = torch.sigmoid(x)
+    p_res = _shifted(p, threshold)
+    w_pos = (1 - p) ** gamma_pos
+    w_neg = p_res**gamma_neg
+    if detach_weights:
+        w_pos, w_neg = w_pos.detach(), w_neg.detach()
+    pos = -torch.log(p) + (alpha1 - 1) * (1 - p) + (alpha2 - 0.5) * (1 - p) ** 2
+    neg = -torch.log(1 - p_res) + (beta1 - 1) * p_res
+    return y * w_pos * pos + (1 - y) * w_neg * neg
+
+
+def ref_official_apl(x, y, gamma_neg=2.0, gamma_pos=0.0, clip=0.05, eps=1e-8):
+    """Official APL code (LUMIA-Group/APL) formulation written out, element-wise, hard labels."""
+    epsilon_pos, epsilon_neg, epsilon_pos_pow = 1.0, 0.0, -2.5
+    xs_pos = torch.sigmoid(x)
+    xs_neg = torch.clamp(1 - xs_pos + clip, max=1)
+    pos_c = torch.clamp(xs_pos, min=eps)
+    los_pos = y * (torch.log(pos_c) + epsilon_pos * (1 - pos_c) + epsilon_pos_pow * 0.5 * (1 - pos_c) ** 2)
+    los_neg = (1 - y) * (torch.log(torch.clamp(xs_neg, min=eps)) + epsilon_neg * torch.clamp(xs_neg, min=eps))
+    pt = xs_pos * y + xs_neg * (1 - y)
+    one_sided_w = (1 - pt) ** (gamma_pos * y + gamma_neg * (1 - y))
+    return -(los_pos + los_neg) * one_sided_w
+
+
+def ref_reduce(loss, reduction):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / loss.numel()
+    return loss.sum(dim=1).mean()
+
+
+# (function, reference, hyper-parameters) cases; the references take the same keyword names except ASL/APL
+# margin names, which are identical here.
+CASES = {
+    "bce": (binary_cross_entropy_loss, ref_bce, {}),
+    "focal": (focal_loss, ref_focal, {"gamma": 2.0, "alpha": None}),
+    "focal_alpha": (focal_loss, ref_focal, {"gamma": 1.5, "alpha": 0.25}),
+    "asl": (asymmetric_loss, ref_asl, {"gamma_neg": 4.0, "gamma_pos": 0.0, "clip": 0.05}),
+    "asl_pos_gamma": (asymmetric_loss, ref_asl, {"gamma_neg": 3.0, "gamma_pos": 1.0, "clip": 0.1}),
+    "asl_noclip": (asymmetric_loss, ref_asl, {"gamma_neg": 2.0, "gamma_pos": 1.0, "clip": 0.0}),
+    "apl": (asymmetric_polynomial_loss, ref_apl, {}),
+    "apl_custom": (
+        asymmetric_polynomial_loss,
+        ref_apl,
+        {"gamma_pos": 1.0, "gamma_neg": 3.0, "threshold": 0.1, "alpha1": 2.0, "alpha2": -1.0, "beta1": 3.0},
+    ),
+    "apl_nothreshold": (
+        asymmetric_polynomial_loss,
+        ref_apl,
+        {"gamma_pos": 0.0, "gamma_neg": 2.0, "threshold": None, "alpha1": 0.5, "alpha2": 1.0, "beta1": 2.0},
+    ),
+}
+
+
+def _inputs(seed=0, dtype=torch.float64, soft=True):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, 5, generator=g, dtype=torch.float64) * 8 - 4
+    y = (torch.rand(4, 5, generator=g) > 0.5).to(torch.float64)
+    if soft:
+        y[0, :3] = torch.tensor([0.3, 0.7, 0.5], dtype=torch.float64)
+    # Keep p away from the kinks p = 0.05 / 0.1 of the clipped losses (for finite differences).
+    for m in (0.05, 0.1):
+        kink = math.log(m / (1 - m))
+        near = (x - kink).abs() < 0.05
+        x = torch.where(near, x + 0.2, x)
+    return x.to(dtype), y.to(dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Values vs. the literal formulas
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_reference_float32(case, reduction):
+    fn, ref, hyper = CASES[case]
+    x, y = _inputs(seed=1)
+    expected = ref_reduce(ref(x, y, **hyper), reduction)
+    out = fn(x.float(), y.float(), reduction=reduction, **hyper)
+    assert out.dtype == torch.float32
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out.double(), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_reference_float64(case, reduction):
+    # float64 input is kept in float64, so the agreement is essentially exact.
+    fn, ref, hyper = CASES[case]
+    x, y = _inputs(seed=2)
+    out = fn(x, y, reduction=reduction, **hyper)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, ref_reduce(ref(x, y, **hyper), reduction), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_modules_match_reference(case):
+    fn, ref, hyper = CASES[case]
+    cls = {
+        binary_cross_entropy_loss: BCELoss,
+        focal_loss: FocalLoss,
+        asymmetric_loss: AsymmetricLoss,
+        asymmetric_polynomial_loss: AsymmetricPolynomialLoss,
+    }[fn]
+    x, y = _inputs(seed=3)
+    module = cls(reduction="batch_mean", **hyper)
+    expected = ref(x, y, **hyper).sum(dim=1).mean()
+    torch.testing.assert_close(module(x.float(), y.float()).double(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_hand_computed_values():
+    # BCE, logits [[0, 0]], labels [[1, 0]]: p = 0.5, each element is -log 0.5 = log 2 = 0.693147...
+    #   sum = 2 log 2 = 1.386294, mean = log 2, batch_mean (sum over labels / 1 sample) = 2 log 2.
+    x = torch.zeros(1, 2)
+    y = torch.tensor([[1.0, 0.0]])
+    assert binary_cross_entropy_loss(x, y, reduction="mean").item() == pytest.approx(0.6931471805599453, rel=1e-6)
+    assert binary_cross_entropy_loss(x, y, reduction="sum").item() == pytest.approx(1.3862943611198906, rel=1e-6)
+    assert binary_cross_entropy_loss(x, y, reduction="batch_mean").item() == pytest.approx(1.3862943611198906)
+    # Focal, logit 0, label 1, gamma 2, alpha 0.25: 0.25 * (1 - 0.5)^2 * log 2 = 0.0625 * 0.693147 = 0.0433217.
+    x1, y1 = torch.zeros(1, 1), torch.ones(1, 1)
+    assert focal_loss(x1, y1, gamma=2.0, alpha=0.25).item() == pytest.approx(0.04332169878499658, rel=1e-6)
+    # ASL (defaults), logit 0, label 0: p_m = 0.5 - 0.05 = 0.45, 0.45^4 = 0.04100625,
+    #   -log(1 - 0.45) = -log 0.55 = 0.597837 -> 0.04100625 * 0.597837 = 0.0245151.
+    assert asymmetric_loss(x1, 1 - y1).item() == pytest.approx(0.02451505351223516, rel=1e-6)
+    # ASL positive with gamma_pos = 0: -log 0.5 = log 2.
+    assert asymmetric_loss(x1, y1).item() == pytest.approx(math.log(2), rel=1e-6)
+    # APL (defaults alpha1=0, alpha2=1.75, gamma_pos=0), logit 0, label 1:
+    #   -log 0.5 + (0 - 1) * 0.5 + (1.75 - 0.5) * 0.25 = 0.693147 - 0.5 + 0.3125 = 0.505647.
+    assert asymmetric_polynomial_loss(x1, y1).item() == pytest.approx(0.5056471805599453, rel=1e-6)
+    # APL (defaults gamma_neg=2, threshold=0.05), logit 0, label 0: 0.45^2 * (-log 0.55) = 0.2025 * 0.597837.
+    assert asymmetric_polynomial_loss(x1, 1 - y1).item() == pytest.approx(0.2025 * 0.5978370007556204, rel=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_bce_matches_torch(reduction):
+    x, y = _inputs(seed=4, dtype=torch.float32)
+    w = torch.rand(4, 5, generator=torch.Generator().manual_seed(0))
+    expected = F.binary_cross_entropy_with_logits(x, y, reduction=reduction)
+    torch.testing.assert_close(binary_cross_entropy_loss(x, y, reduction=reduction), expected)
+    expected_w = F.binary_cross_entropy_with_logits(x, y, weight=w, reduction=reduction)
+    torch.testing.assert_close(binary_cross_entropy_loss(x, y, weight=w, reduction=reduction), expected_w)
+    torch.testing.assert_close(BCELoss(reduction=reduction)(x, y), expected)
+
+
+def test_reduce_loss_table():
+    loss = torch.arange(6.0).reshape(2, 3)  # rows sum to 3 and 12
+    assert torch.equal(reduce_loss(loss, "none"), loss)
+    assert reduce_loss(loss, "sum").item() == 15.0
+    assert reduce_loss(loss, "mean").item() == 2.5
+    assert reduce_loss(loss, "batch_mean").item() == 7.5
+    with pytest.raises(ValueError, match="avg"):
+        reduce_loss(loss, "avg")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# APL special cases
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gammas,clip", [((4.0, 0.0), 0.05), ((2.0, 1.0), 0.1), ((3.0, 2.0), 0.0)])
+def test_apl_reduces_to_asl(gammas, clip):
+    gamma_neg, gamma_pos = gammas
+    x, y = _inputs(seed=5, dtype=torch.float32)
+    apl = asymmetric_polynomial_loss(
+        x, y, reduction="none", gamma_pos=gamma_pos, gamma_neg=gamma_neg, threshold=clip,
+        alpha1=1.0, alpha2=0.5, beta1=1.0,
+    )
+    # Literal ASL formula, independent of the library.
+    expected = ref_asl(x.double(), y.double(), gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip)
+    torch.testing.assert_close(apl.double(), expected, rtol=1e-6, atol=1e-7)
+    asl = asymmetric_loss(x, y, reduction="none", gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip)
+    torch.testing.assert_close(apl, asl, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("gammas", [(2.0, 0.0), (4.0, 1.0)])
+def test_apl_defaults_equal_official_code(gammas):
+    gamma_neg, gamma_pos = gammas
+    x, y = _inputs(seed=6, soft=False)
+    expected = ref_official_apl(x, y, gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=0.05)
+    out = asymmetric_polynomial_loss(x.float(), y.float(), reduction="none", gamma_neg=gamma_neg, gamma_pos=gamma_pos)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-6, atol=1e-7)
+    # The official code returns -loss.sum(), i.e. reduction="sum".
+    out_sum = AsymmetricPolynomialLoss(gamma_neg=gamma_neg, gamma_pos=gamma_pos, reduction="sum")(x, y)
+    torch.testing.assert_close(out_sum, expected.sum(), rtol=1e-10, atol=0)
+
+
+def test_apl_defaults():
+    m = AsymmetricPolynomialLoss()
+    assert (m.gamma_pos, m.gamma_neg, m.threshold) == (0.0, 2.0, 0.05)
+    assert (m.alpha1, m.alpha2, m.beta1) == (0.0, 1.75, 1.0)
+    assert m.focal_no_grad is True
+    a = AsymmetricLoss()
+    assert (a.gamma_neg, a.gamma_pos, a.clip, a.eps, a.focal_no_grad) == (4.0, 0.0, 0.05, 1e-8, True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Numerical stability
+# ----------------------------------------------------------------------------------------------------------
+
+ALL_LOSSES = {
+    "bce": (binary_cross_entropy_loss, {}),
+    "focal": (focal_loss, {"gamma": 2.0, "alpha": 0.25}),
+    "focal_frac_gamma": (focal_loss, {"gamma": 0.5}),
+    "asl": (asymmetric_loss, {}),
+    "asl_full_grad": (asymmetric_loss, {"focal_no_grad": False, "gamma_pos": 1.0}),
+    "asl_noclip_frac_gamma": (
+        asymmetric_loss,
+        {"clip": 0.0, "gamma_pos": 0.5, "gamma_neg": 0.5, "focal_no_grad": False},
+    ),
+    "asl_frac_gamma": (asymmetric_loss, {"gamma_neg": 0.5, "gamma_pos": 0.5, "focal_no_grad": False}),
+    "apl": (asymmetric_polynomial_loss, {}),
+    "apl_full_grad": (asymmetric_polynomial_loss, {"focal_no_grad": False, "gamma_pos": 1.0}),
+    "apl_nothreshold": (asymmetric_polynomial_loss, {"threshold": None, "focal_no_grad": False}),
+}
+
+
+@pytest.mark.parametrize("logit", [50.0, -50.0, 1e4, -1e4])
+@pytest.mark.parametrize("label", [0.0, 1.0])
+@pytest.mark.parametrize("case", list(ALL_LOSSES))
+def test_extreme_logits_finite(case, label, logit):
+    fn, hyper = ALL_LOSSES[case]
+    x = torch.full((2, 3), logit, requires_grad=True)
+    y = torch.full((2, 3), label)
+    loss = fn(x, y, reduction="sum", **hyper)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    "fn,hyper,logit,label,expected",
+    [
+        # -log(1 - sigmoid(x)) = softplus(x) ~= x for large x.
+        (binary_cross_entropy_loss, {}, 50.0, 0.0, 50.0),
+        (binary_cross_entropy_loss, {}, 1e4, 0.0, 1e4),
+        (binary_cross_entropy_loss, {}, -1e4, 1.0, 1e4),
+        (binary_cross_entropy_loss, {}, 50.0, 1.0, 0.0),
+        # focal: p^2 -> 1, -log(1 - p) ~= x.
+        (focal_loss, {"gamma": 2.0}, 1e4, 0.0, 1e4),
+        (focal_loss, {"gamma": 2.0}, -1e4, 0.0, 0.0),
+        # ASL positive, gamma_pos = 0: -log p = -logsigmoid(x) = 1e4 (no eps clamp of log p).
+        (asymmetric_loss, {}, -1e4, 1.0, 1e4),
+        # ASL negative, p = 1: p_m = 0.95, 0.95^4 * -log(0.05) = 2.440043 (bounded by the margin).
+        (asymmetric_loss, {}, 1e4, 0.0, 0.95**4 * -math.log(0.05)),
+        # ASL negative without clip: -log(1 - p) ~= x.
+        (asymmetric_loss, {"clip": 0.0}, 50.0, 0.0, 50.0),
+        # APL positive, p = 0: -log p + (0 - 1) * 1 + (1.75 - 0.5) * 1 = 1e4 + 0.25.
+        (asymmetric_polynomial_loss, {}, -1e4, 1.0, 1e4 + 0.25),
+        # APL negative, p = 1: 0.95^2 * -log(0.05).
+        (asymmetric_polynomial_loss, {}, 1e4, 0.0, 0.95**2 * -math.log(0.05)),
+        (asymmetric_polynomial_loss, {}, 1e4, 1.0, 0.0),
+    ],
+)
+def test_extreme_logit_limits(fn, hyper, logit, label, expected):
+    out = fn(torch.tensor([[logit]]), torch.tensor([[label]]), reduction="sum", **hyper)
+    assert out.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_extreme_bce_gradient_limit():
+    # d/dx softplus(x) = sigmoid(x) -> 1 at x = 50 (label 0); -sigmoid(-x) -> -1 at x = -1e4 (label 1).
+    x = torch.tensor([[50.0, -1e4]], requires_grad=True)
+    binary_cross_entropy_loss(x, torch.tensor([[0.0, 1.0]]), reduction="sum").backward()
+    torch.testing.assert_close(x.grad, torch.tensor([[1.0, -1.0]]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gradients
+# ----------------------------------------------------------------------------------------------------------
+
+GRAD_CASES = {
+    "bce": (binary_cross_entropy_loss, {}),
+    "focal": (focal_loss, {"gamma": 2.0, "alpha": 0.25}),
+    "asl": (asymmetric_loss, {"gamma_neg": 4.0, "gamma_pos": 1.0, "clip": 0.05, "focal_no_grad": False}),
+    "asl_noclip": (asymmetric_loss, {"gamma_neg": 2.0, "gamma_pos": 1.0, "clip": None, "focal_no_grad": False}),
+    "apl": (asymmetric_polynomial_loss, {"focal_no_grad": False, "gamma_pos": 1.0}),
+    "apl_custom": (
+        asymmetric_polynomial_loss,
+        {"focal_no_grad": False, "gamma_neg": 3.0, "threshold": 0.1, "alpha1": 2.0, "alpha2": -1.0, "beta1": 3.0},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(GRAD_CASES))
+def test_gradcheck_float64(case):
+    fn, hyper = GRAD_CASES[case]
+    x, y = _inputs(seed=7)
+    x.requires_grad_(True)
+    w = torch.rand(4, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda t: fn(t, y, weight=w, reduction="batch_mean", **hyper), (x,))
+
+
+@pytest.mark.parametrize(
+    "fn,ref,hyper",
+    [
+        (asymmetric_loss, ref_asl, {"gamma_neg": 4.0, "gamma_pos": 1.0, "clip": 0.05}),
+        (asymmetric_loss, ref_asl, {"gamma_neg": 2.0, "gamma_pos": 2.0, "clip": 0.0}),
+        (asymmetric_polynomial_loss, ref_apl, {"gamma_neg": 2.0, "gamma_pos": 1.0, "threshold": 0.05}),
+        (asymmetric_polynomial_loss, ref_apl, {"gamma_neg": 3.0, "gamma_pos": 2.0, "threshold": 0.1, "beta1": 2.0}),
+    ],
+)
+@pytest.mark.parametrize("focal_no_grad", [True, False])
+def test_focal_no_grad_gradient(fn, ref, hyper, focal_no_grad):
+    x, y = _inputs(seed=8)
+    # Library gradient (float32 compute).
+    x32 = x.float().requires_grad_(True)
+    fn(x32, y.float(), reduction="sum", focal_no_grad=focal_no_grad, **hyper).backward()
+    # Reference: literal formula, focusing weights detached iff focal_no_grad.
+    x64 = x.clone().requires_grad_(True)
+    ref(x64, y, detach_weights=focal_no_grad, **hyper).sum().backward()
+    torch.testing.assert_close(x32.grad.double(), x64.grad, rtol=1e-5, atol=1e-6)
+    # The two variants really differ (so the test can tell them apart).
+    x_other = x.clone().requires_grad_(True)
+    ref(x_other, y, detach_weights=not focal_no_grad, **hyper).sum().backward()
+    assert not torch.allclose(x_other.grad, x64.grad, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("loss_cls", [AsymmetricLoss, AsymmetricPolynomialLoss])
+def test_focal_no_grad_is_scoped(loss_cls):
+    x, y = _inputs(seed=9, dtype=torch.float32)
+    x.requires_grad_(True)
+    module = loss_cls(focal_no_grad=True)
+    with torch.no_grad():
+        out = module(x, y)
+        assert not torch.is_grad_enabled()
+    assert not out.requires_grad
+    assert out.grad_fn is None
+    assert torch.is_grad_enabled()
+    # Outside no_grad it builds a graph and leaves grad mode enabled.
+    out = module(x, y)
+    assert out.requires_grad
+    assert torch.is_grad_enabled()
+    # Also when grad mode is disabled globally (not via a context manager).
+    torch.set_grad_enabled(False)
+    try:
+        out = module(x, y)
+        assert not torch.is_grad_enabled()
+        assert not out.requires_grad
+    finally:
+        torch.set_grad_enabled(True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Weights / ignore mask
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(ALL_LOSSES))
+def test_weight_mask_ignores_elements(case):
+    fn, hyper = ALL_LOSSES[case]
+    x, y = _inputs(seed=10, dtype=torch.float32)
+    mask = torch.ones(4, 5)
+    mask[1, 2] = 0
+    mask[3, 0] = 0
+    x1 = x.clone().requires_grad_(True)
+    out1 = fn(x1, y, weight=mask, reduction="batch_mean", **hyper)
+    out1.backward()
+    x2 = x.clone()
+    x2[1, 2] = 37.0
+    x2[3, 0] = -1e4
+    out2 = fn(x2, y, weight=mask, reduction="batch_mean", **hyper)
+    assert out1.item() == out2.item()
+    assert x1.grad[1, 2] == 0 and x1.grad[3, 0] == 0
+    # Unmasked elements keep the gradient they have without any weight.
+    x3 = x.clone().requires_grad_(True)
+    fn(x3, y, reduction="batch_mean", **hyper).backward()
+    torch.testing.assert_close(x1.grad, x3.grad * mask)
+    assert x3.grad[1, 2] != 0 or x3.grad[3, 0] != 0
+
+
+def test_weight_scales_elementwise():
+    x, y = _inputs(seed=11)
+    w = torch.rand(4, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    per_class = torch.tensor([0.0, 1.0, 2.0, 0.5, 1.0], dtype=torch.float64)
+    for weight in (w, per_class, w.bool()):
+        out = asymmetric_loss(x, y, weight=weight, reduction="mean")
+        expected = (ref_asl(x, y) * weight.double()).mean()
+        torch.testing.assert_close(out, expected, rtol=1e-10, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Dtypes
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("case", ["bce", "focal", "asl", "apl"])
+def test_low_precision_input_gives_float32(case, dtype):
+    fn, ref, hyper = CASES[case]
+    x, y = _inputs(seed=12)
+    x_low = x.to(dtype)
+    out = fn(x_low, y.to(dtype), reduction="mean", **hyper)
+    assert out.dtype == torch.float32
+    # Reference on the rounded logits in float64: the loss itself is computed in float32.
+    expected = ref(x_low.double(), y.to(dtype).double(), **hyper).mean()
+    torch.testing.assert_close(out.double(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_integer_and_bool_labels():
+    x, y = _inputs(seed=13, dtype=torch.float32, soft=False)
+    expected = ref_bce(x.double(), y.double()).mean()
+    for labels in (y.long(), y.bool()):
+        out = binary_cross_entropy_loss(x, labels)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out.double(), expected, rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [binary_cross_entropy_loss, focal_loss, asymmetric_loss, asymmetric_polynomial_loss])
+def test_shape_mismatch_raises(fn):
+    with pytest.raises(ValueError, match=r"\(4, 5\).*\(4, 6\)"):
+        fn(torch.zeros(4, 5), torch.zeros(4, 6))
+
+
+def test_bad_weight_shape_raises():
+    with pytest.raises(ValueError, match=r"weight.*\(3,\)"):
+        binary_cross_entropy_loss(torch.zeros(4, 5), torch.zeros(4, 5), weight=torch.ones(3))
+    with pytest.raises(ValueError, match="weight"):
+        binary_cross_entropy_loss(torch.zeros(4, 5), torch.zeros(4, 5), weight=torch.ones(2, 4, 5))
+
+
+@pytest.mark.parametrize("fn", [binary_cross_entropy_loss, focal_loss, asymmetric_loss, asymmetric_polynomial_loss])
+def test_unknown_reduction_raises(fn):
+    with pytest.raises(ValueError, match=r"'avg'.*'batch_mean'"):
+        fn(torch.zeros(2, 3), torch.zeros(2, 3), reduction="avg")
+
+
+@pytest.mark.parametrize("cls", [BCELoss, FocalLoss, AsymmetricLoss, AsymmetricPolynomialLoss])
+def test_module_unknown_reduction_raises(cls):
+    with pytest.raises(ValueError, match="elementwise"):
+        cls(reduction="elementwise")
+
+
+@pytest.mark.parametrize(
+    "factory,match",
+    [
+        (lambda: FocalLoss(gamma=-1.0), r"gamma.*-1\.0"),
+        (lambda: FocalLoss(alpha=1.5), r"alpha.*1\.5"),
+        (lambda: AsymmetricLoss(gamma_neg=-2.0), r"gamma_neg.*-2\.0"),
+        (lambda: AsymmetricLoss(clip=1.2), r"clip.*1\.2"),
+        (lambda: AsymmetricLoss(eps=0.0), r"eps.*0\.0"),
+        (lambda: AsymmetricPolynomialLoss(threshold=-0.1), r"threshold.*-0\.1"),
+        (lambda: AsymmetricPolynomialLoss(gamma_pos=-3.0), r"gamma_pos.*-3\.0"),
+        (lambda: AsymmetricPolynomialLoss(alpha1="x"), r"alpha1.*'x'"),
+        (lambda: asymmetric_loss(torch.zeros(1, 1), torch.zeros(1, 1), clip=2.0), r"clip.*2\.0"),
+    ],
+)
+def test_bad_hyper_parameters_raise(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+def test_build_loss():
+    assert set(LOSSES) == {"bce", "focal", "asl", "apl"}
+    m = build_loss("asl", reduction="sum", gamma_neg=3.0, clip=0.1)
+    assert type(m) is AsymmetricLoss
+    assert (m.gamma_neg, m.gamma_pos, m.clip, m.reduction) == (3.0, 0.0, 0.1, "sum")
+    assert type(build_loss("APL")) is AsymmetricPolynomialLoss
+    assert build_loss("bce").reduction == "mean"
+    with pytest.raises(ValueError, match=r"'focall'.*'bce'.*'focal'.*'asl'.*'apl'"):
+        build_loss("focall")
+    with pytest.raises(TypeError, match="gamma_neg"):
+        build_loss("focal", gamma_neg=2.0)
+    with pytest.raises(ValueError, match="median"):
+        build_loss("bce", reduction="median")
+
+
+def test_extra_repr():
+    assert "gamma_neg=4.0" in repr(AsymmetricLoss())
+    assert "clip=0.05" in repr(AsymmetricLoss())
+    assert "alpha2=1.75" in repr(AsymmetricPolynomialLoss())
+    assert "threshold=0.05" in repr(AsymmetricPolynomialLoss())
+    assert "alpha=None" in repr(FocalLoss())
+    assert "reduction='batch_mean'" in repr(BCELoss(reduction="batch_mean"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_loss_config_defaults():
+    assert LOSS_CONFIG_DEFAULTS == {
+        "loss": "bce",
+        "loss_reduction": "batch_mean",
+        "focal_gamma": 2.0,
+        "focal_alpha": None,
+        "asl_gamma_neg": 4.0,
+        "asl_gamma_pos": 0.0,
+        "asl_clip": 0.05,
+        "asl_eps": 1e-8,
+        "asl_focal_no_grad": True,
+        "apl_gamma_neg": 2.0,
+        "apl_gamma_pos": 0.0,
+        "apl_threshold": 0.05,
+        "apl_alpha1": 0.0,
+        "apl_alpha2": 1.75,
+        "apl_beta1": 1.0,
+        "apl_eps": 1e-8,
+        "apl_focal_no_grad": True,
+    }
+
+
+def test_loss_from_config_asl():
+    cfg = types.SimpleNamespace(
+        loss="asl", loss_reduction="sum", asl_gamma_neg=3.0, asl_clip=0.1, asl_focal_no_grad=False,
+        focal_gamma=7.0, apl_gamma_neg=9.0,  # fields of other losses are ignored
+    )
+    m = loss_from_config(cfg)
+    assert type(m) is AsymmetricLoss
+    hyper = (m.gamma_neg, m.gamma_pos, m.clip, m.eps, m.focal_no_grad, m.reduction)
+    assert hyper == (3.0, 0.0, 0.1, 1e-8, False, "sum")
+    x, y = _inputs(seed=14)
+    expected = ref_asl(x, y, gamma_neg=3.0, gamma_pos=0.0, clip=0.1).sum()
+    torch.testing.assert_close(m(x, y), expected, rtol=1e-10, atol=0)
+
+
+def test_loss_from_config_apl_and_focal_and_default():
+    cfg = types.SimpleNamespace(loss="apl", apl_alpha1=1.0, apl_alpha2=0.5, apl_beta1=2.0, apl_threshold=None)
+    m = loss_from_config(cfg)
+    assert type(m) is AsymmetricPolynomialLoss
+    assert (m.alpha1, m.alpha2, m.beta1, m.threshold, m.gamma_neg, m.gamma_pos) == (1.0, 0.5, 2.0, None, 2.0, 0.0)
+    assert m.reduction == "batch_mean"
+    x, y = _inputs(seed=15)
+    expected = ref_apl(x, y, alpha1=1.0, alpha2=0.5, beta1=2.0, threshold=None).sum(dim=1).mean()
+    torch.testing.assert_close(m(x, y), expected, rtol=1e-10, atol=0)
+
+    f = loss_from_config(types.SimpleNamespace(loss="focal", loss_reduction="mean", focal_alpha=0.25))
+    assert type(f) is FocalLoss
+    assert (f.gamma, f.alpha, f.reduction) == (2.0, 0.25, "mean")
+
+    b = loss_from_config(types.SimpleNamespace())
+    assert type(b) is BCELoss
+    assert b.reduction == "batch_mean"
+
+    with pytest.raises(ValueError, match="'nope'"):
+        loss_from_config(types.SimpleNamespace(loss="nope"))
