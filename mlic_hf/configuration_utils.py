@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
@@ -63,6 +63,8 @@ class MLICConfig(PreTrainedConfig):
     """
 
     model_type = "mlic"
+    #: Method description for generated model cards: name, paper_title, paper_authors, paper_url, summary, citation.
+    method_info: ClassVar[dict] = {}
 
     backbone: str = "resnet101"
     out_indices: list[int] | tuple[int, ...] = (-1,)

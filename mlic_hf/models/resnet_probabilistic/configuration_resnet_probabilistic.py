@@ -22,6 +22,19 @@ class ResNetProbabilisticConfig(MLICConfig):
     """
 
     model_type = "mlic-resnet-probabilistic"
+    #: used by the generated model cards
+    method_info = {
+        "name": "ResNet-101 probabilistic baseline",
+        "paper_title": "Supervised Multilabel Image Classification Using Residual Networks with Probabilistic "
+        "Reasoning",
+        "paper_authors": "Lokender Singh, Saksham Kumar, Chandan Kumar",
+        "paper_url": None,
+        "summary": "A CNN backbone, global average pooling and one linear layer; each label is an independent "
+        "Bernoulli variable P(y_i|x) = sigmoid(f(x)_i), trained with binary cross-entropy.",
+        "citation": "@misc{singh2025probabilistic,\n  title={Supervised Multilabel Image Classification Using Residual "
+        "Networks with Probabilistic Reasoning},\n  author={Singh, Lokender and Kumar, Saksham and Kumar, Chandan},"
+        "\n  year={2025}\n}",
+    }
 
     backbone: str = "resnet101"
     out_indices: list[int] | tuple[int, ...] = (-1,)

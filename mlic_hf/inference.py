@@ -1,0 +1,101 @@
+"""Batched inference on image files and dataset splits (used by ``scripts/predict.py`` and ``scripts/evaluate.py``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.transforms import EvalTransform
+from .image_processing import load_image
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def load_model(checkpoint: str, device: str | torch.device = "cpu"):
+    """Load a checkpoint (directory or Hub id) through the Auto class, in eval mode."""
+    from .auto import AutoModelForMultiLabelImageClassification
+
+    model = AutoModelForMultiLabelImageClassification.from_pretrained(checkpoint)
+    return model.to(device).eval()
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders expanded (recursively, sorted) to the image files they contain."""
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                logger.warning("%s contains no image files", path)
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {str(path)!r}")
+    return paths
+
+
+@torch.no_grad()
+def predict_probabilities(model, images: Iterable, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    """Sigmoid probabilities (N, C) for an iterable of images (PIL images, arrays or paths)."""
+    from tqdm.auto import tqdm
+
+    cfg = model.config
+    transform = EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std)
+    device = next(model.parameters()).device
+    images = list(images)
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), disable=not progress, desc="predict", unit="batch"):
+        batch = [load_image(im) if isinstance(im, (str, os.PathLike)) else im for im in images[start:start + batch_size]]
+        pixel_values = torch.stack([transform(im) for im in batch]).to(device)
+        out.append(torch.sigmoid(model(pixel_values).logits.float()).cpu().numpy())
+    num_labels = cfg.num_labels
+    return np.concatenate(out) if out else np.zeros((0, num_labels), dtype=np.float32)
+
+
+def predict_files(
+    model,
+    inputs: Sequence[str | os.PathLike],
+    threshold: float = 0.5,
+    top_k: int | None = None,
+    batch_size: int = 32,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Predict labels for files/folders.
+
+    Returns (results, skipped): one ``{"file", "labels", "scores"}`` dict per readable image — ``labels`` are the
+    names with probability ≥ ``threshold`` (highest first; at most ``top_k`` if given), ``scores`` every label's
+    probability — and the ``(file, reason)`` pairs skipped when ``skip_bad`` (otherwise a bad file raises)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    paths = expand_inputs(inputs)
+    images, kept, skipped = [], [], []
+    for path in paths:
+        try:
+            images.append(load_image(path))
+            kept.append(path)
+        except (ValueError, OSError) as err:
+            if not skip_bad:
+                raise
+            skipped.append((str(path), str(err)))
+    if skipped:
+        logger.warning("skipped %d unreadable file(s), first: %s", len(skipped), skipped[0][0])
+    probs = predict_probabilities(model, images, batch_size=batch_size, progress=progress)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    results = []
+    for path, row in zip(kept, probs):
+        order = np.argsort(-row, kind="stable")
+        chosen = [names[i] for i in order if row[i] >= threshold]
+        if top_k is not None:
+            chosen = chosen[:top_k]
+        results.append({"file": str(path), "labels": chosen, "scores": {names[i]: float(row[i]) for i in order}})
+    return results, skipped

@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Metrics of a checkpoint on a dataset split, as JSON.
+
+    python scripts/evaluate.py --checkpoint outputs/demo --dataset fashion_mosaic --split test --output metrics.json
+"""
+
+import argparse
+import json
+import sys
+
+import mlic_hf  # noqa: F401
+from mlic_hf.experiment import _json_arg, evaluate_checkpoint
+from mlic_hf.metrics import format_metrics_table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory or Hub id")
+    parser.add_argument("--dataset", default="fashion_mosaic", help="dataset name (see mlic_hf.data.DATASETS)")
+    parser.add_argument("--data_dir", default=None, help="dataset root folder")
+    parser.add_argument("--dataset_kwargs", default=None, help="JSON object of loader options")
+    parser.add_argument("--split", default=None, help="split to evaluate (default: the dataset's test split)")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--top_k", type=int, default=3)
+    parser.add_argument("--ap_mode", default="non_interpolated", choices=["non_interpolated", "interpolated", "11point"])
+    parser.add_argument("--max_samples", type=int, default=None)
+    parser.add_argument("--output", default=None, help="write the JSON here (default: print it)")
+    args = parser.parse_args(argv)
+    try:
+        result = evaluate_checkpoint(
+            args.checkpoint,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            split=args.split,
+            dataset_kwargs=_json_arg(args.dataset_kwargs, "dataset_kwargs"),
+            batch_size=args.batch_size,
+            threshold=args.threshold,
+            top_k=args.top_k,
+            ap_mode=args.ap_mode,
+            max_samples=args.max_samples,
+        )
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text + "\n")
+        print(format_metrics_table({**result["metrics"], "per_class_AP": result["per_class_AP"]}))
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

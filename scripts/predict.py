@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""Predict labels for images or folders of images with a checkpoint.
+
+    python scripts/predict.py --checkpoint outputs/demo photo.jpg more_photos/ --threshold 0.5
+    python scripts/predict.py --checkpoint outputs/demo images/ --output predictions.jsonl
+
+Prints one line per image (labels above the threshold with their probabilities), or writes JSON lines with every
+label's probability (``--output``).
+"""
+
+import argparse
+import json
+import sys
+
+import mlic_hf  # noqa: F401
+from mlic_hf.inference import load_model, predict_files
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint directory or Hub id")
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a label is predicted")
+    parser.add_argument("--top_k", type=int, default=None, help="report at most this many labels per image")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--skip_bad", action="store_true", help="skip unreadable files instead of stopping")
+    parser.add_argument("--output", default=None, help="write JSON lines here instead of printing")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.checkpoint)
+        results, skipped = predict_files(
+            model, args.inputs, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size,
+            skip_bad=args.skip_bad,
+        )
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.output:
+        with open(args.output, "w") as handle:
+            for result in results:
+                handle.write(json.dumps(result) + "\n")
+        print(f"wrote {len(results)} predictions to {args.output}")
+    else:
+        for result in results:
+            shown = ", ".join(f"{name} ({result['scores'][name]:.3f})" for name in result["labels"]) or "-"
+            print(f"{result['file']}: {shown}")
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Training/evaluation transforms: Cutout really erases, evaluation equals the image processor, seeding."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mlic_hf import MLICImageProcessor, ResNetProbabilisticConfig
+from mlic_hf.data.transforms import (
+    AugmentationConfig,
+    BatchTransform,
+    Cutout,
+    EvalTransform,
+    TrainTransform,
+    collate_fn,
+    sample_seed,
+)
+
+
+def _photo(seed=0, size=(48, 40)):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=size + (3,), dtype=np.uint8))
+
+
+def test_cutout_erases_a_square_of_one_colour():
+    import random
+
+    image = Image.new("RGB", (40, 40), (10, 20, 30))
+    out = Cutout(0.5)(image, random.Random(1))
+    changed = np.any(np.asarray(out) != np.asarray(image), axis=-1)
+    assert changed.sum() > 0, "Cutout must change pixels"
+    ys, xs = np.nonzero(changed)
+    assert changed[ys.min():ys.max() + 1, xs.min():xs.max() + 1].all()  # a filled rectangle
+    assert (ys.max() - ys.min() + 1) <= 20 and (xs.max() - xs.min() + 1) <= 20
+    assert len({tuple(p) for p in np.asarray(out)[changed]}) == 1
+    assert np.asarray(image).max() == 30  # the input is left untouched
+    with pytest.raises(ValueError, match="cutout factor"):
+        Cutout(0.0)
+
+
+def test_eval_transform_equals_the_image_processor():
+    config = ResNetProbabilisticConfig(image_size=32, image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.25, 0.3])
+    processor = MLICImageProcessor.from_model_config(config)
+    transform = EvalTransform(32, config.image_mean, config.image_std)
+    for image in (_photo(0), _photo(1).convert("L"), _photo(2).convert("RGBA")):
+        expected = processor(images=image, return_tensors="pt")["pixel_values"][0]
+        torch.testing.assert_close(transform(image), expected.float(), atol=1e-5, rtol=0)
+
+
+def test_train_transform_is_seeded_per_sample_and_epoch():
+    transform = TrainTransform(AugmentationConfig(image_size=32, rand_augment="rand-m9-mstd0.5", cutout=0.5, seed=7))
+    image = _photo(3)
+    torch.manual_seed(123)
+    a = transform(image, index=5)
+    torch.manual_seed(999)  # the global RNG state does not matter
+    b = transform(image, index=5)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, transform(image, index=6))
+    transform.epoch = 1
+    assert not torch.equal(a, transform(image, index=5))
+    assert a.shape == (3, 32, 32) and a.dtype == torch.float32
+    # the global RNG state is left as it was
+    state = torch.get_rng_state()
+    transform(image, index=1)
+    assert torch.equal(state, torch.get_rng_state())
+    assert sample_seed(0, 0, 1) != sample_seed(0, 1, 0)
+
+
+def test_batch_transform_and_collate_map_ignored_labels_to_minus_one():
+    batch_transform = BatchTransform(EvalTransform(16, [0.5] * 3, [0.5] * 3))
+    batch = {
+        "image": [_photo(0), _photo(1)],
+        "labels": [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]],
+        "ignore_mask": [[False, True, False], [False, False, False]],
+    }
+    out = batch_transform(batch)
+    collated = collate_fn([{"pixel_values": p, "labels": l} for p, l in zip(out["pixel_values"], out["labels"])])
+    assert collated["pixel_values"].shape == (2, 3, 16, 16)
+    assert collated["labels"].tolist() == [[1.0, -1.0, 1.0], [0.0, 0.0, 1.0]]

@@ -1,0 +1,211 @@
+"""Trainer runs: every registered method trains, resume is exact, 2-process data parallel matches 1 process,
+and the predict/evaluate scripts work on a saved checkpoint."""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mlic_hf
+from mlic_hf.experiment import parse_args, run_training
+
+from .models.tiny_configs import TINY_CONFIGS
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_DATA = {"num_train": 32, "num_validation": 16, "num_test": 16, "seed": 0}
+METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+
+
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("mosaic-cache")
+    from mlic_hf.data import load_fashion_mosaic
+
+    load_fashion_mosaic(**TINY_DATA, cache_dir=cache)
+    return cache
+
+
+def _argv(output_dir, data_cache, method="mlic-resnet-probabilistic", **extra):
+    tiny = dict(TINY_CONFIGS[method])
+    overrides = {k: v for k, v in tiny.items() if k not in ("backbone", "image_size")}
+    argv = [
+        "--method", method,
+        "--backbone", tiny["backbone"],
+        "--image_size", "32",
+        "--dataset_kwargs", json.dumps({**TINY_DATA, "cache_dir": str(data_cache)}),
+        "--output_dir", str(output_dir),
+        "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "16",
+        "--learning_rate", "1e-3",
+        "--logging_steps", "1",
+        "--ema_decay", "0.9",
+        "--use_cpu", "true",
+        "--dataloader_num_workers", "0",
+        "--disable_tqdm", "true",
+    ]
+    if overrides:
+        argv += ["--config_overrides", json.dumps(overrides)]
+    for key, value in extra.items():
+        argv += [f"--{key}", str(value)]
+    return argv
+
+
+def _losses(trainer):
+    return {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
+
+
+@pytest.mark.parametrize("method", [m for m, _ in mlic_hf.METHODS], ids=METHOD_IDS)
+def test_two_step_training_run_per_method(method, tmp_path, data_cache):
+    out = tmp_path / "run"
+    args = parse_args(_argv(out, data_cache, method.model_type, max_steps=2, eval_strategy="steps", eval_steps=2,
+                            save_strategy="steps", save_steps=2))
+    result = run_training(*args)
+    metrics = result["metrics"]
+    assert 0.0 <= metrics["mAP"] <= 1.0 and np.isfinite(metrics["OF1"])
+    assert len(metrics["per_class_AP"]) == 10
+    assert len(_losses(result["trainer"])) == 2
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md", "mlic_run.json",
+                 "test_predictions.npz"):
+        assert (out / name).is_file(), name
+    assert (out / "checkpoint-2" / "ema.safetensors").is_file()
+    run = json.loads((out / "mlic_run.json").read_text())
+    assert run["test_metrics"]["mAP"] == pytest.approx(metrics["mAP"])
+    loaded = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(out)
+    assert loaded.config.id2label[0] == "T-shirt/top"
+
+
+def test_resume_from_checkpoint_continues_exactly(tmp_path, data_cache):
+    common = dict(max_steps=6, save_strategy="steps", save_steps=2, eval_strategy="no", rand_augment="rand-m9-mstd0.5",
+                  cutout=0.5, save_total_limit=5, metric_for_best_model="loss", greater_is_better="false")
+    full = run_training(*parse_args(_argv(tmp_path / "full", data_cache, **common)))["trainer"]
+    # a second run that is "interrupted" after step 2: resume from a copy of the first run's checkpoint-2
+    shutil.copytree(tmp_path / "full" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
+    resumed = run_training(*parse_args(_argv(tmp_path / "resumed", data_cache, **common,
+                                             resume_from_checkpoint=tmp_path / "resumed" / "checkpoint-2")))
+    full_losses, resumed_losses = _losses(full), _losses(resumed["trainer"])
+    assert sorted(full_losses) == [1, 2, 3, 4, 5, 6]
+    for step in (3, 4, 5, 6):  # the steps the resumed run really trained (batches span epochs: 32 / 8 = 4 steps)
+        assert resumed_losses[step] == pytest.approx(full_losses[step], rel=1e-5, abs=1e-7), step
+    for name, value in full.ema.shadow.items():
+        torch.testing.assert_close(resumed["trainer"].ema.shadow[name], value, rtol=1e-5, atol=1e-6)
+    assert resumed["trainer"].ema.num_updates == full.ema.num_updates == 6
+
+
+def _ddp_worker(output_dir, data_cache, extra_json):
+    extra = json.loads(extra_json)
+    result = run_training(*parse_args(_argv(Path(output_dir), Path(data_cache), **extra)))
+    trainer = result["trainer"]
+    if trainer.is_world_process_zero():
+        Path(output_dir, "losses.json").write_text(json.dumps(_losses(trainer)))
+
+
+def test_two_processes_match_one_process(tmp_path, data_cache):
+    from accelerate import debug_launcher
+
+    common = {"max_steps": 4, "eval_strategy": "no", "save_strategy": "no", "rand_augment": "", "cutout": 0.0,
+              "hflip": 0.0, "ema_decay": 0.0, "metric_for_best_model": "loss", "greater_is_better": "false"}
+    single = tmp_path / "single"
+    _ddp_worker(str(single), str(data_cache), json.dumps({**common, "per_device_train_batch_size": 8}))
+    double = tmp_path / "double"
+    debug_launcher(_ddp_worker, args=(str(double), str(data_cache),
+                                      json.dumps({**common, "per_device_train_batch_size": 4})), num_processes=2)
+    one = json.loads((single / "losses.json").read_text())
+    two = json.loads((double / "losses.json").read_text())
+    assert sorted(one) == sorted(two) == ["1", "2", "3", "4"]
+    # same global batches (8 images); only BatchNorm sees 4 instead of 8 images per process
+    for step in one:
+        assert two[step] == pytest.approx(one[step], rel=0.05), step
+    m1 = json.loads((single / "mlic_run.json").read_text())["test_metrics"]["mAP"]
+    m2 = json.loads((double / "mlic_run.json").read_text())["test_metrics"]["mAP"]
+    assert abs(m1 - m2) < 0.1
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory, data_cache):
+    out = tmp_path_factory.mktemp("ckpt")
+    config = mlic_hf.ResNetProbabilisticConfig(
+        backbone="resnet18", image_size=32,
+        id2label=dict(enumerate(mlic_hf.data.FASHION_MNIST_CLASSES)),
+    )
+    mlic_hf.ResNetProbabilisticForMultiLabelImageClassification(config).save_pretrained(out)
+    return out
+
+
+def test_evaluate_script(saved_checkpoint, data_cache, tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "scripts"))
+    import evaluate as evaluate_script  # scripts/evaluate.py
+
+    from mlic_hf.data import load_fashion_mosaic
+    from mlic_hf.inference import load_model, predict_probabilities
+    from mlic_hf.metrics import multilabel_metrics
+
+    output = tmp_path / "metrics.json"
+    code = evaluate_script.main([
+        "--checkpoint", str(saved_checkpoint), "--dataset", "fashion_mosaic",
+        "--dataset_kwargs", json.dumps({**TINY_DATA, "cache_dir": str(data_cache)}),
+        "--split", "test", "--output", str(output), "--batch_size", "5",
+    ])
+    assert code == 0
+    result = json.loads(output.read_text())
+    assert result["num_samples"] == 16 and result["split"] == "test"
+    test = load_fashion_mosaic(**TINY_DATA, cache_dir=data_cache)["test"]
+    probs = predict_probabilities(load_model(str(saved_checkpoint)), test["image"], progress=False)
+    expected = multilabel_metrics(probs, np.asarray(test["labels"]), label_names=mlic_hf.data.FASHION_MNIST_CLASSES)
+    assert result["metrics"]["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
+    assert result["per_class_AP"]["Bag"] == pytest.approx(expected["per_class_AP"]["Bag"], abs=1e-6)
+    assert evaluate_script.main(["--checkpoint", str(saved_checkpoint), "--dataset", "voc2007"]) == 2
+    assert "--data_dir" in capsys.readouterr().err
+
+
+def test_predict_script(saved_checkpoint, tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "scripts"))
+    import predict as predict_script  # scripts/predict.py
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "sub/b.jpg"):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "broken.png").write_bytes(b"nope")
+    output = tmp_path / "pred.jsonl"
+    assert predict_script.main(["--checkpoint", str(saved_checkpoint), str(folder), "--output", str(output)]) == 2
+    assert "broken.png" in capsys.readouterr().err
+    code = predict_script.main(["--checkpoint", str(saved_checkpoint), str(folder), "--output", str(output),
+                                "--skip_bad", "--threshold", "0.0", "--top_k", "2"])
+    assert code == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [Path(r["file"]).name for r in rows] == ["a.png", "b.jpg"]
+    for row in rows:
+        assert len(row["scores"]) == 10 and all(0 <= v <= 1 for v in row["scores"].values())
+        assert len(row["labels"]) == 2
+        best = sorted(row["scores"], key=row["scores"].get, reverse=True)[:2]
+        assert row["labels"] == best
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_push_to_hub_flag_fails_fast_offline(tmp_path, data_cache):
+    args = parse_args(_argv(tmp_path / "x", data_cache, max_steps=1, push_to_hub="true", hub_model_id="me/model"))
+    with pytest.raises(RuntimeError, match="offline"):
+        run_training(*args)
+    assert not (tmp_path / "x" / "model.safetensors").exists()
+
+
+def test_presets_and_bad_arguments():
+    model_args, data_args, training_args = parse_args(["--preset", "demo"])
+    assert model_args.backbone == "tf_efficientnet_lite0" and data_args.dataset == "fashion_mosaic"
+    assert training_args.metric_for_best_model == "best_mAP" and training_args.channels_last
+    overridden = parse_args(["--preset", "demo", "--num_train_epochs", "1"])[2]
+    assert overridden.num_train_epochs == 1
+    with pytest.raises(ValueError, match="unknown preset"):
+        parse_args(["--preset", "nope"])
+    from mlic_hf.experiment import resolve_method
+
+    assert resolve_method("resnet_probabilistic")[0] is mlic_hf.ResNetProbabilisticConfig
+    with pytest.raises(ValueError, match="unknown method"):
+        resolve_method("m9")
