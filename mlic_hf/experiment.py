@@ -269,6 +269,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
                 "train_runtime_s": float(train_result.metrics.get("train_runtime", 0.0)),
                 "num_train_samples": len(train),
                 "num_test_samples": len(test),
+                "world_size": int(training_args.world_size),
             },
         )
         from .hub import write_model_card

@@ -71,6 +71,17 @@ def to_rgb_array(image: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def to_rgb_pil(image: Any) -> Image.Image:
+    """Like :func:`to_rgb_array` but returns a PIL image; 8-bit RGB/L/P/CMYK/YCbCr images take PIL's fast path."""
+    if isinstance(image, Image.Image) and (
+        image.mode in ("RGB", "L", "CMYK", "YCbCr", "1") or (image.mode == "P" and "transparency" not in image.info)
+    ):
+        if image.getexif():
+            image = ImageOps.exif_transpose(image)
+        return image if image.mode == "RGB" else image.convert("RGB")
+    return Image.fromarray(to_rgb_array(image))
+
+
 def load_image(path: str | os.PathLike) -> Image.Image:
     """Open an image file as 8-bit RGB (any mode, including 16-bit), with a clear error for non-images."""
     path = os.fspath(path)

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -483,6 +483,7 @@ class _MultiLabelLoss(nn.Module):
     """Base class: stores ``reduction`` and formats hyper-parameters in ``extra_repr``."""
 
     _hyper_names: tuple[str, ...] = ()
+    _loss_fn: Callable[..., torch.Tensor]
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -496,6 +497,12 @@ class _MultiLabelLoss(nn.Module):
         items = {**self._hyper(), "reduction": self.reduction}
         return ", ".join(f"{key}={value!r}" for key, value in items.items())
 
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # the functional form of the subclass, with its hyper-parameters
+        return type(self)._loss_fn(logits, labels, weight=weight, reduction=self.reduction, **self._hyper())
+
 
 class BCELoss(_MultiLabelLoss):
     """Module wrapper of :func:`binary_cross_entropy_loss`.
@@ -504,10 +511,7 @@ class BCELoss(_MultiLabelLoss):
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
     """
 
-    def forward(
-        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return binary_cross_entropy_loss(logits, labels, weight=weight, reduction=self.reduction)
+    _loss_fn = staticmethod(binary_cross_entropy_loss)
 
 
 class FocalLoss(_MultiLabelLoss):
@@ -518,6 +522,8 @@ class FocalLoss(_MultiLabelLoss):
         alpha (`float`, *optional*): Positive-term weight in ``[0, 1]``; ``None`` disables alpha-balancing.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
     """
+
+    _loss_fn = staticmethod(focal_loss)
 
     _hyper_names = ("gamma", "alpha")
 
@@ -532,10 +538,6 @@ class FocalLoss(_MultiLabelLoss):
         self.gamma = gamma
         self.alpha = alpha
 
-    def forward(
-        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return focal_loss(logits, labels, weight=weight, reduction=self.reduction, **self._hyper())
 
 
 class AsymmetricLoss(_MultiLabelLoss):
@@ -549,6 +551,8 @@ class AsymmetricLoss(_MultiLabelLoss):
         focal_no_grad (`bool`, *optional*, defaults to `True`): No gradient through the focusing weights.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
     """
+
+    _loss_fn = staticmethod(asymmetric_loss)
 
     _hyper_names = ("gamma_neg", "gamma_pos", "clip", "eps", "focal_no_grad")
 
@@ -569,10 +573,6 @@ class AsymmetricLoss(_MultiLabelLoss):
         self.eps = eps
         self.focal_no_grad = bool(focal_no_grad)
 
-    def forward(
-        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return asymmetric_loss(logits, labels, weight=weight, reduction=self.reduction, **self._hyper())
 
 
 class AsymmetricPolynomialLoss(_MultiLabelLoss):
@@ -589,6 +589,8 @@ class AsymmetricPolynomialLoss(_MultiLabelLoss):
         focal_no_grad (`bool`, *optional*, defaults to `True`): No gradient through the focusing weights.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
     """
+
+    _loss_fn = staticmethod(asymmetric_polynomial_loss)
 
     _hyper_names = ("gamma_pos", "gamma_neg", "threshold", "alpha1", "alpha2", "beta1", "eps", "focal_no_grad")
 
@@ -618,12 +620,6 @@ class AsymmetricPolynomialLoss(_MultiLabelLoss):
         self.eps = eps
         self.focal_no_grad = bool(focal_no_grad)
 
-    def forward(
-        self, logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return asymmetric_polynomial_loss(
-            logits, labels, weight=weight, reduction=self.reduction, **self._hyper()
-        )
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ class MLICPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = False
+    # Our losses normalise themselves (see `loss_reduction`); Trainer must not pass `num_items_in_batch` nor rescale
+    # the loss by the number of processes (it would double the gradients with 2 DDP processes).
+    accepts_loss_kwargs = False
     _no_split_modules: list[str] = []
 
     def build_backbone(self, config: MLICConfig) -> TimmBackbone:

@@ -182,8 +182,8 @@ def build_fashion_mosaic(
     from .common import make_features
 
     for name, value in (("num_train", num_train), ("num_validation", num_validation), ("num_test", num_test)):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     train_images, train_labels = read_fashion_mnist("train", source_dir)
     test_images, test_labels = read_fashion_mnist("test", source_dir)
     rng = np.random.default_rng(seed)

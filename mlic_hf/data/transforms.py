@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..image_processing import to_rgb_array
+from ..image_processing import to_rgb_pil
 
 INDEX_COLUMN = "__index__"
 
@@ -63,18 +63,14 @@ def to_normalized_tensor(image: Image.Image, mean: Sequence[float], std: Sequenc
 
 
 @contextlib.contextmanager
-def _seeded_global_rngs(seed: int):
-    """Temporarily seed python's, numpy's and torch's global RNGs (timm's RandAugment draws from them)."""
-    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+def _seeded_python_random(seed: int):
+    """Temporarily seed python's global ``random`` (timm's augmentation ops draw their magnitudes from it)."""
+    state = random.getstate()
     random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
     try:
         yield
     finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        torch.set_rng_state(torch_state)
+        random.setstate(state)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -120,16 +116,32 @@ class TrainTransform:
             )
         self._cutout = Cutout(config.cutout) if config.cutout > 0 else None
 
+    def _apply_rand_augment(self, image: Image.Image, rng: random.Random, seed: int) -> Image.Image:
+        # timm's RandAugment.__call__ picks its ops with numpy's global RNG; we pick them with the per-sample
+        # generator instead (same distribution: uniform with replacement, or weighted without), then run timm's
+        # ops, whose probabilities/magnitudes come from python's `random`, seeded for this sample.
+        augment = self._rand_augment
+        if augment.choice_weights is None:
+            ops = [augment.ops[rng.randrange(len(augment.ops))] for _ in range(augment.num_layers)]
+        else:
+            picks = np.random.default_rng(seed).choice(
+                len(augment.ops), augment.num_layers, replace=False, p=augment.choice_weights
+            )
+            ops = [augment.ops[i] for i in picks]
+        with _seeded_python_random(seed):
+            for op in ops:
+                image = op(image)
+        return image
+
     def __call__(self, image, index: int) -> torch.Tensor:
         cfg = self.config
         seed = sample_seed(cfg.seed, self.epoch, index)
         rng = random.Random(seed)
-        image = Image.fromarray(to_rgb_array(image)).resize((cfg.image_size, cfg.image_size), Image.BILINEAR)
+        image = to_rgb_pil(image).resize((cfg.image_size, cfg.image_size), Image.BILINEAR)
         if cfg.hflip > 0 and rng.random() < cfg.hflip:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         if self._rand_augment is not None:
-            with _seeded_global_rngs(seed):
-                image = self._rand_augment(image)
+            image = self._apply_rand_augment(image, rng, seed)
         if self._cutout is not None:
             image = self._cutout(image, rng)
         return to_normalized_tensor(image, cfg.mean, cfg.std)
@@ -142,7 +154,7 @@ class EvalTransform:
         self.image_size, self.mean, self.std = image_size, mean, std
 
     def __call__(self, image, index: int = 0) -> torch.Tensor:
-        image = Image.fromarray(to_rgb_array(image)).resize((self.image_size, self.image_size), Image.BILINEAR)
+        image = to_rgb_pil(image).resize((self.image_size, self.image_size), Image.BILINEAR)
         return to_normalized_tensor(image, self.mean, self.std)
 
 

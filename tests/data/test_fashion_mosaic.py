@@ -84,6 +84,11 @@ def test_missing_source_gives_a_clear_error(tmp_path):
         read_fashion_mnist("train", tmp_path / "bad")
 
 
+def test_split_sizes_are_validated(tmp_path):
+    with pytest.raises(ValueError, match="num_validation must be >= 1"):
+        load_fashion_mosaic(num_train=4, num_validation=0, num_test=1, cache_dir=tmp_path)
+
+
 def test_registry_and_errors(tmp_path):
     dataset = load_mlic_dataset("fashion_mosaic", **SIZES, cache_dir=tmp_path)
     assert set(dataset) == {"train", "validation", "test"}

@@ -122,3 +122,13 @@ def test_from_pretrained_does_not_reload_backbone_weights(tmp_path, monkeypatch)
     loaded = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(tmp_path)
     assert not calls
     torch.testing.assert_close(loaded.backbone.body.conv_stem.weight, model.backbone.body.conv_stem.weight)
+
+
+@pytest.mark.parametrize(
+    "name, channels", [("resnet101", 2048), ("tresnet_l", 2432), ("convnextv2_base", 1024), ("tf_efficientnet_lite0", 320)]
+)
+def test_backbones_named_in_the_papers_build(name, channels):
+    backbone = TimmBackbone(name, out_indices=(-1,))
+    with torch.no_grad():
+        (features,) = backbone(torch.randn(1, 3, 64, 64))
+    assert backbone.channels == [channels] and features.shape == (1, channels, 2, 2)
