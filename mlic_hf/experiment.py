@@ -288,6 +288,13 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     return {"metrics": metrics, "used_ema": used_ema, "trainer": trainer, "label_names": label_names}
 
 
+def _redact_path(value):
+    """A local path reduced to its last component (Hub ids and plain names are kept)."""
+    if isinstance(value, str) and os.path.exists(value):
+        return os.path.basename(os.path.normpath(value))
+    return value
+
+
 def write_run_files(output_dir, model_args, data_args, training_args, metrics, used_ema, scores, labels, extra=None):
     """Write ``mlic_run.json`` (settings and test metrics, read by the model card) and ``test_predictions.npz``."""
     import dataclasses
@@ -296,13 +303,22 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
             "gradient_accumulation_steps", "ema_decay", "ema_warmup", "one_cycle", "one_cycle_pct_start",
             "early_stopping_patience", "seed", "bf16", "fp16", "optim", "channels_last")
     train_dict = training_args.to_dict()
+    model_dict, data_dict = dataclasses.asdict(model_args), dataclasses.asdict(data_args)
+    # mlic_run.json is uploaded with the model: keep local paths (data folders, caches, weight files) out of it
+    data_dict["data_dir"] = _redact_path(data_dict.get("data_dir"))
+    if data_dict.get("dataset_kwargs"):
+        kwargs = _json_arg(data_dict["dataset_kwargs"], "dataset_kwargs")
+        data_dict["dataset_kwargs"] = json.dumps({k: _redact_path(v) if k.endswith("_dir") else v
+                                                  for k, v in kwargs.items()})
+    model_dict["backbone_weights"] = _redact_path(model_dict.get("backbone_weights"))
+    model_dict["model_name_or_path"] = _redact_path(model_dict.get("model_name_or_path"))
     run = {
         "method": model_args.method,
         "dataset": data_args.dataset,
         "dataset_id": None,
         "splits": {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split},
-        "model_args": dataclasses.asdict(model_args),
-        "data_args": dataclasses.asdict(data_args),
+        "model_args": model_dict,
+        "data_args": data_dict,
         "training_args": {k: train_dict.get(k) for k in keys if k in train_dict},
         "test_metrics": {k: float(v) for k, v in metrics.items() if k != "per_class_AP"},
         "per_class_AP": {k: float(v) for k, v in metrics["per_class_AP"].items()},

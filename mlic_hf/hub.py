@@ -1,179 +1,670 @@
+# Copyright 2025 The mlic_hf Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Model cards and Hub uploads for mlic_hf checkpoints.
 
-``write_model_card(dir)`` renders ``model_cards/model_card_template.md`` from the checkpoint's ``config.json`` and,
-when training wrote them, ``mlic_run.json`` (settings and test metrics) and ``test_predictions.npz`` (for the
-precision-recall plot). ``push_to_hub(dir, repo_id)`` uploads the checkpoint (safetensors only) with its card.
+A checkpoint directory written by training holds ``config.json``, ``model.safetensors`` and
+``preprocessor_config.json`` (from ``save_pretrained``), and usually ``mlic_run.json`` (run settings and test metrics)
+and ``test_predictions.npz`` (test-set probabilities ``scores`` and labels ``labels``, ``-1`` = ignored).
+
+- [`write_model_card`] renders ``model_cards/model_card_template.md`` into ``README.md`` (Hub metadata with a
+  ``model-index``, method and paper, architecture, training settings, metrics, per-class AP, plots, a usage snippet,
+  limitations, citation) and draws ``plots/per_class_ap.png`` and ``plots/precision_recall.png``;
+- [`files_to_upload`] lists what [`push_to_hub`] uploads (weights as safetensors, configs, card, plots,
+  ``mlic_run.json``; never trainer checkpoints, optimizer/scheduler states or pickles);
+- [`push_to_hub`] writes the card, creates the repository and uploads those files.
+
+Example:
+
+```python
+>>> from mlic_hf.hub import files_to_upload, push_to_hub, write_model_card
+>>> write_model_card("outputs/demo", repo_id="me/mlic-demo")  # doctest: +SKIP
+PosixPath('outputs/demo/README.md')
+>>> files_to_upload("outputs/demo")  # doctest: +SKIP
+['README.md', 'config.json', 'mlic_run.json', 'model.safetensors', 'plots/per_class_ap.png', ...]
+>>> push_to_hub("outputs/demo", "me/mlic-demo")  # doctest: +SKIP
+'https://huggingface.co/me/mlic-demo'
+```
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+
 logger = logging.getLogger(__name__)
 
-TEMPLATE_NAME = "model_card_template.md"
-METRIC_ORDER = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CP_top3", "CR_top3", "CF1_top3", "OP_top3",
-                "OR_top3", "OF1_top3")
-MODEL_INDEX_METRICS = ("mAP", "CF1", "OF1", "CP", "CR", "OP", "OR")
-UPLOAD_IGNORE = ["checkpoint-*", "checkpoint-*/**", "*.pt", "*.pth", "*.bin", "optimizer*", "scheduler*",
-                 "rng_state*", "trainer_state.json", "training_args.bin", "runs/**", "*.npz"]
-REQUIRED_FILES = ("config.json", "model.safetensors")
+__all__ = [
+    "MODEL_CARD_TEMPLATE",
+    "REQUIRED_FILES",
+    "UPLOAD_ALLOW_PATTERNS",
+    "UPLOAD_IGNORE_PATTERNS",
+    "check_checkpoint_dir",
+    "files_to_upload",
+    "find_model_card_template",
+    "push_to_hub",
+    "write_model_card",
+]
+
+MODEL_CARD_TEMPLATE = "model_card_template.md"
+"""File name of the model-card template, looked up by [`find_model_card_template`]."""
+
+RUN_FILE = "mlic_run.json"
+PREDICTIONS_FILE = "test_predictions.npz"
+PLOTS_DIR = "plots"
+PER_CLASS_AP_PLOT = f"{PLOTS_DIR}/per_class_ap.png"
+PRECISION_RECALL_PLOT = f"{PLOTS_DIR}/precision_recall.png"
+
+REQUIRED_FILES: tuple[str, ...] = ("config.json", "model.safetensors")
+"""Files a checkpoint directory must contain (a sharded ``model.safetensors.index.json`` replaces the weights file)."""
+
+UPLOAD_ALLOW_PATTERNS: list[str] = [
+    "config.json",
+    "preprocessor_config.json",
+    "model.safetensors",
+    "model-*.safetensors",
+    "model.safetensors.index.json",
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "README.md",
+    f"{PLOTS_DIR}/*.png",
+    RUN_FILE,
+]
+"""What [`push_to_hub`] uploads: safetensors weights (also sharded / PEFT adapters), configs, card, plots, run file."""
+
+UPLOAD_IGNORE_PATTERNS: list[str] = [
+    "checkpoint-*",
+    "*.pt",
+    "*.pth",
+    "*.bin",
+    "optimizer*",
+    "scheduler*",
+    "rng_state*",
+    "trainer_state.json",
+    "training_args.bin",
+]
+"""Never uploaded, even if an allow pattern matches (trainer checkpoints, optimizer states, pickles)."""
+
+# Headline metrics: key -> (model-index metric type, model-index config, description).
+_HEADLINE_METRICS: dict[str, tuple[str, str | None, str]] = {
+    "mAP": ("map", "macro", "mean average precision over classes"),
+    "CP": ("precision", "macro", "per-class precision, averaged over classes"),
+    "CR": ("recall", "macro", "per-class recall, averaged over classes"),
+    "CF1": ("f1", "macro", "harmonic mean of CP and CR"),
+    "OP": ("precision", "micro", "overall precision, pooled over all labels"),
+    "OR": ("recall", "micro", "overall recall, pooled over all labels"),
+    "OF1": ("f1", "micro", "harmonic mean of OP and OR"),
+}
+# Order of the metrics in the model-index (what the Hub shows first).
+_MODEL_INDEX_ORDER: tuple[str, ...] = ("mAP", "CF1", "OF1", "CP", "CR", "OP", "OR")
+
+_LOSS_NAMES: dict[str, str] = {
+    "bce": "Binary cross-entropy",
+    "focal": "Focal loss (Lin et al., 2017)",
+    "asl": "Asymmetric loss, ASL (Ridnik et al., 2021)",
+    "apl": "Asymmetric polynomial loss, APL (Huang et al., 2023)",
+}
+
+# Training settings shown first, with readable names; other keys of `training_args` follow in their own order.
+_TRAINING_KEYS: dict[str, str] = {
+    "num_train_epochs": "Epochs",
+    "max_steps": "Max steps",
+    "learning_rate": "Learning rate",
+    "weight_decay": "Weight decay",
+    "per_device_train_batch_size": "Batch size (per device)",
+    "gradient_accumulation_steps": "Gradient accumulation steps",
+    "optim": "Optimizer",
+    "one_cycle": "One-cycle LR schedule",
+    "one_cycle_pct_start": "One-cycle warm-up fraction",
+    "ema_decay": "EMA decay",
+    "ema_warmup": "EMA warm-up",
+    "early_stopping_patience": "Early-stopping patience",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "channels_last": "channels_last",
+    "seed": "Seed",
+}
 
 
-def template_path() -> Path:
-    """The model-card template: in the installed package, or in the source tree's ``model_cards/``."""
-    import mlic_hf
-
-    package = Path(mlic_hf.__file__).resolve().parent
-    for folder in (package / "model_cards", package.parent / "model_cards"):
-        if (folder / TEMPLATE_NAME).is_file():
-            return folder / TEMPLATE_NAME
-    raise FileNotFoundError(f"model card template {TEMPLATE_NAME} not found next to {package}")
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoint inspection
+# ---------------------------------------------------------------------------------------------------------------------
 
 
-def check_checkpoint(checkpoint_dir: str | os.PathLike) -> Path:
-    folder = Path(checkpoint_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {str(folder)!r} does not exist")
+def check_checkpoint_dir(checkpoint_dir: str | os.PathLike) -> Path:
+    """Checks that ``checkpoint_dir`` is a complete checkpoint (``config.json`` and ``model.safetensors``).
+
+    Returns:
+        `Path`: the directory.
+
+    Raises:
+        `FileNotFoundError`: naming the directory or the first missing file.
+    """
+    path = Path(checkpoint_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {str(path)!r} does not exist (or is not a directory).")
     for name in REQUIRED_FILES:
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{str(folder)!r} is not a complete checkpoint: {name} is missing")
-    return folder
-
-
-def _pct(value: Any) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if math.isnan(value) else f"{100.0 * value:.2f}"
-
-
-def _loss_summary(config) -> str:
-    name = config.loss
-    prefix = {"asl": "asl_", "apl": "apl_", "focal": "focal_"}.get(name)
-    fields = {k[len(prefix):]: v for k, v in config.to_dict().items() if prefix and k.startswith(prefix)}
-    details = ", ".join(f"{k}={v}" for k, v in fields.items())
-    return f"{name} ({details}; reduction {config.loss_reduction})" if details else f"{name} (reduction {config.loss_reduction})"
-
-
-def _metadata(config, run: dict | None, repo_id: str) -> str:
-    import yaml
-
-    dataset = (run or {}).get("dataset_id") or (run or {}).get("dataset") or "unknown"
-    meta: dict[str, Any] = {
-        "library_name": "mlic_hf",
-        "pipeline_tag": "image-classification",
-        "tags": ["multi-label-image-classification", "mlic_hf", config.model_type],
-        "datasets": [dataset],
-        "metrics": ["map", "f1", "precision", "recall"],
-    }
-    if run and run.get("test_metrics"):
-        results = [
-            {"type": key, "name": key, "value": round(100.0 * float(run["test_metrics"][key]), 2)}
-            for key in MODEL_INDEX_METRICS
-            if key in run["test_metrics"] and not math.isnan(float(run["test_metrics"][key]))
-        ]
-        meta["model-index"] = [{
-            "name": repo_id,
-            "results": [{
-                "task": {"type": "image-classification", "name": "Multi-label image classification"},
-                "dataset": {"name": dataset, "type": dataset, "split": (run.get("splits") or {}).get("test") or "test"},
-                "metrics": results,
-            }],
-        }]
-    return yaml.safe_dump(meta, sort_keys=False).strip()
-
-
-def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
-    """Render the model card (``README.md``) and its plots (``plots/*.png``) into a checkpoint directory."""
-    import jinja2
-    import numpy as np
-
-    from transformers import AutoConfig  # mlic_hf's configs are registered by importing the package
-
-    from .plots import plot_per_class_ap, plot_precision_recall
-
-    folder = check_checkpoint(checkpoint_dir)
-    config = AutoConfig.from_pretrained(folder)
-    run = None
-    if (folder / "mlic_run.json").is_file():
-        run = json.loads((folder / "mlic_run.json").read_text())
-    repo_id = repo_id or (run or {}).get("repo_id") or folder.name
-    info = dict(getattr(config, "method_info", {}) or {})
-    label_names = [config.id2label[i] for i in range(config.num_labels)]
-
-    has_pr_plot = False
-    metrics, per_class, training = [], [], []
-    if run:
-        test_metrics = run.get("test_metrics") or {}
-        metrics = [(k, _pct(test_metrics[k])) for k in METRIC_ORDER if k in test_metrics]
-        per_class_ap = run.get("per_class_AP") or {}
-        per_class = [(name, _pct(per_class_ap.get(name))) for name in label_names]
-        if per_class_ap:
-            plot_per_class_ap({n: per_class_ap.get(n) for n in label_names}, folder / "plots" / "per_class_ap.png",
-                              map_value=test_metrics.get("mAP"))
-        predictions = folder / "test_predictions.npz"
-        if predictions.is_file():
-            with np.load(predictions) as data:
-                plot_precision_recall(data["scores"], data["labels"], folder / "plots" / "precision_recall.png",
-                                      label_names=label_names)
-            has_pr_plot = True
-        training = [(k, v) for k, v in (run.get("training_args") or {}).items() if v is not None]
-        if run.get("train_runtime_s"):
-            training.append(("train runtime (s)", round(float(run["train_runtime_s"]), 1)))
-        if run.get("num_train_samples"):
-            training.append(("training images", run["num_train_samples"]))
-
-    architecture = [
-        ("model_type", config.model_type),
-        ("backbone (timm)", config.backbone),
-        ("input size", f"{config.image_size}×{config.image_size}"),
-        ("labels", config.num_labels),
-        ("loss", _loss_summary(config)),
-    ]
-    template = jinja2.Template(template_path().read_text(), keep_trailing_newline=True)
-    text = template.render(
-        metadata=_metadata(config, run, repo_id),
-        title=f"{info.get('name', config.model_type)} — {(run or {}).get('dataset', 'multi-label classifier')}",
-        method_name=info.get("name", config.model_type),
-        summary=info.get("summary", ""),
-        paper_title=info.get("paper_title"),
-        paper_authors=info.get("paper_authors"),
-        paper_url=info.get("paper_url"),
-        citation=info.get("citation"),
-        dataset=(run or {}).get("dataset_id") or (run or {}).get("dataset") or "its training data",
-        num_labels=config.num_labels,
-        num_test_samples=(run or {}).get("num_test_samples"),
-        used_ema=(run or {}).get("used_ema_weights", False),
-        architecture=architecture,
-        metrics=metrics,
-        per_class=per_class,
-        has_pr_plot=has_pr_plot,
-        training=training,
-        repo_id=repo_id,
-    )
-    path = folder / "README.md"
-    path.write_text(text)
+        if (path / name).is_file():
+            continue
+        if name == "model.safetensors" and (path / "model.safetensors.index.json").is_file():
+            continue  # sharded weights
+        hint = (
+            " Save the model with `model.save_pretrained(dir)` (safetensors); pickled `pytorch_model.bin` / `.pt` "
+            "weights are not supported."
+            if name == "model.safetensors"
+            else " Save the model with `model.save_pretrained(dir)`."
+        )
+        raise FileNotFoundError(f"incomplete checkpoint {str(path)!r}: {name} is missing.{hint}")
     return path
 
 
-def files_to_upload(checkpoint_dir: str | os.PathLike) -> list[str]:
-    """Relative paths that :func:`push_to_hub` uploads (weights as safetensors, configs, card, plots, run info)."""
-    from fnmatch import fnmatch
+def _load_config(checkpoint_dir: Path):
+    import mlic_hf  # noqa: F401  (registers the mlic_hf model types with AutoConfig)
+    from transformers import AutoConfig
 
-    folder = check_checkpoint(checkpoint_dir)
-    files = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
-        if not any(fnmatch(relative, pattern) or fnmatch(path.name, pattern) for pattern in UPLOAD_IGNORE):
-            files.append(relative)
-    return files
+    from .configuration_utils import MLICConfig
+
+    try:
+        config = AutoConfig.from_pretrained(checkpoint_dir)
+    except (ValueError, KeyError, OSError) as err:
+        raise ValueError(f"cannot read the config of {str(checkpoint_dir)!r}: {err}") from err
+    if not isinstance(config, MLICConfig):
+        raise ValueError(
+            f"{str(checkpoint_dir)!r} holds a {type(config).__name__} (model_type={config.model_type!r}), not an "
+            "mlic_hf method config."
+        )
+    return config
+
+
+def _read_run_file(checkpoint_dir: Path) -> dict[str, Any] | None:
+    path = checkpoint_dir / RUN_FILE
+    if not path.is_file():
+        logger.info("%s has no %s: the model card will say that metrics are unavailable.", checkpoint_dir, RUN_FILE)
+        return None
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(run, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(run).__name__}.")
+    return run
+
+
+def _read_predictions(checkpoint_dir: Path, num_labels: int) -> tuple[np.ndarray, np.ndarray] | None:
+    path = checkpoint_dir / PREDICTIONS_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        missing = [key for key in ("scores", "labels") if key not in data.files]
+        if missing:
+            raise ValueError(f"{path} must contain the arrays 'scores' and 'labels'; missing {missing}.")
+        scores, labels = data["scores"], data["labels"]
+    if scores.ndim != 2 or scores.shape != labels.shape:
+        raise ValueError(
+            f"{path}: 'scores' and 'labels' must both have shape (num_samples, num_labels), got {scores.shape} and "
+            f"{labels.shape}."
+        )
+    if scores.shape[1] != num_labels:
+        raise ValueError(f"{path}: 'scores' has {scores.shape[1]} columns but the model has {num_labels} labels.")
+    return scores, labels
+
+
+def _parameter_count(checkpoint_dir: Path) -> int | None:
+    """Number of weights in ``model.safetensors``, read from the file header (no tensor is loaded)."""
+    path = checkpoint_dir / "model.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as handle:
+            header_size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(header_size))
+    except (OSError, ValueError) as err:
+        logger.warning("Could not read the safetensors header of %s: %s", path, err)
+        return None
+    return sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _md(value: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _percent(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    value = float(value)
+    return "n/a" if not math.isfinite(value) else f"{100.0 * value:.2f}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _duration(seconds: Any) -> str | None:
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _check_fraction(name: str, value: Any, source: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {name}={value!r} is not a number.") from err
+    if math.isfinite(value) and not -1e-9 <= value <= 1.0 + 1e-9:
+        raise ValueError(
+            f"{source}: {name}={value} is not a fraction in [0, 1] (metric values must not be stored in %)."
+        )
+    return value
+
+
+def _strip_prefix(key: str) -> str:
+    for prefix in ("test_", "eval_"):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Card contents
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _architecture_rows(config, checkpoint_dir: Path) -> list[tuple[str, str]]:
+    from .configuration_utils import MLICConfig
+
+    size = config.image_size
+    rows = [
+        ("Model type", f"`{config.model_type}`"),
+        ("Backbone (timm)", f"`{config.backbone}`"),
+        ("Input resolution", f"{size}×{size}"),
+        ("Number of labels", str(config.num_labels)),
+    ]
+    base_fields = {field.name for field in dataclasses.fields(MLICConfig)}
+    for field in dataclasses.fields(config):
+        if field.name not in base_fields:  # the method's own hyper-parameters
+            rows.append((f"`{field.name}`", f"`{_fmt(getattr(config, field.name))}`"))
+    num_parameters = _parameter_count(checkpoint_dir)
+    if num_parameters is not None:
+        rows.append(("Parameters", f"{num_parameters / 1e6:.2f} M"))
+    return rows
+
+
+def _loss_info(config) -> tuple[str, list[tuple[str, str]]]:
+    name = _LOSS_NAMES.get(config.loss, config.loss)
+    prefix = f"{config.loss}_"
+    rows = [("`loss`", f"`{config.loss}`"), ("`loss_reduction`", f"`{config.loss_reduction}`")]
+    for field in dataclasses.fields(config):
+        if field.name.startswith(prefix):
+            rows.append((f"`{field.name}`", f"`{_fmt(getattr(config, field.name))}`"))
+    return name, rows
+
+
+def _training_rows(run: Mapping[str, Any], dataset_display: str) -> list[tuple[str, str]]:
+    splits = run.get("splits") or {}
+    rows: list[tuple[str, str]] = [("Dataset", dataset_display)]
+    for key, name in (("train", "Training split"), ("eval", "Model-selection split"), ("test", "Test split")):
+        if splits.get(key):
+            rows.append((name, f"`{splits[key]}`"))
+    if run.get("num_train_samples") is not None:
+        rows.append(("Training images", f"{int(run['num_train_samples']):,}"))
+    if run.get("num_test_samples") is not None:
+        rows.append(("Test images", f"{int(run['num_test_samples']):,}"))
+    training_args = dict(run.get("training_args") or {})
+    max_steps = training_args.get("max_steps")
+    if isinstance(max_steps, (int, float)) and max_steps > 0:
+        training_args.pop("num_train_epochs", None)  # overridden by max_steps
+    else:
+        training_args.pop("max_steps", None)  # -1 / None: unused
+    for key, name in _TRAINING_KEYS.items():
+        if key in training_args and training_args[key] is not None:
+            rows.append((name, f"`{_fmt(training_args.pop(key))}`"))
+    for key, value in training_args.items():
+        if value is not None:
+            rows.append((f"`{key}`", f"`{_fmt(value)}`"))
+    if run.get("world_size") and int(run["world_size"]) > 1:
+        rows.append(("Processes (data parallel)", str(int(run["world_size"]))))
+    if "used_ema_weights" in run:
+        rows.append(("Released weights", "EMA (exponential moving average)" if run["used_ema_weights"] else "raw"))
+    runtime = _duration(run.get("train_runtime_s"))
+    if runtime:
+        rows.append(("Training time", runtime))
+    return [(name, _md(value)) for name, value in rows]
+
+
+def _metric_rows(test_metrics: Mapping[str, float | None]) -> tuple[list[str], list[list[str]], list[tuple[str, str]]]:
+    """(top-k suffixes, headline rows, other rows) of the metrics table."""
+    suffixes = sorted(
+        {key.split("_", 1)[1] for key in test_metrics if "_top" in key and key.split("_", 1)[0] in _HEADLINE_METRICS},
+        key=lambda s: int(s[3:]) if s[3:].isdigit() else 0,
+    )
+    rows = []
+    for key, (_, _, description) in _HEADLINE_METRICS.items():
+        if key not in test_metrics and not any(f"{key}_{s}" in test_metrics for s in suffixes):
+            continue
+        values = [_percent(test_metrics.get(key))]
+        values += [_percent(test_metrics[f"{key}_{s}"]) if f"{key}_{s}" in test_metrics else "–" for s in suffixes]
+        rows.append([key, description, *values])
+    shown = set(_HEADLINE_METRICS) | {f"{k}_{s}" for k in _HEADLINE_METRICS for s in suffixes}
+    other = [(key, _fmt(value)) for key, value in test_metrics.items() if key not in shown]
+    return suffixes, rows, other
+
+
+def _per_class_aps(
+    label_names: list[str], per_class_ap: Mapping[str, Any] | None, source: str
+) -> dict[str, float | None] | None:
+    """``{label: AP}`` in class-index order (labels unknown to the config last), or ``None``."""
+    if not per_class_ap:
+        return None
+    per_class_ap = {str(name): _check_fraction(f"AP of {name!r}", ap, source) for name, ap in per_class_ap.items()}
+    unknown = [name for name in per_class_ap if name not in label_names]
+    missing = [name for name in label_names if name not in per_class_ap]
+    if unknown or missing:
+        logger.warning(
+            "The per-class APs of %s do not match the model's labels (unknown: %s, missing: %s).",
+            source,
+            unknown[:5],
+            missing[:5],
+        )
+    return {name: per_class_ap.get(name) for name in label_names + unknown}
+
+
+def find_model_card_template(name: str = MODEL_CARD_TEMPLATE) -> Path:
+    """Path of a model-card template: ``<package>/model_cards/<name>`` (installed wheel) or, for a source checkout /
+    editable install, ``<repository root>/model_cards/<name>``.
+
+    Raises:
+        `FileNotFoundError`: listing the searched paths.
+    """
+    import mlic_hf
+
+    package_dir = Path(mlic_hf.__file__).resolve().parent
+    candidates = [package_dir / "model_cards" / name, package_dir.parent / "model_cards" / name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"model-card template {name!r} not found; looked in: {', '.join(str(c) for c in candidates)}. Reinstall "
+        "mlic_hf with its data files (the template must be packaged as mlic_hf/model_cards/*.md)."
+    )
+
+
+def _render(template_path: Path, **context: Any) -> str:
+    try:
+        import jinja2
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("writing model cards needs jinja2: `pip install jinja2`.") from err
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_path.parent)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return environment.get_template(template_path.name).render(**context)
+
+
+def _validate_repo_id(repo_id: str) -> None:
+    from huggingface_hub.utils import validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise ValueError(f"repo_id must look like 'user_or_org/model_name', got {repo_id!r}.")
+    validate_repo_id(repo_id)
+
+
+def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
+    """Writes ``README.md`` (the Hub model card) and the plots of a trained checkpoint.
+
+    The card is rendered from ``model_cards/model_card_template.md`` with:
+
+    - YAML metadata: ``library_name: mlic_hf``, ``pipeline_tag: image-classification``, tags, dataset, metrics and a
+      ``model-index`` with the test mAP, CF1, OF1, CP, CR, OP and OR in % (from ``mlic_run.json``);
+    - the method (``config.method_info``: name, summary, paper, citation), the architecture and loss from the config,
+      the training settings, the metrics and per-class AP tables, the plots, a usage snippet and the limitations.
+
+    Without ``mlic_run.json`` the card says that metrics are unavailable (no ``model-index``). The plots are written to
+    ``plots/per_class_ap.png`` (if per-class APs are known) and ``plots/precision_recall.png`` (if
+    ``test_predictions.npz`` exists); stale copies of plots that can no longer be drawn are removed.
+
+    Args:
+        checkpoint_dir (`str` or `os.PathLike`):
+            Directory written by ``save_pretrained`` (``config.json`` and ``model.safetensors`` required).
+        repo_id (`str`, *optional*):
+            Hub repository id (``"user/name"``) used in the title and the usage snippet; defaults to a
+            ``"your-username/<directory name>"`` placeholder.
+
+    Returns:
+        `Path`: the path of ``README.md``.
+
+    Raises:
+        `FileNotFoundError`: if the checkpoint is incomplete or the template cannot be found.
+        `ValueError`: if the config, ``mlic_run.json`` or ``test_predictions.npz`` is inconsistent (e.g. metrics stored
+        in % instead of fractions, predictions with the wrong number of labels).
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
+    if repo_id is not None:
+        _validate_repo_id(repo_id)
+    template_path = find_model_card_template()
+    config = _load_config(checkpoint_dir)
+    run = _read_run_file(checkpoint_dir)
+    label_names = [str(config.id2label[i]) for i in range(config.num_labels)]
+    predictions = _read_predictions(checkpoint_dir, config.num_labels)
+
+    model_name = repo_id.split("/")[-1] if repo_id else checkpoint_dir.resolve().name
+    usage_repo_id = repo_id or f"your-username/{model_name}"
+    method_info = {"name": config.model_type, "paper_title": None, "paper_authors": None, "paper_url": None,
+                   "summary": None, "citation": None, **(getattr(config, "method_info", None) or {})}
+
+    run = run or {}
+    source = str(checkpoint_dir / RUN_FILE)
+    if run.get("method") and str(run["method"]) not in (config.model_type, config.model_type.removeprefix("mlic-")):
+        logger.warning("%s says method=%r but config.json has model_type=%r.", source, run["method"],
+                       config.model_type)
+    dataset_name = run.get("dataset")
+    dataset_id = run.get("dataset_id")
+    dataset_ref = str(dataset_id or dataset_name) if (dataset_id or dataset_name) else None
+    dataset_display = f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if dataset_id else (
+        f"`{dataset_name}`" if dataset_name else "unknown")
+    test_split = str((run.get("splits") or {}).get("test") or "test")
+    data_args = run.get("data_args") or {}
+    threshold = data_args.get("threshold", 0.5)
+
+    test_metrics = {
+        _strip_prefix(str(key)): _check_fraction(str(key), value, source)
+        if _strip_prefix(str(key)).split("_top")[0] in _HEADLINE_METRICS
+        else value
+        for key, value in (run.get("test_metrics") or {}).items()
+        if isinstance(value, (int, float)) or value is None
+    }
+    metrics_available = any(key in test_metrics for key in _HEADLINE_METRICS)
+
+    per_class_ap = run.get("per_class_AP")
+    if not per_class_ap and predictions is not None and metrics_available:
+        from .metrics import average_precision
+
+        scores, labels = predictions
+        ignore = labels < 0
+        ap = average_precision(scores, np.where(ignore, 0, labels), ignore_mask=ignore)
+        per_class_ap = {name: float(value) for name, value in zip(label_names, ap)}
+    per_class_aps = _per_class_aps(label_names, per_class_ap, source) if metrics_available else None
+
+    # Plots.
+    from .plots import plot_per_class_ap, plot_precision_recall
+
+    plots: dict[str, str | None] = {"per_class_ap": None, "precision_recall": None}
+    if per_class_aps:
+        plot_per_class_ap(per_class_aps, checkpoint_dir / PER_CLASS_AP_PLOT, map_value=test_metrics.get("mAP"),
+                          title=f"Per-class AP on {dataset_ref or 'the test set'} ({test_split})")
+        plots["per_class_ap"] = PER_CLASS_AP_PLOT
+    if predictions is not None:
+        scores, labels = predictions
+        if np.any(labels == 1):
+            plot_precision_recall(scores, labels, checkpoint_dir / PRECISION_RECALL_PLOT, label_names=label_names,
+                                  title=f"Precision-recall on {dataset_ref or 'the test set'} ({test_split})")
+            plots["precision_recall"] = PRECISION_RECALL_PLOT
+        else:
+            logger.warning("%s has no positive label: no precision-recall plot.", checkpoint_dir / PREDICTIONS_FILE)
+    for key, relative in (("per_class_ap", PER_CLASS_AP_PLOT), ("precision_recall", PRECISION_RECALL_PLOT)):
+        stale = checkpoint_dir / relative
+        if plots[key] is None and stale.is_file():
+            logger.info("Removing the stale plot %s (its data is not available any more).", stale)
+            stale.unlink()
+
+    # Metadata.
+    eval_results = None
+    if metrics_available:
+        eval_results = [
+            EvalResult(
+                task_type="image-classification",
+                task_name="Multi-label image classification",
+                dataset_type=dataset_ref or "unknown",
+                dataset_name=dataset_ref or "unknown",
+                dataset_split=test_split,
+                metric_type=_HEADLINE_METRICS[key][0],
+                metric_config=_HEADLINE_METRICS[key][1],
+                metric_name=key,
+                metric_value=round(100.0 * float(test_metrics[key]), 2),
+            )
+            for key in _MODEL_INDEX_ORDER
+            if test_metrics.get(key) is not None and math.isfinite(float(test_metrics[key]))
+        ] or None
+    card_data = ModelCardData(
+        library_name="mlic_hf",
+        pipeline_tag="image-classification",
+        tags=["multi-label-image-classification", "mlic_hf", config.model_type],
+        datasets=[dataset_ref] if dataset_ref else None,
+        metrics=["map", "f1", "precision", "recall"],
+        model_name=model_name,
+        eval_results=eval_results,
+    )
+
+    loss_name, loss_rows = _loss_info(config)
+    suffixes, metric_rows, other_metric_rows = _metric_rows(test_metrics) if metrics_available else ([], [], [])
+    content = _render(
+        template_path,
+        card_data=card_data.to_yaml(),
+        model_name=model_name,
+        repo_id=usage_repo_id,
+        method=method_info,
+        model_type=config.model_type,
+        architecture_rows=_architecture_rows(config, checkpoint_dir),
+        loss_name=loss_name,
+        loss_rows=loss_rows,
+        label_names=[_md(name) for name in label_names],
+        num_labels=config.num_labels,
+        image_size=config.image_size,
+        dataset_display=dataset_display,
+        dataset_name=dataset_ref,
+        is_fashion_mosaic=dataset_name == "fashion_mosaic",
+        test_split=test_split,
+        training_rows=_training_rows(run, dataset_display) if run else None,
+        run_arguments=json.dumps(
+            {key: run[key] for key in ("model_args", "data_args", "training_args") if run.get(key)},
+            indent=2,
+            default=str,
+        )
+        if run
+        else None,
+        metrics_available=metrics_available,
+        metric_suffixes=suffixes,
+        metric_rows=[[_md(cell) for cell in row] for row in metric_rows],
+        other_metric_rows=[(_md(k), _md(v)) for k, v in other_metric_rows],
+        threshold=_fmt(threshold),
+        per_class_rows=[(i, _md(name), _percent(ap)) for i, (name, ap) in enumerate(per_class_aps.items())]
+        if per_class_aps
+        else None,
+        plots=plots,
+        used_ema_weights=bool(run.get("used_ema_weights")),
+    )
+    card = ModelCard(content)  # parses (and so checks) the YAML header
+    readme = checkpoint_dir / "README.md"
+    card.save(readme)
+    logger.info("Wrote the model card %s", readme)
+    return readme
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Upload
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def files_to_upload(checkpoint_dir: str | os.PathLike) -> list[str]:
+    """The files of ``checkpoint_dir`` that [`push_to_hub`] uploads, as sorted POSIX paths relative to it.
+
+    Selected by [`UPLOAD_ALLOW_PATTERNS`] minus [`UPLOAD_IGNORE_PATTERNS`] with the same matching as
+    ``HfApi.upload_folder``: the safetensors weights, ``config.json``, ``preprocessor_config.json``, ``README.md``,
+    ``plots/*.png`` and ``mlic_run.json``; never ``checkpoint-*/``, optimizer / scheduler / RNG states, the trainer
+    state or pickled weights.
+
+    Raises:
+        `FileNotFoundError`: if the checkpoint is incomplete.
+    """
+    from huggingface_hub.utils import filter_repo_objects
+
+    checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
+    relative = sorted(
+        path.relative_to(checkpoint_dir).as_posix() for path in checkpoint_dir.rglob("*") if path.is_file()
+    )
+    return list(
+        filter_repo_objects(relative, allow_patterns=UPLOAD_ALLOW_PATTERNS, ignore_patterns=UPLOAD_IGNORE_PATTERNS)
+    )
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return True
+    # The constant is read once at import time; honour a later `HF_HUB_OFFLINE=1` too.
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _offline_error(checkpoint_dir: Path, files: list[str]) -> RuntimeError:
+    return RuntimeError(
+        "cannot push to the Hub: offline mode (HF_HUB_OFFLINE=1) is enabled. Unset HF_HUB_OFFLINE and retry with "
+        f"network access; the files that would be uploaded are in {checkpoint_dir}: {', '.join(files)}"
+    )
 
 
 def push_to_hub(
@@ -185,29 +676,52 @@ def push_to_hub(
     commit_message: str = "Upload mlic_hf model",
     create_card: bool = True,
 ) -> str:
-    """Upload a checkpoint (safetensors weights, configs, model card, plots) to the Hub; returns the repo URL.
+    """Uploads a checkpoint directory to the Hugging Face Hub (model card included).
 
-    Raises ``RuntimeError`` at once in offline mode (``HF_HUB_OFFLINE=1``), naming the folder whose files would
-    have been uploaded."""
-    from huggingface_hub import HfApi, constants
+    Writes the model card first (``create_card=True``, see [`write_model_card`]), then creates the repository if
+    needed and uploads [`files_to_upload`] in one commit. In offline mode it fails fast, before any network call.
+
+    Args:
+        checkpoint_dir (`str` or `os.PathLike`): the checkpoint directory.
+        repo_id (`str`): ``"user_or_org/model_name"``.
+        token (`str`, *optional*): Hub token (default: the logged-in user's).
+        private (`bool`, defaults to `False`): create the repository as private (existing repos are left as they are).
+        commit_message (`str`, defaults to `"Upload mlic_hf model"`): the commit message.
+        create_card (`bool`, defaults to `True`): (re)write ``README.md`` and the plots before uploading.
+
+    Returns:
+        `str`: the URL of the model repository.
+
+    Raises:
+        `FileNotFoundError`: if the checkpoint is incomplete.
+        `ValueError`: if ``repo_id`` is malformed.
+        `RuntimeError`: if the Hub is in offline mode (``HF_HUB_OFFLINE=1``).
+    """
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    folder = check_checkpoint(checkpoint_dir)
-    if not repo_id or "/" not in repo_id:
-        raise ValueError(f"repo_id must look like 'user/name', got {repo_id!r}")
+    checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
+    _validate_repo_id(repo_id)
     if create_card:
-        write_model_card(folder, repo_id=repo_id)
-    offline_message = (
-        f"cannot push to the Hub: offline mode (HF_HUB_OFFLINE=1) or no network. The files that would be uploaded "
-        f"are in {folder}: {', '.join(files_to_upload(folder))}"
-    )
-    if constants.HF_HUB_OFFLINE:
-        raise RuntimeError(offline_message)
+        write_model_card(checkpoint_dir, repo_id=repo_id)
+    files = files_to_upload(checkpoint_dir)
+    if _hub_offline():
+        raise _offline_error(checkpoint_dir, files)
+
     api = HfApi(token=token)
     try:
-        api.create_repo(repo_id, exist_ok=True, private=private)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
-                          allow_patterns=files_to_upload(folder))
+        repo_url = api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
+        logger.info("Uploading %d files from %s to %s: %s", len(files), checkpoint_dir, repo_id, files)
+        api.upload_folder(
+            folder_path=str(checkpoint_dir),
+            repo_id=repo_id,
+            repo_type="model",
+            commit_message=commit_message,
+            allow_patterns=UPLOAD_ALLOW_PATTERNS,
+            ignore_patterns=UPLOAD_IGNORE_PATTERNS,
+        )
     except OfflineModeIsEnabled as err:
-        raise RuntimeError(offline_message) from err
-    return f"https://huggingface.co/{repo_id}"
+        raise _offline_error(checkpoint_dir, files) from err
+    url = getattr(repo_url, "url", None) or str(repo_url)
+    logger.info("Pushed %s to %s", checkpoint_dir, url)
+    return str(url)

@@ -175,7 +175,7 @@ def plot_per_class_ap(
     title: str | None = None,
 ) -> Path:
     """Bar chart of the per-class average precision (in %), in the given (class-index) order, with the mAP as a
-    dashed horizontal line.
+    dashed horizontal line (its value is appended to the title).
 
     Args:
         per_class_ap (`Mapping[str, float]`):
@@ -206,15 +206,16 @@ def plot_per_class_ap(
     heights = np.where(finite, 100.0 * values, 0.0)
     ax.bar(positions, heights, width=0.8, color="#4C72B0", edgecolor="none")
     for index in np.flatnonzero(~finite):
-        ax.text(index, 1.0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90, color="#555555")
+        ax.text(index, 2.0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90, color="#555555")
+    title = title or "Per-class average precision"
     if math.isfinite(map_value):
-        ax.axhline(100.0 * map_value, color="#C44E52", linestyle="--", linewidth=1.2,
-                   label=f"mAP = {100.0 * map_value:.2f}%")
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+        # The mAP goes in the title rather than in a legend, which would hide bars.
+        ax.axhline(100.0 * map_value, color="#C44E52", linestyle="--", linewidth=1.2)
+        title = f"{title} (dashed: mAP = {100.0 * map_value:.2f}%)"
     ax.set_xlim(-0.6, num_classes - 0.4)
     ax.set_ylim(0.0, 100.0)
     ax.set_ylabel("AP (%)")
-    ax.set_title(title or "Per-class average precision", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fontsize = float(np.clip(360.0 / max(num_classes, 1), 4.0, 8.0))
     ax.set_xticks(positions)
     ax.set_xticklabels(names, rotation=90 if num_classes > 6 else 0, fontsize=fontsize)
@@ -290,5 +291,5 @@ def plot_precision_recall(
     ax.set_ylabel("Precision")
     ax.set_title(title or "Precision-recall (micro-averaged)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=7, framealpha=0.9)
+    ax.legend(loc="lower left", fontsize=7, framealpha=0.75)
     return _save(figure, path)

@@ -75,6 +75,7 @@ def test_two_step_training_run_per_method(method, tmp_path, data_cache):
     assert (out / "checkpoint-2" / "ema.safetensors").is_file()
     run = json.loads((out / "mlic_run.json").read_text())
     assert run["test_metrics"]["mAP"] == pytest.approx(metrics["mAP"])
+    assert str(data_cache) not in (out / "mlic_run.json").read_text()  # no local paths in uploaded files
     loaded = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(out)
     assert loaded.config.id2label[0] == "T-shirt/top"
 
