@@ -226,3 +226,15 @@ def test_presets_and_bad_arguments():
     assert resolve_method("resnet_probabilistic")[0] is mlic_hf.ResNetProbabilisticConfig
     with pytest.raises(ValueError, match="unknown method"):
         resolve_method("m9")
+
+
+def test_accelerate_launch(tmp_path, data_cache):
+    """The training script runs under `accelerate launch` (CPU, one process, no accelerate config file)."""
+    out = tmp_path / "acc"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    _run_script(launcher, _argv(out, data_cache, max_steps=2, eval_strategy="no", save_strategy="no",
+                                metric_for_best_model="loss", greater_is_better="false"), tmp_path)
+    run = json.loads((out / "mlic_run.json").read_text())
+    assert run["world_size"] == 1 and 0.0 <= run["test_metrics"]["mAP"] <= 1.0
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
