@@ -72,7 +72,7 @@ def resolve_method(name: str) -> tuple[type, type]:
     return REGISTERED_METHODS[key]
 
 
-def _json_arg(value: str | None, name: str) -> dict[str, Any]:
+def parse_json_object(value: str | None, name: str) -> dict[str, Any]:
     if not value:
         return {}
     try:
@@ -120,7 +120,7 @@ def build_config(model_args: ModelArguments, label_names: list[str]):
             fields[name] = value
     if model_args.use_pretrained_backbone:
         fields["use_pretrained_backbone"] = True
-    fields.update(_json_arg(model_args.config_overrides, "config_overrides"))
+    fields.update(parse_json_object(model_args.config_overrides, "config_overrides"))
     return config_class(**fields)
 
 
@@ -131,7 +131,7 @@ def build_model(model_args: ModelArguments, label_names: list[str]):
         return AutoModelForMultiLabelImageClassification.from_pretrained(
             model_args.model_name_or_path,
             id2label=dict(enumerate(label_names)),
-            **_json_arg(model_args.config_overrides, "config_overrides"),
+            **parse_json_object(model_args.config_overrides, "config_overrides"),
         )
     return AutoModelForMultiLabelImageClassification.from_config(build_config(model_args, label_names))
 
@@ -140,7 +140,7 @@ def load_splits(data_args: DataArguments, seed: int = 0):
     """(train, eval, test) datasets and the label names."""
     from .data import DATASET_SPLITS, label_names_of, load_mlic_dataset
 
-    dataset = load_mlic_dataset(data_args.dataset, data_args.data_dir, **_json_arg(data_args.dataset_kwargs,
+    dataset = load_mlic_dataset(data_args.dataset, data_args.data_dir, **parse_json_object(data_args.dataset_kwargs,
                                                                                     "dataset_kwargs"))
     default_train, default_eval, default_test = DATASET_SPLITS.get(data_args.dataset, ("train", "validation", "test"))
     names = {
@@ -307,7 +307,7 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
     # mlic_run.json is uploaded with the model: keep local paths (data folders, caches, weight files) out of it
     data_dict["data_dir"] = _redact_path(data_dict.get("data_dir"))
     if data_dict.get("dataset_kwargs"):
-        kwargs = _json_arg(data_dict["dataset_kwargs"], "dataset_kwargs")
+        kwargs = parse_json_object(data_dict["dataset_kwargs"], "dataset_kwargs")
         data_dict["dataset_kwargs"] = json.dumps({k: _redact_path(v) if k.endswith("_dir") else v
                                                   for k, v in kwargs.items()})
     model_dict["backbone_weights"] = _redact_path(model_dict.get("backbone_weights"))

@@ -194,6 +194,9 @@ class MLICTrainer(Trainer):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
                                          metric_key_prefix)
         if self.ema is None:
+            if f"{metric_key_prefix}_mAP" in output.metrics:  # keep `best_mAP` (the default selection metric)
+                output.metrics[f"{metric_key_prefix}_best_mAP"] = output.metrics[f"{metric_key_prefix}_mAP"]
+                output.metrics[f"{metric_key_prefix}_best_is_ema"] = 0.0
             return output
         model = self.accelerator.unwrap_model(self.model)
         with self.ema.swapped_into(model):

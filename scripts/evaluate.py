@@ -9,7 +9,7 @@ import json
 import sys
 
 import mlic_hf  # noqa: F401
-from mlic_hf.experiment import _json_arg, evaluate_checkpoint
+from mlic_hf.experiment import parse_json_object, evaluate_checkpoint
 from mlic_hf.metrics import format_metrics_table
 
 
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
             dataset=args.dataset,
             data_dir=args.data_dir,
             split=args.split,
-            dataset_kwargs=_json_arg(args.dataset_kwargs, "dataset_kwargs"),
+            dataset_kwargs=parse_json_object(args.dataset_kwargs, "dataset_kwargs"),
             batch_size=args.batch_size,
             threshold=args.threshold,
             top_k=args.top_k,

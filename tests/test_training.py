@@ -238,3 +238,27 @@ def test_accelerate_launch(tmp_path, data_cache):
     run = json.loads((out / "mlic_run.json").read_text())
     assert run["world_size"] == 1 and 0.0 <= run["test_metrics"]["mAP"] <= 1.0
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+
+
+def test_early_stopping_on_map(tmp_path, data_cache):
+    """An mAP that stops improving ends training after `early_stopping_patience` evaluations (raw and EMA
+    weights score the same constant here), and without EMA `best_mAP` is the raw mAP."""
+    from mlic_hf.data.transforms import collate_fn
+    from mlic_hf.experiment import attach_transforms, build_model, load_splits
+    from mlic_hf.training import MLICTrainer
+
+    for ema_decay in (0.9, 0.0):
+        model_args, data_args, training_args = parse_args(_argv(
+            tmp_path / f"es{ema_decay}", data_cache, max_steps=10, eval_strategy="steps", eval_steps=1,
+            save_strategy="steps", save_steps=1, early_stopping_patience=1, load_best_model_at_end="true",
+            ema_decay=ema_decay))
+        train, evaluation, test, names = load_splits(data_args)
+        model = build_model(model_args, names)
+        train, evaluation, test, _ = attach_transforms(model, data_args, train, evaluation, test, 0)
+        trainer = MLICTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
+                              data_collator=collate_fn, compute_metrics=lambda prediction: {"mAP": 0.5})
+        trainer.train()
+        assert trainer.state.global_step == 2, ema_decay  # eval 1 sets the best, eval 2 does not improve: stop
+        evals = [e for e in trainer.state.log_history if "eval_best_mAP" in e]
+        assert [e["eval_best_mAP"] for e in evals] == [0.5, 0.5]
+        assert ("eval_ema_mAP" in evals[0]) == (ema_decay > 0)
