@@ -18,6 +18,9 @@ from .models import (
     ResNetProbabilisticConfig,
     ResNetProbabilisticForMultiLabelImageClassification,
     ResNetProbabilisticPreTrainedModel,
+    TwoStageIRPEConfig,
+    TwoStageIRPEForMultiLabelImageClassification,
+    TwoStageIRPEPreTrainedModel,
 )
 from .pipelines import MultiLabelImageClassificationPipeline, multilabel_pipeline, register_pipeline
 
@@ -39,6 +42,9 @@ __all__ = [
     "ResNetProbabilisticConfig",
     "ResNetProbabilisticForMultiLabelImageClassification",
     "ResNetProbabilisticPreTrainedModel",
+    "TwoStageIRPEConfig",
+    "TwoStageIRPEForMultiLabelImageClassification",
+    "TwoStageIRPEPreTrainedModel",
     "load_image",
     "multilabel_pipeline",
     "register_method",

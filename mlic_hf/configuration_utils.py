@@ -63,6 +63,8 @@ class MLICConfig(PreTrainedConfig):
     """
 
     model_type = "mlic"
+    #: Outputs Trainer leaves out of predictions (only the logits are needed for the metrics).
+    keys_to_ignore_at_inference: ClassVar[list[str]] = ["label_features", "feature_maps", "attentions", "extras"]
     #: Method description for generated model cards: name, paper_title, paper_authors, paper_url, summary, citation.
     method_info: ClassVar[dict] = {}
 

@@ -242,8 +242,9 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     prediction = trainer.predict(test, metric_key_prefix="test")
     trainer.ema = ema
     labels = np.asarray(prediction.label_ids)
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     metrics = multilabel_metrics(
-        sigmoid(prediction.predictions),
+        sigmoid(logits),
         np.clip(labels, 0, 1),
         ignore_mask=labels < 0,
         threshold=data_args.threshold,
@@ -263,7 +264,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             training_args,
             metrics,
             used_ema,
-            scores=sigmoid(prediction.predictions),
+            scores=sigmoid(logits),
             labels=labels,
             extra={
                 "train_runtime_s": float(train_result.metrics.get("train_runtime", 0.0)),

@@ -6,9 +6,16 @@ from .resnet_probabilistic import (
     ResNetProbabilisticPreTrainedModel,
 )
 
+from .two_stage_irpe import (
+    TwoStageIRPEConfig,
+    TwoStageIRPEForMultiLabelImageClassification,
+    TwoStageIRPEPreTrainedModel,
+)
+
 #: (config class, model class) of every method, in the order they are registered.
 METHODS = [
     (ResNetProbabilisticConfig, ResNetProbabilisticForMultiLabelImageClassification),
+    (TwoStageIRPEConfig, TwoStageIRPEForMultiLabelImageClassification),
 ]
 
 __all__ = [
@@ -16,4 +23,7 @@ __all__ = [
     "ResNetProbabilisticConfig",
     "ResNetProbabilisticForMultiLabelImageClassification",
     "ResNetProbabilisticPreTrainedModel",
+    "TwoStageIRPEConfig",
+    "TwoStageIRPEForMultiLabelImageClassification",
+    "TwoStageIRPEPreTrainedModel",
 ]

@@ -7,6 +7,14 @@ TINY_LABELS = {0: "person", 1: "dog", 2: "cat", 3: "car"}
 
 TINY_CONFIGS: dict[str, dict] = {
     "mlic-resnet-probabilistic": {"backbone": "resnet18", "image_size": TINY_IMAGE_SIZE},
+    "mlic-two-stage-irpe": {
+        "backbone": "resnet18",
+        "image_size": TINY_IMAGE_SIZE,
+        "d_model": 32,
+        "num_attention_heads": 4,
+        "dim_feedforward": 64,
+        "dropout": 0.0,
+    },
 }
 
 

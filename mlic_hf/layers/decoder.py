@@ -1,0 +1,91 @@
+"""Label-query Transformer decoder shared by the query-based methods (M2, M4).
+
+Learnable label embeddings are the queries; image tokens are keys and values. Each layer is post-norm (as DETR and
+Query2Label): optional self-attention among the label queries, cross-attention to the image tokens, FFN. Whether a
+layer has self-attention is set per layer — the M2 paper removes it everywhere (Table V), M4 ablates it per layer
+(Table 7). Without self-attention the labels are decoded independently: a label's output depends only on its own
+query and the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+SELF_ATTENTION_MODES = ("none", "all", "second_only")
+
+
+def self_attention_layers(mode: str | Sequence[bool], num_layers: int) -> list[bool]:
+    """Per-layer self-attention flags from a mode name (``none``, ``all``, ``second_only``) or explicit flags."""
+    if isinstance(mode, str):
+        if mode not in SELF_ATTENTION_MODES:
+            raise ValueError(f"decoder self-attention mode must be one of {SELF_ATTENTION_MODES}, got {mode!r}")
+        if mode == "second_only" and num_layers < 2:
+            raise ValueError("decoder self-attention 'second_only' needs at least 2 decoder layers")
+        return [mode == "all" or (mode == "second_only" and i == 1) for i in range(num_layers)]
+    flags = [bool(f) for f in mode]
+    if len(flags) != num_layers:
+        raise ValueError(f"{len(flags)} self-attention flags for {num_layers} decoder layers")
+    return flags
+
+
+class LabelDecoderLayer(nn.Module):
+    """[self-attention →] cross-attention → FFN, each with residual + LayerNorm (post-norm)."""
+
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 self_attention: bool = False, activation: str = "relu") -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True) if self_attention else None
+        self.norm_self = nn.LayerNorm(d_model) if self_attention else None
+        self.cross_attn = nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True)
+        self.norm_cross = nn.LayerNorm(d_model)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm_ffn = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.activation = {"relu": F.relu, "gelu": F.gelu}[activation]
+
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor, need_weights: bool = False):
+        if self.self_attn is not None:
+            attended, _ = self.self_attn(queries, queries, queries, need_weights=False)
+            queries = self.norm_self(queries + self.dropout(attended))
+        attended, weights = self.cross_attn(queries, memory, memory, need_weights=need_weights)
+        queries = self.norm_cross(queries + self.dropout(attended))
+        queries = self.norm_ffn(queries + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(queries))))))
+        return queries, weights
+
+
+class LabelDecoder(nn.Module):
+    """A stack of :class:`LabelDecoderLayer` with per-layer self-attention flags."""
+
+    def __init__(self, d_model: int, num_heads: int, num_layers: int, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, self_attention: str | Sequence[bool] = "none", activation: str = "relu") -> None:
+        super().__init__()
+        flags = self_attention_layers(self_attention, num_layers)
+        self.layers = nn.ModuleList(
+            LabelDecoderLayer(d_model, num_heads, dim_feedforward, dropout, flag, activation) for flag in flags
+        )
+
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor, output_attentions: bool = False):
+        attentions = []
+        for layer in self.layers:
+            queries, weights = layer(queries, memory, need_weights=output_attentions)
+            if output_attentions:
+                attentions.append(weights)
+        return queries, tuple(attentions) if output_attentions else None
+
+
+class GroupWiseLinear(nn.Module):
+    """Per-class linear head: logit_c = w_c · h_c + b_c, one weight vector per label (Query2Label's head)."""
+
+    def __init__(self, num_labels: int, d_model: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_labels, d_model))
+        self.bias = nn.Parameter(torch.zeros(num_labels))
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, label_features: torch.Tensor) -> torch.Tensor:
+        return (label_features * self.weight).sum(-1) + self.bias

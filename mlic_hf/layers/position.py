@@ -1,0 +1,40 @@
+"""Absolute position embeddings for feature maps: learned (resized to the map) or fixed 2-D sine (DETR)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class LearnedPositionEmbedding2D(nn.Module):
+    """A learned (d, H, W) embedding for the training grid, bilinearly resized for other map sizes."""
+
+    def __init__(self, d_model: int, height: int, width: int) -> None:
+        super().__init__()
+        self.embedding = nn.Parameter(torch.zeros(1, d_model, height, width))
+        nn.init.trunc_normal_(self.embedding, std=0.02)
+
+    def forward(self, height: int, width: int) -> torch.Tensor:
+        embedding = self.embedding
+        if embedding.shape[-2:] != (height, width):
+            embedding = F.interpolate(embedding, size=(height, width), mode="bilinear", align_corners=False)
+        return embedding
+
+
+def sine_position_embedding_2d(d_model: int, height: int, width: int, temperature: float = 10000.0,
+                               device=None, dtype=torch.float32) -> torch.Tensor:
+    """DETR's fixed 2-D sine embedding, (1, d, H, W): half the channels encode the row, half the column."""
+    if d_model % 4:
+        raise ValueError(f"the 2-D sine position embedding needs d_model divisible by 4, got {d_model}")
+    quarter = d_model // 4
+    y = torch.arange(1, height + 1, device=device, dtype=torch.float32) / height * 2 * math.pi
+    x = torch.arange(1, width + 1, device=device, dtype=torch.float32) / width * 2 * math.pi
+    freq = temperature ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
+    py = y[:, None] / freq  # (H, q)
+    px = x[:, None] / freq  # (W, q)
+    pos_y = torch.cat([py.sin(), py.cos()], dim=1)[:, None, :].expand(height, width, 2 * quarter)
+    pos_x = torch.cat([px.sin(), px.cos()], dim=1)[None, :, :].expand(height, width, 2 * quarter)
+    return torch.cat([pos_y, pos_x], dim=-1).permute(2, 0, 1)[None].to(dtype)

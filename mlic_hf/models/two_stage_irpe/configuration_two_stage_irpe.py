@@ -1,0 +1,100 @@
+"""Configuration of the two-stage Transformer with image relative position encoding (M2)."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+
+from ...configuration_utils import MLICConfig
+from ...layers.decoder import SELF_ATTENTION_MODES
+from ...layers.irpe import IRPE_POSITIONS
+
+ENCODER_TYPES = ("irpe", "standard", "none")
+INPUT_PROJECTIONS = ("conv", "identity")
+POSITION_EMBEDDINGS = ("learned", "sine")
+
+
+@strict
+class TwoStageIRPEConfig(MLICConfig):
+    r"""Configuration of [`TwoStageIRPEForMultiLabelImageClassification`]: CNN features → 1×1 conv to ``d_model`` +
+    position embedding → Transformer encoder with iRPE → decoder of learnable label queries with cross-attention only
+    → per-class linear → sigmoid, trained with the asymmetric polynomial loss (M2 paper, Huang et al.). Defaults are
+    the paper's (ResNet-101, 448 px, 1 encoder layer, 2 decoder layers, no decoder self-attention, APL γ+=0, γ−=2).
+    Where the paper is silent (width, heads, FFN size, dropout) the defaults follow Query2Label's ResNet-101 setting
+    (hidden 2048, 4 heads, FFN 8192, dropout 0.1), the public code of the same design.
+
+    Args:
+        d_model (`int`, defaults to 2048): Transformer width.
+        input_projection (`str`, defaults to `"conv"`): ``"conv"`` (1×1 convolution, eq. 1) or ``"identity"`` (needs
+            ``d_model`` = backbone channels, as Query2Label).
+        position_embedding (`str`, defaults to `"learned"`): ``"learned"`` (resized for other map sizes) or
+            ``"sine"`` (fixed 2-D sine).
+        encoder (`str`, defaults to `"irpe"`): ``"irpe"``, ``"standard"`` (plain self-attention) or ``"none"``
+            (Table IV ablation).
+        num_encoder_layers (`int`, defaults to 1), num_decoder_layers (`int`, defaults to 2).
+        num_attention_heads (`int`, defaults to 4), dim_feedforward (`int`, defaults to 8192),
+        dropout (`float`, defaults to 0.1), activation (`str`, defaults to `"relu"`).
+        irpe_on (`list[str]`, defaults to `["q", "k", "v"]`): where iRPE is added (any subset of q, k, v; eqs. 3-5).
+        irpe_shared_heads (`bool`, defaults to `True`): one table for all heads (else one per head).
+        irpe_alpha, irpe_beta, irpe_gamma (`float`, defaults to 1.9, 3.8, 15.2): piecewise index parameters.
+        decoder_self_attention (`str`, defaults to `"none"`): ``"none"``, ``"all"`` or ``"second_only"`` (Table V).
+    """
+
+    model_type = "mlic-two-stage-irpe"
+    method_info = {
+        "name": "Two-stage Transformer with iRPE",
+        "paper_title": "Multi-label image classification with a two-stage Transformer, image relative position "
+        "encoding and asymmetric polynomial loss",
+        "paper_authors": "see ../shared/papers/m2-irpe-two-stage-transformer.txt",
+        "paper_url": None,
+        "summary": "CNN features are projected to the Transformer width, given a learned position embedding and "
+        "refined by an encoder whose self-attention adds 2-D image relative position encoding (iRPE, contextual "
+        "product method) on queries, keys and values. Learnable label embeddings then cross-attend to the image "
+        "tokens in a decoder without self-attention, and a per-class linear layer gives each label's logit. "
+        "Trained with the asymmetric polynomial loss.",
+        "citation": None,
+    }
+
+    backbone: str = "resnet101"
+    image_size: int = 448
+    loss: str = "apl"
+    loss_reduction: str = "mean"
+    d_model: int = 2048
+    input_projection: str = "conv"
+    position_embedding: str = "learned"
+    encoder: str = "irpe"
+    num_encoder_layers: int = 1
+    num_decoder_layers: int = 2
+    num_attention_heads: int = 4
+    dim_feedforward: int = 8192
+    dropout: float = 0.1
+    activation: str = "relu"
+    irpe_on: list[str] | tuple[str, ...] = ("q", "k", "v")
+    irpe_shared_heads: bool = True
+    irpe_alpha: float = 1.9
+    irpe_beta: float = 3.8
+    irpe_gamma: float = 15.2
+    decoder_self_attention: str = "none"
+
+    def _check_fields(self) -> None:
+        super()._check_fields()
+        self.irpe_on = list(self.irpe_on)
+        for name, value, allowed in (
+            ("encoder", self.encoder, ENCODER_TYPES),
+            ("input_projection", self.input_projection, INPUT_PROJECTIONS),
+            ("position_embedding", self.position_embedding, POSITION_EMBEDDINGS),
+            ("decoder_self_attention", self.decoder_self_attention, SELF_ATTENTION_MODES),
+            ("activation", self.activation, ("relu", "gelu")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        if set(self.irpe_on) - set(IRPE_POSITIONS):
+            raise ValueError(f"irpe_on must be a subset of {IRPE_POSITIONS}, got {self.irpe_on}")
+        if self.d_model % self.num_attention_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by num_attention_heads={self.num_attention_heads}")
+        if self.num_decoder_layers < 1:
+            raise ValueError("num_decoder_layers must be >= 1")
+        if self.decoder_self_attention == "second_only" and self.num_decoder_layers < 2:
+            raise ValueError("decoder_self_attention='second_only' needs num_decoder_layers >= 2")
+
+
+__all__ = ["TwoStageIRPEConfig"]

@@ -1,0 +1,90 @@
+"""Two-stage Transformer with image relative position encoding (M2)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...layers.decoder import GroupWiseLinear, LabelDecoder
+from ...layers.irpe import IRPEEncoderLayer
+from ...layers.position import LearnedPositionEmbedding2D, sine_position_embedding_2d
+from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
+from .configuration_two_stage_irpe import TwoStageIRPEConfig
+
+
+class TwoStageIRPEPreTrainedModel(MLICPreTrainedModel):
+    config_class = TwoStageIRPEConfig
+    base_model_prefix = "two_stage_irpe"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, nn.MultiheadAttention):
+            module._reset_parameters()
+
+
+class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
+    """Backbone → projection + position embedding → iRPE encoder → label-query decoder → per-class linear."""
+
+    def __init__(self, config: TwoStageIRPEConfig) -> None:
+        super().__init__(config)
+        self.backbone = self.build_backbone(config)
+        channels, stride = self.backbone.channels[-1], self.backbone.reductions[-1]
+        if config.input_projection == "conv":
+            self.input_proj = nn.Conv2d(channels, config.d_model, kernel_size=1)
+        elif channels != config.d_model:
+            raise ValueError(f"input_projection='identity' needs d_model == backbone channels ({channels}), "
+                             f"got d_model={config.d_model}")
+        else:
+            self.input_proj = nn.Identity()
+        side = max(1, -(-config.image_size // stride))
+        self.position = (LearnedPositionEmbedding2D(config.d_model, side, side)
+                         if config.position_embedding == "learned" else None)
+        irpe_on = config.irpe_on if config.encoder == "irpe" else ()
+        layers = 0 if config.encoder == "none" else config.num_encoder_layers
+        self.encoder = nn.ModuleList(
+            IRPEEncoderLayer(config.d_model, config.num_attention_heads, config.dim_feedforward, config.dropout,
+                             config.activation, rpe_on=irpe_on, shared_heads=config.irpe_shared_heads,
+                             alpha=config.irpe_alpha, beta=config.irpe_beta, gamma=config.irpe_gamma)
+            for _ in range(layers)
+        )
+        self.label_embeddings = nn.Embedding(config.num_labels, config.d_model)
+        self.decoder = LabelDecoder(config.d_model, config.num_attention_heads, config.num_decoder_layers,
+                                    config.dim_feedforward, config.dropout, config.decoder_self_attention,
+                                    config.activation)
+        self.classifier = GroupWiseLinear(config.num_labels, config.d_model)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MultiLabelImageClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        feature_maps = self.backbone(pixel_values)
+        features = self.input_proj(feature_maps[-1])
+        batch, _, height, width = features.shape
+        if self.position is not None:
+            features = features + self.position(height, width)
+        else:
+            features = features + sine_position_embedding_2d(
+                self.config.d_model, height, width, device=features.device, dtype=features.dtype)
+        tokens = features.flatten(2).transpose(1, 2)  # (B, L, d), eq. 2
+        for layer in self.encoder:
+            tokens = layer(tokens, height, width)
+        queries = self.label_embeddings.weight.unsqueeze(0).expand(batch, -1, -1)
+        label_features, attentions = self.decoder(queries, tokens, output_attentions=bool(output_attentions))
+        logits = self.classifier(label_features)
+        output = MultiLabelImageClassifierOutput(
+            loss=self.compute_loss(logits, labels),
+            logits=logits,
+            label_features=label_features,
+            feature_maps=tuple(feature_maps) if output_hidden_states else None,
+            attentions=attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["TwoStageIRPEForMultiLabelImageClassification", "TwoStageIRPEPreTrainedModel"]
