@@ -302,7 +302,8 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
 
     keys = ("num_train_epochs", "max_steps", "learning_rate", "weight_decay", "per_device_train_batch_size",
             "gradient_accumulation_steps", "ema_decay", "ema_warmup", "one_cycle", "one_cycle_pct_start",
-            "early_stopping_patience", "seed", "bf16", "fp16", "optim", "channels_last")
+            "early_stopping_patience", "seed", "bf16", "fp16", "optim", "adam_beta1", "adam_beta2",
+            "channels_last")
     train_dict = training_args.to_dict()
     model_dict, data_dict = dataclasses.asdict(model_args), dataclasses.asdict(data_args)
     # mlic_run.json is uploaded with the model: keep local paths (data folders, caches, weight files) out of it

@@ -76,6 +76,7 @@ def test_two_step_training_run_per_method(method, tmp_path, data_cache):
     run = json.loads((out / "mlic_run.json").read_text())
     assert run["test_metrics"]["mAP"] == pytest.approx(metrics["mAP"])
     assert str(data_cache) not in (out / "mlic_run.json").read_text()  # no local paths in uploaded files
+    assert run["training_args"]["adam_beta2"] == 0.999 and run["data_args"]["cutout"] == 0.5
     loaded = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(out)
     assert loaded.config.id2label[0] == "T-shirt/top"
 
