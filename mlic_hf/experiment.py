@@ -46,7 +46,7 @@ class ModelArguments:
 class DataArguments:
     """Which dataset, splits and augmentation."""
 
-    dataset: str = field(default="fashion_mosaic", metadata={"help": f"One of the built-in dataset names."})
+    dataset: str = field(default="fashion_mosaic", metadata={"help": "One of the built-in dataset names (mlic_hf.data.DATASETS)."})
     data_dir: str | None = field(default=None, metadata={"help": "Root folder of the dataset on disk."})
     dataset_kwargs: str | None = field(default=None, metadata={"help": "JSON object of loader options."})
     train_split: str | None = field(default=None, metadata={"help": "Training split (dataset default if unset)."})
@@ -243,8 +243,9 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     trainer.ema = ema
     labels = np.asarray(prediction.label_ids)
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    probabilities = sigmoid(logits)
     metrics = multilabel_metrics(
-        sigmoid(logits),
+        probabilities,
         np.clip(labels, 0, 1),
         ignore_mask=labels < 0,
         threshold=data_args.threshold,
@@ -264,7 +265,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             training_args,
             metrics,
             used_ema,
-            scores=sigmoid(logits),
+            scores=probabilities,
             labels=labels,
             extra={
                 "train_runtime_s": float(train_result.metrics.get("train_runtime", 0.0)),
@@ -353,12 +354,8 @@ def evaluate_checkpoint(
     """Metrics of a saved checkpoint on one split of a dataset (mAP, CP/CR/CF1, OP/OR/OF1, top-k, per-class AP).
 
     The checkpoint's label names must match the dataset's (same names, same order)."""
-    import torch
-    from tqdm.auto import tqdm
-
     from .data import DATASET_SPLITS, label_names_of, load_mlic_dataset
-    from .data.transforms import EvalTransform
-    from .inference import load_model
+    from .inference import load_model, predict_probabilities
     from .metrics import multilabel_metrics
 
     data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
@@ -375,24 +372,16 @@ def evaluate_checkpoint(
         raise ValueError(
             f"{checkpoint} was trained for labels {names[:8]}... but dataset {dataset!r} has {dataset_names[:8]}..."
         )
-    cfg = model.config
-    transform = EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std)
-    scores, labels, masks = [], [], []
-    with torch.no_grad():
-        for start in tqdm(range(0, len(subset), batch_size), disable=not progress, desc=f"evaluate {split}"):
-            batch = subset[start:start + batch_size]
-            pixel_values = torch.stack([transform(image) for image in batch["image"]])
-            scores.append(torch.sigmoid(model(pixel_values).logits.float()).numpy())
-            labels.append(np.asarray(batch["labels"], dtype=np.float32))
-            if "ignore_mask" in batch:
-                masks.append(np.asarray(batch["ignore_mask"], dtype=bool))
-    scores_arr, labels_arr = np.concatenate(scores), np.concatenate(labels)
+    scores_arr = predict_probabilities(model, subset["image"], batch_size=batch_size, progress=progress,
+                                       desc=f"evaluate {split}")
+    labels_arr = np.asarray(subset["labels"], dtype=np.float32)
+    mask = np.asarray(subset["ignore_mask"], dtype=bool) if "ignore_mask" in subset.column_names else None
     metrics = multilabel_metrics(
         scores_arr,
         labels_arr,
         threshold=threshold,
         top_k=top_k,
-        ignore_mask=np.concatenate(masks) if masks else None,
+        ignore_mask=mask,
         ap_mode=ap_mode,
         label_names=names,
     )

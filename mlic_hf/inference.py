@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -44,21 +45,27 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 @torch.no_grad()
-def predict_probabilities(model, images: Iterable, batch_size: int = 32, progress: bool = True) -> np.ndarray:
-    """Sigmoid probabilities (N, C) for an iterable of images (PIL images, arrays or paths)."""
+def predict_probabilities(
+    model, images: Iterable, batch_size: int = 32, progress: bool = True, desc: str = "predict"
+) -> np.ndarray:
+    """Sigmoid probabilities (N, C) for an iterable of images (PIL images, arrays or paths).
+
+    Images are read lazily, ``batch_size`` at a time (a dataset's image column is never decoded all at once)."""
     from tqdm.auto import tqdm
 
     cfg = model.config
     transform = EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std)
     device = next(model.parameters()).device
-    images = list(images)
+    iterator = iter(images)
     out = []
-    for start in tqdm(range(0, len(images), batch_size), disable=not progress, desc="predict", unit="batch"):
-        batch = [load_image(im) if isinstance(im, (str, os.PathLike)) else im for im in images[start:start + batch_size]]
-        pixel_values = torch.stack([transform(im) for im in batch]).to(device)
-        out.append(torch.sigmoid(model(pixel_values).logits.float()).cpu().numpy())
-    num_labels = cfg.num_labels
-    return np.concatenate(out) if out else np.zeros((0, num_labels), dtype=np.float32)
+    with tqdm(total=len(images) if hasattr(images, "__len__") else None, disable=not progress, desc=desc,
+              unit="image") as bar:
+        while batch := list(itertools.islice(iterator, batch_size)):
+            batch = [load_image(im) if isinstance(im, (str, os.PathLike)) else im for im in batch]
+            pixel_values = torch.stack([transform(im) for im in batch]).to(device)
+            out.append(torch.sigmoid(model(pixel_values).logits.float()).cpu().numpy())
+            bar.update(len(batch))
+    return np.concatenate(out) if out else np.zeros((0, cfg.num_labels), dtype=np.float32)
 
 
 def predict_files(
