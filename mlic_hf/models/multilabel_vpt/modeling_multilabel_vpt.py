@@ -1,0 +1,156 @@
+"""ML-VPT: multi-label visual prompt tuning with label groups and a group-aware mixture of experts (M3).
+
+The same class also builds the paper's baselines on the same frozen ViT (``config.variant``): VPT, linear probing
+and full fine-tuning (Table 4). The prompt and MoE blocks live in :mod:`mlic_hf.layers.prompts` and
+:mod:`mlic_hf.layers.moe` and are shared with the PEFT adapters of :mod:`mlic_hf.peft_methods`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from ...layers.backbone import create_timm_model
+from ...layers.moe import DualGroupHead, group_prompt_layout
+from ...layers.prompts import (
+    PromptTokens,
+    check_vision_transformer,
+    embed_tokens,
+    prompt_attention_mask,
+    run_prompted_blocks,
+)
+from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
+from .configuration_multilabel_vpt import MultiLabelVPTConfig
+
+logger = logging.getLogger(__name__)
+
+
+class MultiLabelVPTPreTrainedModel(MLICPreTrainedModel):
+    config_class = MultiLabelVPTConfig
+    base_model_prefix = "multilabel_vpt"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if hasattr(module, "reset_parameters") and not isinstance(module, (nn.Linear, nn.LayerNorm, nn.Conv2d)):
+            if module.__class__.__module__.startswith("mlic_hf.layers"):
+                module.reset_parameters()
+
+
+class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel):
+    """Frozen timm ViT + (group) prompts → ML-VPT head (or a class-token linear head for the baselines).
+
+    Only the prompts, experts, gates and heads are trainable (everything for ``variant="full-finetune"``); the frozen
+    ViT stays in eval mode even under ``model.train()`` (no dropout/drop-path in a backbone that is not trained, as
+    in the authors' code).
+    """
+
+    def __init__(self, config: MultiLabelVPTConfig) -> None:
+        super().__init__(config)
+        kwargs = {"img_size": config.image_size, **(config.backbone_kwargs or {})}
+        try:
+            self.vit, self.loaded_weights = create_timm_model(
+                config.backbone, use_pretrained=config.use_pretrained_backbone, weights=config.backbone_weights,
+                num_classes=0, **kwargs,
+            )
+        except TypeError as err:  # e.g. a CNN does not take img_size
+            raise TypeError(f"backbone={config.backbone!r}: ML-VPT needs a timm VisionTransformer "
+                            f"(e.g. vit_base_patch16_224, vit_base_patch14_dinov2); timm said: {err}") from err
+        check_vision_transformer(self.vit, f"backbone={config.backbone!r}")
+        self.adopt_backbone_normalisation(config, getattr(self.vit, "pretrained_cfg", None) or {})
+        for module in self.vit.modules():
+            module._is_hf_initialized = True
+        dim, depth = self.vit.embed_dim, len(self.vit.blocks)
+        patch_size = self.vit.patch_embed.patch_size
+        prompt_depth = depth if config.prompt_depth == "deep" else 1
+        self.prompts: PromptTokens | None = None
+        self.head: DualGroupHead | None = None
+        self.classifier: nn.Linear | None = None
+        self.prompt_groups: list[int] = []
+        if config.variant == "ml-vpt":
+            stale = [name for name in ("co_groups", "dc_groups")
+                     if getattr(config, name) is not None and len(getattr(config, name)) != config.num_labels]
+            if stale:  # e.g. from_pretrained(..., num_labels=N, ignore_mismatched_sizes=True)
+                logger.warning("%s cover %d labels but the config has %d: the groups are reset (recompute them for "
+                               "the new label set)", " and ".join(stale), len(getattr(config, stale[0])),
+                               config.num_labels)
+                for name in stale:
+                    setattr(config, name, None)
+            if config.co_groups is None or config.dc_groups is None:
+                co, dc = config.default_label_groups()
+                logger.warning(
+                    "MultiLabelVPTConfig has no label groups: using contiguous CO and round-robin DC groups. Compute "
+                    "real ones from the training labels (mlic_hf.grouping.compute_label_groups or "
+                    "scripts/compute_label_groups.py); scripts/train.py does it automatically."
+                )
+                config.co_groups = config.co_groups if config.co_groups is not None else co
+                config.dc_groups = config.dc_groups if config.dc_groups is not None else dc
+            kinds = {}
+            if config.use_co_groups:
+                kinds["co"] = config.co_groups
+            if config.use_dc_groups:
+                kinds["dc"] = config.dc_groups
+            self.prompt_groups = group_prompt_layout(config.num_groups, config.num_prompts_per_group, len(kinds))
+            self.prompts = PromptTokens(len(self.prompt_groups), dim, prompt_depth, patch_size, config.prompt_dropout)
+            self.head = DualGroupHead(kinds, config.num_groups, config.num_prompts_per_group, dim,
+                                      config.expert_hidden_size, config.expert_activation, config.use_moe,
+                                      config.head_fusion)
+        else:
+            if config.variant == "vpt":
+                self.prompts = PromptTokens(config.vpt_num_prompts, dim, prompt_depth, patch_size,
+                                            config.prompt_dropout)
+            self.classifier = nn.Linear(dim, config.num_labels)
+        if config.variant != "full-finetune":
+            self.vit.requires_grad_(False)
+        self.post_init()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.variant != "full-finetune":
+            self.vit.eval()
+        return self
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MultiLabelImageClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        vit = self.vit
+        tokens = embed_tokens(vit, pixel_values)
+        num_prefix = vit.num_prefix_tokens
+        prompt_outputs = None
+        if self.prompts is not None:
+            mask = None
+            if self.head is not None:
+                mask = prompt_attention_mask(num_prefix, self.prompt_groups, tokens.shape[1] - num_prefix,
+                                             self.config.prompt_mask, tokens.dtype, tokens.device)
+            tokens, prompt_outputs = run_prompted_blocks(vit.blocks, tokens, self.prompts, num_prefix, mask)
+        else:
+            tokens = vit.blocks(tokens)
+        extras = None
+        if self.head is not None:
+            features = vit.norm(prompt_outputs) if self.config.prompt_features_norm else prompt_outputs
+            head_out = self.head(features)
+            logits, label_features = head_out["logits"], head_out["label_features"]
+            extras = {k: v for k, v in head_out.items() if k not in ("logits", "label_features")}
+            loss = None
+            if labels is not None:  # eq. 17: the loss of each head, summed
+                loss = sum(self.compute_loss(head_out[f"{kind}_logits"], labels) for kind in self.head.kinds)
+        else:
+            pooled = vit.forward_head(vit.norm(tokens), pre_logits=True)
+            logits, label_features = self.classifier(pooled), None
+            loss = self.compute_loss(logits, labels)
+        if output_hidden_states:
+            extras = dict(extras or {}, tokens=tokens, prompt_outputs=prompt_outputs)
+        output = MultiLabelImageClassifierOutput(loss=loss, logits=logits, label_features=label_features,
+                                                 extras=extras)
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["MultiLabelVPTForMultiLabelImageClassification", "MultiLabelVPTPreTrainedModel"]
