@@ -124,7 +124,25 @@ def build_config(model_args: ModelArguments, label_names: list[str]):
     return config_class(**fields)
 
 
-def build_model(model_args: ModelArguments, label_names: list[str]):
+def add_label_groups(config, train) -> None:
+    """Fill in the label groups of a method that needs them (ML-VPT) from the training split's co-occurrence
+    statistics (``mlic_hf.grouping``), unless the config already has them."""
+    if not hasattr(config, "co_groups") or getattr(config, "variant", "ml-vpt") != "ml-vpt":
+        return
+    if config.co_groups is not None and config.dc_groups is not None:
+        return
+    from .grouping import groups_from_dataset
+
+    groups = groups_from_dataset(train, num_groups=config.num_groups, tau=config.grouping_tau,
+                                 seed=config.grouping_seed)
+    config.co_groups, config.dc_groups = (groups.to_config_kwargs()[k] for k in ("co_groups", "dc_groups"))
+    logger.info("label groups from %d training samples (tau=%s, seed=%s): CO %s, DC %s", len(train),
+                config.grouping_tau, config.grouping_seed, config.co_groups, config.dc_groups)
+
+
+def build_model(model_args: ModelArguments, label_names: list[str], train=None):
+    """A fresh model from the config (label groups computed from ``train`` where the method needs them) or the
+    checkpoint ``model_name_or_path``."""
     from .auto import AutoModelForMultiLabelImageClassification
 
     if model_args.model_name_or_path:
@@ -133,7 +151,10 @@ def build_model(model_args: ModelArguments, label_names: list[str]):
             id2label=dict(enumerate(label_names)),
             **parse_json_object(model_args.config_overrides, "config_overrides"),
         )
-    return AutoModelForMultiLabelImageClassification.from_config(build_config(model_args, label_names))
+    config = build_config(model_args, label_names)
+    if train is not None:
+        add_label_groups(config, train)
+    return AutoModelForMultiLabelImageClassification.from_config(config)
 
 
 def load_splits(data_args: DataArguments, seed: int = 0):
@@ -209,7 +230,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         training_args.push_to_hub = False  # we push ourselves, with our model card, once training is done
     set_seed(training_args.seed)
     train, evaluation, test, label_names = load_splits(data_args, training_args.seed)
-    model = build_model(model_args, label_names)
+    model = build_model(model_args, label_names, train)
     train, evaluation, test, train_transform = attach_transforms(
         model, data_args, train, evaluation, test, training_args.seed
     )
