@@ -15,6 +15,9 @@ from .image_processing import MLICImageProcessor, load_image, to_rgb_array
 from .modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
 from .models import (
     METHODS,
+    MultiScaleThreeBranchConfig,
+    MultiScaleThreeBranchForMultiLabelImageClassification,
+    MultiScaleThreeBranchPreTrainedModel,
     ResNetProbabilisticConfig,
     ResNetProbabilisticForMultiLabelImageClassification,
     ResNetProbabilisticPreTrainedModel,
@@ -38,6 +41,9 @@ __all__ = [
     "METHODS",
     "MultiLabelImageClassificationPipeline",
     "MultiLabelImageClassifierOutput",
+    "MultiScaleThreeBranchConfig",
+    "MultiScaleThreeBranchForMultiLabelImageClassification",
+    "MultiScaleThreeBranchPreTrainedModel",
     "REGISTERED_METHODS",
     "ResNetProbabilisticConfig",
     "ResNetProbabilisticForMultiLabelImageClassification",

@@ -105,6 +105,11 @@ class MLICPreTrainedModel(PreTrainedModel):
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
 
+    def loss_logits(self, output: MultiLabelImageClassifierOutput) -> list[torch.Tensor]:
+        """The logits the training loss is the sum of losses over: ``[output.logits]``, or each head's logits for a
+        method with several heads (ML-VPT's eq. 17)."""
+        return [output.logits]
+
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         """The configured loss of ``logits`` against multi-hot ``labels`` (float32; ``None`` without labels).
 

@@ -3,8 +3,8 @@
 Learnable label embeddings are the queries; image tokens are keys and values. Each layer is post-norm (as DETR and
 Query2Label): optional self-attention among the label queries, cross-attention to the image tokens, FFN. Whether a
 layer has self-attention is set per layer — the M2 paper removes it everywhere (Table V), M4 ablates it per layer
-(Table 7). Without self-attention the labels are decoded independently: a label's output depends only on its own
-query and the image.
+(Table 7: all, layers 2..n, layer 1 only, none). Without self-attention the labels are decoded independently: a
+label's output depends only on its own query and the image.
 """
 
 from __future__ import annotations
@@ -15,17 +15,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-SELF_ATTENTION_MODES = ("none", "all", "second_only")
+#: Named per-layer self-attention settings: ``none``; ``all``; ``second_only`` (layer 2); ``first_only`` (layer 1);
+#: ``except_first`` (layers 2..n).
+SELF_ATTENTION_MODES = ("none", "all", "second_only", "first_only", "except_first")
 
 
 def self_attention_layers(mode: str | Sequence[bool], num_layers: int) -> list[bool]:
-    """Per-layer self-attention flags from a mode name (``none``, ``all``, ``second_only``) or explicit flags."""
+    """Per-layer self-attention flags from a mode name (one of :data:`SELF_ATTENTION_MODES`) or explicit flags."""
     if isinstance(mode, str):
         if mode not in SELF_ATTENTION_MODES:
             raise ValueError(f"decoder self-attention mode must be one of {SELF_ATTENTION_MODES}, got {mode!r}")
-        if mode == "second_only" and num_layers < 2:
-            raise ValueError("decoder self-attention 'second_only' needs at least 2 decoder layers")
-        return [mode == "all" or (mode == "second_only" and i == 1) for i in range(num_layers)]
+        if mode in ("second_only", "except_first") and num_layers < 2:
+            raise ValueError(f"decoder self-attention {mode!r} needs at least 2 decoder layers")
+        if mode == "first_only" and num_layers < 1:
+            raise ValueError("decoder self-attention 'first_only' needs at least 1 decoder layer")
+        rule = {
+            "none": lambda i: False,
+            "all": lambda i: True,
+            "second_only": lambda i: i == 1,
+            "first_only": lambda i: i == 0,
+            "except_first": lambda i: i >= 1,
+        }[mode]
+        return [rule(i) for i in range(num_layers)]
     flags = [bool(f) for f in mode]
     if len(flags) != num_layers:
         raise ValueError(f"{len(flags)} self-attention flags for {num_layers} decoder layers")

@@ -6,6 +6,11 @@ from .resnet_probabilistic import (
     ResNetProbabilisticPreTrainedModel,
 )
 
+from .multiscale_three_branch import (
+    MultiScaleThreeBranchConfig,
+    MultiScaleThreeBranchForMultiLabelImageClassification,
+    MultiScaleThreeBranchPreTrainedModel,
+)
 from .two_stage_irpe import (
     TwoStageIRPEConfig,
     TwoStageIRPEForMultiLabelImageClassification,
@@ -16,10 +21,14 @@ from .two_stage_irpe import (
 METHODS = [
     (ResNetProbabilisticConfig, ResNetProbabilisticForMultiLabelImageClassification),
     (TwoStageIRPEConfig, TwoStageIRPEForMultiLabelImageClassification),
+    (MultiScaleThreeBranchConfig, MultiScaleThreeBranchForMultiLabelImageClassification),
 ]
 
 __all__ = [
     "METHODS",
+    "MultiScaleThreeBranchConfig",
+    "MultiScaleThreeBranchForMultiLabelImageClassification",
+    "MultiScaleThreeBranchPreTrainedModel",
     "ResNetProbabilisticConfig",
     "ResNetProbabilisticForMultiLabelImageClassification",
     "ResNetProbabilisticPreTrainedModel",

@@ -89,7 +89,8 @@ def test_loss_matches_the_configured_loss_function(method):
     model = model_class(tiny_config(config_class, loss="asl", loss_reduction="sum")).eval()
     pixel_values, labels = _batch()
     out = model(pixel_values, labels=labels)
-    expected = asymmetric_loss(out.logits, labels, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, reduction="sum")
+    expected = sum(asymmetric_loss(logits, labels, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, reduction="sum")
+                   for logits in model.loss_logits(out))  # one head: [out.logits]
     torch.testing.assert_close(out.loss, expected)
 
 
@@ -101,10 +102,13 @@ def test_ignored_labels_do_not_contribute(method):
     masked[0, 1] = -1  # "difficult"/unknown: ignored
     out = model(pixel_values, labels=masked)
     with torch.no_grad():
-        logits = model(pixel_values).logits
-    per_element = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-    per_element[0, 1] = 0
-    torch.testing.assert_close(out.loss, per_element.sum() / 2)  # batch_mean: sum over labels, mean over batch
+        heads = model.loss_logits(model(pixel_values))
+    expected = 0
+    for logits in heads:
+        per_element = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        per_element[0, 1] = 0
+        expected = expected + per_element.sum() / 2  # batch_mean: sum over labels, mean over batch
+    torch.testing.assert_close(out.loss, expected)
 
 
 def test_labels_of_the_wrong_shape_raise(method):

@@ -173,3 +173,27 @@ def test_peft_adapter_computes_the_same_function():
     assert not [k for k in missing.missing_keys if "mlvpt_" in k] and not missing.unexpected_keys
     with torch.no_grad():
         torch.testing.assert_close(peft_model(PIXELS), model(PIXELS).logits)
+
+
+def test_training_script_computes_the_groups_from_the_training_split():
+    import datasets
+    import numpy as np
+
+    from mlic_hf.experiment import add_label_groups
+    from mlic_hf.grouping import groups_from_dataset
+
+    rng = np.random.default_rng(0)
+    blocks = [[0, 1], [2, 3], [4, 5]]  # labels of a block always appear together
+    rows = []
+    for _ in range(60):
+        chosen = rng.choice(3, size=rng.integers(1, 3), replace=False)
+        rows.append([1.0 if any(k in blocks[b] for b in chosen) else 0.0 for k in range(6)])
+    train = datasets.Dataset.from_dict({"labels": rows})
+    config = MultiLabelVPTConfig(**{**TINY, "co_groups": None, "dc_groups": None})
+    add_label_groups(config, train)
+    expected = groups_from_dataset(train, num_groups=3, tau=2.0, seed=0).to_config_kwargs()
+    assert config.co_groups == expected["co_groups"] and config.dc_groups == expected["dc_groups"]
+    assert config.co_groups == [0, 0, 1, 1, 2, 2]  # the planted blocks
+    kept = MultiLabelVPTConfig(**TINY)
+    add_label_groups(kept, train)  # groups given: left alone
+    assert kept.dc_groups == TINY["dc_groups"]

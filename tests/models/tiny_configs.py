@@ -15,6 +15,14 @@ TINY_CONFIGS: dict[str, dict] = {
         "dim_feedforward": 64,
         "dropout": 0.0,
     },
+    "mlic-multiscale-three-branch": {
+        "backbone": "resnet18",
+        "image_size": TINY_IMAGE_SIZE,
+        "hidden_size": 16,
+        "num_attention_heads": 2,
+        "dim_feedforward": 32,
+        "dropout": 0.0,
+    },
 }
 
 

@@ -106,6 +106,12 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             self.vit.requires_grad_(False)
         self.post_init()
 
+    def loss_logits(self, output: MultiLabelImageClassifierOutput) -> list[torch.Tensor]:
+        """Eq. 17 sums the loss of the CO and DC heads (the baselines have one head)."""
+        if self.head is None:
+            return [output.logits]
+        return [output.extras[f"{kind}_logits"] for kind in self.head.kinds]
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.config.variant != "full-finetune":

@@ -1,0 +1,167 @@
+"""Multi-scale three-branch Transformer (M4: Zhong et al., CMC 2025)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...layers.decoder import GroupWiseLinear, LabelDecoder
+from ...layers.irpe import IRPEEncoderLayer
+from ...layers.multiscale import HierarchicalScaleAttention, MultiScaleStem
+from ...layers.position import LearnedPositionEmbedding2D
+from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
+from .configuration_multiscale_three_branch import MultiScaleThreeBranchConfig
+
+NUM_BRANCHES = 3
+
+
+class BranchTransformer(nn.Module):
+    """What the three branches share by default: the global feature enhancement encoder (post-norm self-attention +
+    ReLU FFN layers, eqs. 8-9) and the region selection module (label embeddings as queries + decoder layers with
+    cross-attention, eq. 10). Either part may be absent (Table 4)."""
+
+    def __init__(self, config: MultiScaleThreeBranchConfig, hidden_size: int) -> None:
+        super().__init__()
+        heads, ffn, dropout, activation = (config.num_attention_heads, config.dim_feedforward, config.dropout,
+                                           config.activation)
+        self.encoder = nn.ModuleList(
+            IRPEEncoderLayer(hidden_size, heads, ffn, dropout, activation, rpe_on=())  # plain SDPA attention
+            for _ in range(config.num_encoder_layers if config.global_feature_enhancement else 0)
+        )
+        if config.region_selection:
+            self.label_embeddings = nn.Embedding(config.num_labels, hidden_size)
+            self.decoder = LabelDecoder(hidden_size, heads, config.num_decoder_layers, ffn, dropout,
+                                        config.decoder_self_attention_layers, activation)
+        else:
+            self.label_embeddings = self.decoder = None
+
+    def encode(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        for layer in self.encoder:
+            tokens = layer(tokens, height, width)
+        return tokens
+
+    def decode(self, tokens: torch.Tensor, output_attentions: bool = False):
+        queries = self.label_embeddings.weight.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        return self.decoder(queries, tokens, output_attentions=output_attentions)
+
+
+class SharedLinear(nn.Module):
+    """One Linear(3d, 1) applied to every label's features (the alternative reading of the paper's linear layer)."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, 1)
+
+    def forward(self, label_features: torch.Tensor) -> torch.Tensor:
+        return self.linear(label_features).squeeze(-1)
+
+
+class MultiScaleThreeBranchPreTrainedModel(MLICPreTrainedModel):
+    config_class = MultiScaleThreeBranchConfig
+    base_model_prefix = "multiscale_three_branch"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, nn.MultiheadAttention):
+            module._reset_parameters()
+
+
+class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranchPreTrainedModel):
+    """Backbone (layer3, layer4) → fusion-mode convolutions (3 scales) → hierarchical scale attention → per branch:
+    learned position embedding, flatten, encoder, label-query decoder → concatenated label features → per-class
+    linear.
+
+    With ``output_hidden_states=True`` the output's ``feature_maps`` are the backbone maps and ``extras`` holds every
+    stage, one entry per branch: ``scales`` (B, d, h_i, w_i) from the convolutions, ``scales_after_attention``
+    (after the hierarchical scale attention; the same tensors when it is off), ``encoder_outputs`` (B, h_i·w_i, d),
+    and ``branch_label_features`` (B, K, d; the paper's Z_i) or, without region selection, ``pooled_features``
+    (B, 3d). With ``output_attentions=True``, ``attentions`` are the decoder cross-attention maps (B, K, h_i·w_i),
+    branch by branch, layer by layer (3 × num_decoder_layers maps).
+    """
+
+    def __init__(self, config: MultiScaleThreeBranchConfig) -> None:
+        super().__init__(config)
+        config._check_fields()  # again: fields may have been set after construction (e.g. from_pretrained kwargs)
+        self.backbone = self.build_backbone(config)
+        channels, reductions = self.backbone.channels, self.backbone.reductions
+        if any(a >= b for a, b in zip(reductions, reductions[1:])):
+            raise ValueError(f"out_indices={config.out_indices} must name backbone stages shallow to deep "
+                             f"(strides {reductions})")
+        hidden = config.hidden_size if config.hidden_size is not None else channels[-1] // 4
+        if hidden < 1 or hidden % config.num_attention_heads:
+            raise ValueError(f"hidden_size={hidden} (backbone channels {channels[-1]} // 4 when unset) must be a "
+                             f"positive multiple of num_attention_heads={config.num_attention_heads}")
+        config.hidden_size = hidden  # stored, so that a saved config does not depend on the backbone's channels
+        self.stem = MultiScaleStem(channels, hidden, config.fusion_mode)
+        self.scale_attention = HierarchicalScaleAttention(config.interpolation) if config.scale_attention else None
+        map_sides = [max(1, -(-config.image_size // r)) for r in reductions]
+        self.position = nn.ModuleList(
+            LearnedPositionEmbedding2D(hidden, side, side) for side in self.stem.output_sizes(map_sides)  # eq. 6
+        )
+        self.branch_transformers = nn.ModuleList(
+            BranchTransformer(config, hidden) for _ in range(1 if config.share_branch_weights else NUM_BRANCHES)
+        )
+        if not config.region_selection:
+            self.classifier = nn.Linear(NUM_BRANCHES * hidden, config.num_labels)
+        elif config.classifier == "group_wise":
+            self.classifier = GroupWiseLinear(config.num_labels, NUM_BRANCHES * hidden)
+        else:
+            self.classifier = SharedLinear(NUM_BRANCHES * hidden)
+        self.post_init()
+
+    def branch_transformer(self, branch: int) -> BranchTransformer:
+        """The encoder/decoder of ``branch`` (0, 1, 2): the same module for all three when weights are shared."""
+        return self.branch_transformers[0 if len(self.branch_transformers) == 1 else branch]
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MultiLabelImageClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions = bool(output_attentions) and self.config.region_selection
+        feature_maps = self.backbone(pixel_values)
+        scales = self.stem(feature_maps)  # eq. 1: 2H, H, H/2
+        fused = self.scale_attention(scales) if self.scale_attention is not None else scales  # eqs. 2-5
+        encoded, branch_features, attentions = [], [], []
+        for branch, x in enumerate(fused):
+            transformer = self.branch_transformer(branch)
+            _, _, height, width = x.shape
+            x = x + self.position[branch](height, width)  # eq. 6
+            tokens = x.flatten(2).transpose(1, 2)  # eq. 7: (B, L, d)
+            tokens = transformer.encode(tokens, height, width)  # eqs. 8-9
+            encoded.append(tokens)
+            if transformer.decoder is not None:
+                z, maps = transformer.decode(tokens, output_attentions)  # eq. 10: Z_i (B, K, d)
+                branch_features.append(z)
+                if output_attentions:
+                    attentions.extend(maps)
+        extras = None
+        if self.config.region_selection:
+            label_features = torch.cat(branch_features, dim=-1)  # eq. 11: Z' (B, K, 3d)
+            logits = self.classifier(label_features)
+            if output_hidden_states:
+                extras = {"branch_label_features": tuple(branch_features)}
+        else:  # Table 4 without region selection: pooled branches → linear
+            label_features = None
+            pooled = torch.cat([tokens.mean(dim=1) for tokens in encoded], dim=-1)
+            logits = self.classifier(pooled)
+            if output_hidden_states:
+                extras = {"pooled_features": pooled}
+        if output_hidden_states:
+            extras.update(scales=tuple(scales), scales_after_attention=tuple(fused), encoder_outputs=tuple(encoded))
+        output = MultiLabelImageClassifierOutput(
+            loss=self.compute_loss(logits, labels),
+            logits=logits,
+            label_features=label_features,
+            feature_maps=tuple(feature_maps) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+            extras=extras,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["MultiScaleThreeBranchForMultiLabelImageClassification", "MultiScaleThreeBranchPreTrainedModel"]
