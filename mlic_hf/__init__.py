@@ -15,6 +15,9 @@ from .image_processing import MLICImageProcessor, load_image, to_rgb_array
 from .modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
 from .models import (
     METHODS,
+    MultiLabelVPTConfig,
+    MultiLabelVPTForMultiLabelImageClassification,
+    MultiLabelVPTPreTrainedModel,
     MultiScaleThreeBranchConfig,
     MultiScaleThreeBranchForMultiLabelImageClassification,
     MultiScaleThreeBranchPreTrainedModel,
@@ -41,6 +44,9 @@ __all__ = [
     "METHODS",
     "MultiLabelImageClassificationPipeline",
     "MultiLabelImageClassifierOutput",
+    "MultiLabelVPTConfig",
+    "MultiLabelVPTForMultiLabelImageClassification",
+    "MultiLabelVPTPreTrainedModel",
     "MultiScaleThreeBranchConfig",
     "MultiScaleThreeBranchForMultiLabelImageClassification",
     "MultiScaleThreeBranchPreTrainedModel",

@@ -47,12 +47,12 @@ class GroupAwareMoE(nn.Module):
         label_groups = [int(g) for g in label_groups]
         if not label_groups or min(label_groups) < 0 or max(label_groups) >= num_groups:
             raise ValueError(f"label_groups must hold group ids in [0, {num_groups}), got {label_groups}")
-        groups = torch.as_tensor(label_groups, dtype=torch.long)
+        # a plain list, not a buffer: non-persistent buffers are not restored by from_pretrained's meta-device load
+        self.groups: list[int] = label_groups
         if activation not in ACTIVATIONS:
             raise ValueError(f"expert activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.num_groups, self.num_experts, self.dim, self.hidden_size = num_groups, num_experts, dim, hidden_size
         self.activation = activation
-        self.register_buffer("label_groups", groups, persistent=False)
         experts = num_groups * num_experts
         self.use_experts = use_experts
         if use_experts:
@@ -60,8 +60,8 @@ class GroupAwareMoE(nn.Module):
             self.down_bias = nn.Parameter(torch.empty(experts, hidden_size))
             self.up_weight = nn.Parameter(torch.empty(experts, hidden_size, dim))
             self.up_bias = nn.Parameter(torch.empty(experts, dim))
-        self.gate_weight = nn.Parameter(torch.empty(groups.numel(), num_experts, dim))
-        self.gate_bias = nn.Parameter(torch.empty(groups.numel(), num_experts))
+        self.gate_weight = nn.Parameter(torch.empty(len(label_groups), num_experts, dim))
+        self.gate_bias = nn.Parameter(torch.empty(len(label_groups), num_experts))
         self.reset_parameters()
 
     @torch.no_grad()
@@ -91,9 +91,10 @@ class GroupAwareMoE(nn.Module):
         expected = (self.num_groups, self.num_experts, self.dim)
         if tokens.dim() != 4 or tuple(tokens.shape[1:]) != expected:
             raise ValueError(f"GroupAwareMoE expects (batch, {', '.join(map(str, expected))}), got {tuple(tokens.shape)}")
-        per_label = tokens[:, self.label_groups]  # (B, K, N_m, D): each label's group representations
+        index = torch.as_tensor(self.groups, device=tokens.device)
+        per_label = tokens[:, index]  # (B, K, N_m, D): each label's group representations
         weights = torch.softmax(torch.einsum("bkmd,kmd->bkm", per_label, self.gate_weight) + self.gate_bias, dim=-1)
-        expert_out = self.experts(tokens)[:, self.label_groups]
+        expert_out = self.experts(tokens)[:, index]
         features = (weights.unsqueeze(-1) * expert_out).sum(dim=2)
         return features, weights
 
@@ -167,12 +168,11 @@ class DualGroupHead(nn.Module):
         self.num_labels = sizes.pop()
         self.num_groups, self.tokens_per_group, self.dim = num_groups, tokens_per_group, dim
         self.use_moe, self.fusion = use_moe, fusion
+        self.label_groups = {kind: [int(g) for g in groups] for kind, groups in kinds.items()}
         self.moe = nn.ModuleDict()
-        for kind, groups in kinds.items():
-            if use_moe:
+        if use_moe:
+            for kind, groups in kinds.items():
                 self.moe[kind] = GroupAwareMoE(groups, num_groups, tokens_per_group, dim, hidden_size, activation)
-            else:
-                self.register_buffer(f"{kind}_label_groups", torch.as_tensor(list(groups)), persistent=False)
         self.heads = nn.ModuleDict({kind: GroupWiseLinear(self.num_labels, dim) for kind in kinds})
 
     @property
@@ -192,7 +192,8 @@ class DualGroupHead(nn.Module):
                 label_features, gates = self.moe[kind](tokens)
                 out[f"{kind}_gates"] = gates
             else:
-                label_features = tokens[:, getattr(self, f"{kind}_label_groups")].mean(dim=2)
+                index = torch.as_tensor(self.label_groups[kind], device=tokens.device)
+                label_features = tokens[:, index].mean(dim=2)
             kind_logits = self.heads[kind](label_features)
             out[f"{kind}_logits"] = kind_logits
             features.append(label_features)

@@ -6,6 +6,11 @@ from .resnet_probabilistic import (
     ResNetProbabilisticPreTrainedModel,
 )
 
+from .multilabel_vpt import (
+    MultiLabelVPTConfig,
+    MultiLabelVPTForMultiLabelImageClassification,
+    MultiLabelVPTPreTrainedModel,
+)
 from .multiscale_three_branch import (
     MultiScaleThreeBranchConfig,
     MultiScaleThreeBranchForMultiLabelImageClassification,
@@ -22,10 +27,14 @@ METHODS = [
     (ResNetProbabilisticConfig, ResNetProbabilisticForMultiLabelImageClassification),
     (TwoStageIRPEConfig, TwoStageIRPEForMultiLabelImageClassification),
     (MultiScaleThreeBranchConfig, MultiScaleThreeBranchForMultiLabelImageClassification),
+    (MultiLabelVPTConfig, MultiLabelVPTForMultiLabelImageClassification),
 ]
 
 __all__ = [
     "METHODS",
+    "MultiLabelVPTConfig",
+    "MultiLabelVPTForMultiLabelImageClassification",
+    "MultiLabelVPTPreTrainedModel",
     "MultiScaleThreeBranchConfig",
     "MultiScaleThreeBranchForMultiLabelImageClassification",
     "MultiScaleThreeBranchPreTrainedModel",

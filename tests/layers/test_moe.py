@@ -11,8 +11,8 @@ def reference_moe(moe, tokens):
     """Eqs. 11-15 one class and one expert at a time."""
     batch, groups, experts, dim = tokens.shape
     act = {"relu": F.relu, "gelu": F.gelu}[moe.activation]
-    out = torch.zeros(batch, len(moe.label_groups), dim)
-    for k, t in enumerate(moe.label_groups.tolist()):
+    out = torch.zeros(batch, len(moe.groups), dim)
+    for k, t in enumerate(moe.groups):
         for b in range(batch):
             scores = torch.stack([tokens[b, t, e] @ moe.gate_weight[k, e] + moe.gate_bias[k, e] for e in range(experts)])
             w = torch.softmax(scores, dim=0)  # eq. 12

@@ -131,20 +131,20 @@ def test_group_fallbacks_warn(caplog):
         model = tiny(co_groups=None, dc_groups=None)
     assert "no label groups" in caplog.text
     assert model.config.co_groups == [0, 0, 1, 1, 2, 2] and model.config.dc_groups == [0, 1, 2, 0, 1, 2]
-    config = MultiLabelVPTConfig(**TINY)
-    config.num_labels = 9  # as from_pretrained(..., num_labels=9, ignore_mismatched_sizes=True)
     caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        model = MultiLabelVPTForMultiLabelImageClassification(config)
-    assert "reset" in caplog.text and len(model.config.co_groups) == 9
-    assert model(PIXELS).logits.shape == (2, 9)
+    with caplog.at_level(logging.WARNING):  # as from_pretrained(..., num_labels=9, ignore_mismatched_sizes=True)
+        config = MultiLabelVPTConfig(**{**TINY, "id2label": {i: f"l{i}" for i in range(9)}})
+    assert "co_groups has 6 entries but the config has 9 labels" in caplog.text
+    assert config.co_groups is None and config.dc_groups is None
+    model = MultiLabelVPTForMultiLabelImageClassification(config)
+    assert len(model.config.co_groups) == 9 and model(PIXELS).logits.shape == (2, 9)
 
 
 def test_config_validation():
     with pytest.raises(ValueError, match="variant"):
         MultiLabelVPTConfig(variant="lora")
-    with pytest.raises(ValueError, match="co_groups has 2 entries"):
-        MultiLabelVPTConfig(**{**TINY, "co_groups": [0, 1]})
+    with pytest.raises(ValueError, match=r"outside \[0, num_groups=3\)"):
+        MultiLabelVPTConfig(**{**TINY, "co_groups": [0, 1, 2, 3, 0, 1]})
     with pytest.raises(ValueError, match="fewer groups"):
         MultiLabelVPTConfig(num_labels=3, num_groups=5)
     with pytest.raises(ValueError, match="use_co_groups"):
@@ -197,3 +197,30 @@ def test_training_script_computes_the_groups_from_the_training_split():
     kept = MultiLabelVPTConfig(**TINY)
     add_label_groups(kept, train)  # groups given: left alone
     assert kept.dc_groups == TINY["dc_groups"]
+
+
+def test_m3_preset_is_the_papers_recipe():
+    from mlic_hf.experiment import parse_args
+
+    model_args, data_args, training_args = parse_args(["--preset", "m3"])
+    assert model_args.method == "mlic-ml-vpt" and model_args.backbone == "vit_base_patch16_224"
+    assert model_args.image_size == 224 and model_args.loss == "asl"
+    assert training_args.learning_rate == 5e-4 and training_args.one_cycle
+    assert training_args.per_device_train_batch_size == 64 and training_args.num_train_epochs == 40
+    assert training_args.ema_decay == 0.9997 and training_args.early_stopping_patience == 3
+    assert data_args.rand_augment and data_args.cutout > 0
+
+
+@pytest.mark.parametrize("backbone, dim, depth", [
+    ("vit_base_patch16_224", 768, 12),
+    ("vit_base_patch14_dinov2", 768, 12),
+    ("vit_small_patch14_dinov2", 384, 12),
+    ("vit_base_patch16_224.mae", 768, 12),
+])
+def test_the_papers_backbones_build(backbone, dim, depth):
+    with torch.device("meta"):  # structure only (random init offline; pretrained=True where the Hub is reachable)
+        model = MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTConfig(backbone=backbone))
+    assert model.prompts.tokens.shape == (depth, 30, dim)  # deep: 2 kinds x 5 groups x 3 tokens per block
+    assert model.head.moe["co"].gate_weight.shape == (80, 3, dim)
+    assert counts(model)[1] == depth * 30 * dim + 2 * 15 * (2 * dim * 5 + 5 + dim) + 2 * 80 * 3 * (dim + 1) \
+        + 2 * (80 * dim + 80)

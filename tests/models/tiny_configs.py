@@ -23,6 +23,15 @@ TINY_CONFIGS: dict[str, dict] = {
         "dim_feedforward": 32,
         "dropout": 0.0,
     },
+    # a 3-block ViT of width 32 (random init); no label groups: models fall back to default groups (with a warning)
+    # and the training test computes them from the training split
+    "mlic-ml-vpt": {
+        "backbone": "vit_tiny_patch16_224",
+        "image_size": TINY_IMAGE_SIZE,
+        "backbone_kwargs": {"patch_size": 16, "embed_dim": 32, "num_heads": 2, "depth": 3},
+        "num_groups": 2,
+        "num_prompts_per_group": 2,
+    },
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from huggingface_hub.dataclasses import strict
 
 from ...configuration_utils import MLICConfig
@@ -11,6 +13,7 @@ from ...layers.prompts import PROMPT_MASKS
 #: ``variant`` values: the method and the baselines of the paper's Table 4 on the same frozen ViT.
 VARIANTS = ("ml-vpt", "vpt", "linear-probe", "full-finetune")
 PROMPT_DEPTHS = ("deep", "shallow")
+logger = logging.getLogger(__name__)
 HEAD_FUSIONS = ("probability", "logit")
 
 
@@ -38,7 +41,9 @@ class MultiLabelVPTConfig(MLICConfig):
         num_prompts_per_group (`int`, defaults to 3): prompt tokens (and experts) per group, ``N_m``.
         co_groups (`list[int]`, *optional*): the CO group (``0..num_groups-1``) of every label.
         dc_groups (`list[int]`, *optional*): the DC group of every label. Without groups the model falls back to
-            contiguous CO blocks and round-robin DC groups and logs a warning: compute real ones from data.
+            contiguous CO blocks and round-robin DC groups and logs a warning: compute real ones from data. Groups
+            whose length differs from the number of labels (a checkpoint loaded for a new label set) are dropped
+            with a warning.
         grouping_tau (`float`, defaults to 2.0), grouping_seed (`int`, defaults to 0): how the stored groups were
             computed (eq. 5's τ and the spectral-clustering seed); recorded for provenance.
         use_co_groups (`bool`, defaults to `True`), use_dc_groups (`bool`, defaults to `True`): which grouping kinds
@@ -123,8 +128,15 @@ class MultiLabelVPTConfig(MLICConfig):
             raise ValueError(f"{self.num_labels} labels cannot fill num_groups={self.num_groups} groups: "
                              "use fewer groups")
         for name in ("co_groups", "dc_groups"):
-            if getattr(self, name) is not None:
-                setattr(self, name, validate_label_groups(name, getattr(self, name), self.num_labels, self.num_groups))
+            groups = getattr(self, name)
+            if groups is not None and len(groups) != self.num_labels:
+                # e.g. from_pretrained(..., num_labels=N, ignore_mismatched_sizes=True): the groups belong to the old
+                # label set. They are dropped (train.py recomputes them; the model otherwise uses the fallback).
+                logger.warning("%s has %d entries but the config has %d labels: dropping the groups (recompute them "
+                               "for this label set)", name, len(groups), self.num_labels)
+                setattr(self, name, None)
+            elif groups is not None:
+                setattr(self, name, validate_label_groups(name, groups, self.num_labels, self.num_groups))
 
     def default_label_groups(self) -> tuple[list[int], list[int]]:
         """The fallback groups without data: contiguous CO blocks and round-robin DC groups (label ``i`` in DC group

@@ -70,14 +70,6 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         self.classifier: nn.Linear | None = None
         self.prompt_groups: list[int] = []
         if config.variant == "ml-vpt":
-            stale = [name for name in ("co_groups", "dc_groups")
-                     if getattr(config, name) is not None and len(getattr(config, name)) != config.num_labels]
-            if stale:  # e.g. from_pretrained(..., num_labels=N, ignore_mismatched_sizes=True)
-                logger.warning("%s cover %d labels but the config has %d: the groups are reset (recompute them for "
-                               "the new label set)", " and ".join(stale), len(getattr(config, stale[0])),
-                               config.num_labels)
-                for name in stale:
-                    setattr(config, name, None)
             if config.co_groups is None or config.dc_groups is None:
                 co, dc = config.default_label_groups()
                 logger.warning(
