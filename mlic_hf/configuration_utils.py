@@ -112,6 +112,10 @@ class MLICConfig(PreTrainedConfig):
     #: Number of labels when neither ``num_labels`` nor ``id2label`` is given (MS-COCO's 80 categories).
     default_num_labels = 80
 
+    def model_card_sections(self) -> list[tuple[str, str]]:
+        """Method-specific ``(title, markdown)`` sections for the generated model card (none by default)."""
+        return []
+
     def _check_fields(self) -> None:
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"loss={self.loss!r} is not one of {LOSS_NAMES}")

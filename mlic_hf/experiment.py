@@ -136,6 +136,7 @@ def add_label_groups(config, train) -> None:
     groups = groups_from_dataset(train, num_groups=config.num_groups, tau=config.grouping_tau,
                                  seed=config.grouping_seed)
     config.co_groups, config.dc_groups = (groups.to_config_kwargs()[k] for k in ("co_groups", "dc_groups"))
+    config.label_groups_source = f"co-occurrence of {len(train)} training images"
     logger.info("label groups from %d training samples (tau=%s, seed=%s): CO %s, DC %s", len(train),
                 config.grouping_tau, config.grouping_seed, config.co_groups, config.dc_groups)
 

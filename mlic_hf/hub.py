@@ -321,7 +321,11 @@ def _architecture_rows(config, checkpoint_dir: Path) -> list[tuple[str, str]]:
     base_fields = {field.name for field in dataclasses.fields(MLICConfig)}
     for field in dataclasses.fields(config):
         if field.name not in base_fields:  # the method's own hyper-parameters
-            rows.append((f"`{field.name}`", f"`{_fmt(getattr(config, field.name))}`"))
+            value = getattr(config, field.name)
+            if isinstance(value, (list, tuple)) and len(value) > 12:  # e.g. one entry per label: shown elsewhere
+                rows.append((f"`{field.name}`", f"{len(value)} values (in `config.json`)"))
+            else:
+                rows.append((f"`{field.name}`", f"`{_fmt(value)}`"))
     num_parameters = _parameter_count(checkpoint_dir)
     if num_parameters is not None:
         rows.append(("Parameters", f"{num_parameters / 1e6:.2f} M"))
@@ -592,6 +596,7 @@ def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str | None = No
         loss_name=loss_name,
         loss_rows=loss_rows,
         label_names=[_md(name) for name in label_names],
+        extra_sections=config.model_card_sections() if hasattr(config, "model_card_sections") else [],
         num_labels=config.num_labels,
         image_size=config.image_size,
         dataset_display=dataset_display,

@@ -131,6 +131,8 @@ def test_group_fallbacks_warn(caplog):
         model = tiny(co_groups=None, dc_groups=None)
     assert "no label groups" in caplog.text
     assert model.config.co_groups == [0, 0, 1, 1, 2, 2] and model.config.dc_groups == [0, 1, 2, 0, 1, 2]
+    assert model.config.label_groups_source == "fallback"
+    assert "Default groups" in model.config.model_card_sections()[0][1]
     caplog.clear()
     with caplog.at_level(logging.WARNING):  # as from_pretrained(..., num_labels=9, ignore_mismatched_sizes=True)
         config = MultiLabelVPTConfig(**{**TINY, "id2label": {i: f"l{i}" for i in range(9)}})
@@ -194,6 +196,7 @@ def test_training_script_computes_the_groups_from_the_training_split():
     expected = groups_from_dataset(train, num_groups=3, tau=2.0, seed=0).to_config_kwargs()
     assert config.co_groups == expected["co_groups"] and config.dc_groups == expected["dc_groups"]
     assert config.co_groups == [0, 0, 1, 1, 2, 2]  # the planted blocks
+    assert config.label_groups_source == "co-occurrence of 60 training images"
     kept = MultiLabelVPTConfig(**TINY)
     add_label_groups(kept, train)  # groups given: left alone
     assert kept.dc_groups == TINY["dc_groups"]
@@ -224,3 +227,14 @@ def test_the_papers_backbones_build(backbone, dim, depth):
     assert model.head.moe["co"].gate_weight.shape == (80, 3, dim)
     assert counts(model)[1] == depth * 30 * dim + 2 * 15 * (2 * dim * 5 + 5 + dim) + 2 * 80 * 3 * (dim + 1) \
         + 2 * (80 * dim + 80)
+
+
+def test_model_card_lists_the_label_groups(tmp_path):
+    from mlic_hf.hub import write_model_card
+
+    model = tiny(id2label={0: "cat", 1: "dog", 2: "sofa", 3: "car", 4: "bus", 5: "a|b"})
+    model.save_pretrained(tmp_path)
+    card = write_model_card(tmp_path).read_text()
+    assert "### Label groups" in card and "Spectral clustering" in card
+    assert "| 0 | cat, dog | cat, car |" in card and "| 2 | bus, a\\|b | sofa, a\\|b |" in card
+    assert "`co_groups` | `[0, 0, 1, 1, 2, 2]`" in card  # short lists stay in the architecture table

@@ -46,6 +46,8 @@ class MultiLabelVPTConfig(MLICConfig):
             with a warning.
         grouping_tau (`float`, defaults to 2.0), grouping_seed (`int`, defaults to 0): how the stored groups were
             computed (eq. 5's τ and the spectral-clustering seed); recorded for provenance.
+        label_groups_source (`str`, *optional*): where the groups came from, e.g. ``"co-occurrence of 82783 training
+            images"`` (set by ``scripts/train.py``) or ``"fallback"`` (no statistics; set by the model).
         use_co_groups (`bool`, defaults to `True`), use_dc_groups (`bool`, defaults to `True`): which grouping kinds
             get prompts and a head (Fig. 4's VPT-CO / VPT-DC ablations use one of them).
         prompt_depth (`str`, defaults to `"deep"`): ``"deep"`` (fresh prompts before every block) or ``"shallow"``.
@@ -92,6 +94,7 @@ class MultiLabelVPTConfig(MLICConfig):
     dc_groups: list[int] | None = None
     grouping_tau: float = 2.0
     grouping_seed: int = 0
+    label_groups_source: str | None = None
     use_co_groups: bool = True
     use_dc_groups: bool = True
     prompt_depth: str = "deep"
@@ -137,6 +140,27 @@ class MultiLabelVPTConfig(MLICConfig):
                 setattr(self, name, None)
             elif groups is not None:
                 setattr(self, name, validate_label_groups(name, groups, self.num_labels, self.num_groups))
+
+    def model_card_sections(self) -> list[tuple[str, str]]:
+        """The model card lists the label groups by name."""
+        if self.variant != "ml-vpt" or self.co_groups is None or self.dc_groups is None:
+            return []
+        names = [str(self.id2label[i]).replace("|", "\\|") for i in range(self.num_labels)]
+        if self.label_groups_source == "fallback":
+            intro = (f"Default groups — no label statistics were available: contiguous blocks of labels as the "
+                     f"{self.num_groups} co-occurrence (CO) groups and round-robin discriminative (DC) groups.")
+        else:
+            source = f" ({self.label_groups_source})" if self.label_groups_source else ""
+            intro = (f"Spectral clustering of the training labels' co-occurrence{source}, τ = {self.grouping_tau}, "
+                     f"seed {self.grouping_seed}, into {self.num_groups} co-occurrence (CO) groups — labels that "
+                     "appear together — and as many discriminative (DC) groups — labels that rarely do.")
+        lines = [f"{intro} Each group has {self.num_prompts_per_group} prompt token(s) per block.", "",
+                 "| group | CO labels | DC labels |", "|---|---|---|"]
+        for group in range(self.num_groups):
+            co = ", ".join(n for n, g in zip(names, self.co_groups) if g == group)
+            dc = ", ".join(n for n, g in zip(names, self.dc_groups) if g == group)
+            lines.append(f"| {group} | {co} | {dc} |")
+        return [("Label groups", "\n".join(lines))]
 
     def default_label_groups(self) -> tuple[list[int], list[int]]:
         """The fallback groups without data: contiguous CO blocks and round-robin DC groups (label ``i`` in DC group

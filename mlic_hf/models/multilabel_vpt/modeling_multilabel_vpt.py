@@ -79,6 +79,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
                 )
                 config.co_groups = config.co_groups if config.co_groups is not None else co
                 config.dc_groups = config.dc_groups if config.dc_groups is not None else dc
+                config.label_groups_source = "fallback"
             kinds = {}
             if config.use_co_groups:
                 kinds["co"] = config.co_groups
