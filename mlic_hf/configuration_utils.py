@@ -12,6 +12,13 @@ LOSS_NAMES = ("bce", "focal", "asl", "apl")
 LOSS_REDUCTIONS = ("none", "sum", "mean", "batch_mean")
 
 
+def check_choices(*fields: tuple[str, Any, Any]) -> None:
+    """Raise a ``ValueError`` naming the first ``(name, value, allowed)`` whose value is not among the allowed."""
+    for name, value, allowed in fields:
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r} is not one of {tuple(allowed)}")
+
+
 @strict
 class MLICConfig(PreTrainedConfig):
     r"""Base configuration of every multi-label image classification method in mlic_hf.

@@ -13,6 +13,8 @@ from transformers.utils import ModelOutput
 
 from .configuration_utils import MLICConfig
 from .layers.backbone import TimmBackbone
+from .layers.moe import GroupAwareMoE
+from .layers.prompts import PromptTokens
 from .losses import loss_from_config
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,10 @@ class MLICPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.MultiheadAttention):
+            module._reset_parameters()  # PyTorch's own init (Xavier in_proj, zero biases)
+        elif isinstance(module, (PromptTokens, GroupAwareMoE)):
+            module.reset_parameters()  # VPT's prompt init; nn.Linear's init for experts and gates
 
     def loss_logits(self, output: MultiLabelImageClassifierOutput) -> list[torch.Tensor]:
         """The logits the training loss is the sum of losses over: ``[output.logits]``, or each head's logits for a

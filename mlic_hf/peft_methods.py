@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from peft.config import PeftConfig
@@ -37,19 +37,22 @@ from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from peft.utils.peft_types import PeftType
 from torch import nn
 
-from .layers.moe import ACTIVATIONS, DualGroupHead, group_prompt_layout, validate_label_groups
-from .layers.prompts import PROMPT_MASKS, PromptTokens, check_vision_transformer, prompt_attention_mask, run_prompted_blocks
+from .configuration_utils import check_choices
+from .layers.moe import (
+    ACTIVATIONS,
+    HEAD_FUSIONS,
+    DualGroupHead,
+    group_prompt_layout,
+    label_group_kinds,
+    validate_label_groups,
+)
+from .layers.prompts import PROMPT_DEPTHS, PROMPT_MASKS, PromptTokens, check_vision_transformer, prompt_attention_mask, run_prompted_blocks
 from .peft_registry import add_peft_type, register_method
 
 VPT_PREFIX = "vptprompt_"
 MLVPT_PREFIX = "mlvpt_"
 add_peft_type("VPT")
 add_peft_type("ML_VPT")
-
-
-def _check_choice(name: str, value: Any, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {tuple(allowed)}")
 
 
 @dataclass
@@ -74,7 +77,7 @@ class VPTConfig(PeftConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.peft_type = PeftType.VPT
-        _check_choice("prompt_depth", self.prompt_depth, ("deep", "shallow"))
+        check_choices(("prompt_depth", self.prompt_depth, PROMPT_DEPTHS))
         if self.num_prompts < 1:
             raise ValueError(f"num_prompts must be >= 1, got {self.num_prompts}")
         self.target_modules = ["blocks"]
@@ -112,10 +115,12 @@ class MLVPTConfig(PeftConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.peft_type = PeftType.ML_VPT
-        _check_choice("prompt_depth", self.prompt_depth, ("deep", "shallow"))
-        _check_choice("prompt_mask", self.prompt_mask, PROMPT_MASKS)
-        _check_choice("expert_activation", self.expert_activation, tuple(ACTIVATIONS))
-        _check_choice("head_fusion", self.head_fusion, ("probability", "logit"))
+        check_choices(
+            ("prompt_depth", self.prompt_depth, PROMPT_DEPTHS),
+            ("prompt_mask", self.prompt_mask, PROMPT_MASKS),
+            ("expert_activation", self.expert_activation, tuple(ACTIVATIONS)),
+            ("head_fusion", self.head_fusion, HEAD_FUSIONS),
+        )
         if self.co_groups is None or self.dc_groups is None:
             raise ValueError("MLVPTConfig needs co_groups and dc_groups (mlic_hf.grouping.compute_label_groups)")
         if not (self.use_co_groups or self.use_dc_groups):
@@ -291,11 +296,8 @@ class MLVPTModel(_PromptTuner):
     def _create_and_replace(self, peft_config: MLVPTConfig, adapter_name: str, target: nn.Module, target_name: str,
                             parent: nn.Module, current_key: str, **kwargs) -> None:
         vit = self.model
-        kinds = {}
-        if peft_config.use_co_groups:
-            kinds["co"] = peft_config.co_groups
-        if peft_config.use_dc_groups:
-            kinds["dc"] = peft_config.dc_groups
+        kinds = label_group_kinds(peft_config.co_groups, peft_config.dc_groups, peft_config.use_co_groups,
+                                  peft_config.use_dc_groups)
         if current_key == "blocks":
             layer = MLVPTBlocksLayer(target, vit.num_prefix_tokens)
             groups = group_prompt_layout(peft_config.num_groups, peft_config.num_prompts_per_group, len(kinds))

@@ -24,6 +24,8 @@ from torch.nn import functional as F
 from transformers import initialization as init
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+#: How the CO and DC heads are combined (see :func:`fuse_dual_logits`).
+HEAD_FUSIONS = ("probability", "logit")
 
 
 class GroupAwareMoE(nn.Module):
@@ -106,10 +108,10 @@ def fuse_dual_logits(co_logits: torch.Tensor, dc_logits: torch.Tensor, mode: str
     ``log ŷ − log(1 − ŷ)`` computed stably in float32, so ``sigmoid(fused)`` is exactly the paper's prediction.
     ``"logit"``: ``0.5·(a + b)``, the authors' code.
     """
+    if mode not in HEAD_FUSIONS:
+        raise ValueError(f"head fusion must be one of {HEAD_FUSIONS}, got {mode!r}")
     if mode == "logit":
         return 0.5 * (co_logits + dc_logits)
-    if mode != "probability":
-        raise ValueError(f"head fusion must be 'probability' or 'logit', got {mode!r}")
     a, b = co_logits.float(), dc_logits.float()
     log_p = torch.logaddexp(F.logsigmoid(a), F.logsigmoid(b))
     log_q = torch.logaddexp(F.logsigmoid(-a), F.logsigmoid(-b))
@@ -129,6 +131,13 @@ def validate_label_groups(name: str, groups: Sequence[int], num_labels: int, num
         raise ValueError(f"{name}: groups {empty} have no labels (num_groups={num_groups}); recompute the groups or "
                          "lower num_groups")
     return groups
+
+
+def label_group_kinds(co_groups: Sequence[int], dc_groups: Sequence[int], use_co: bool = True,
+                      use_dc: bool = True) -> dict[str, Sequence[int]]:
+    """The grouping kinds a model uses, in prompt order: ``{"co": co_groups, "dc": dc_groups}`` or one of them."""
+    kinds = {"co": co_groups, "dc": dc_groups}
+    return {kind: groups for kind, groups in kinds.items() if {"co": use_co, "dc": use_dc}[kind]}
 
 
 def group_prompt_layout(num_groups: int, tokens_per_group: int, kinds: int) -> list[int]:
@@ -163,7 +172,8 @@ class DualGroupHead(nn.Module):
         sizes = {len(groups) for groups in kinds.values()}
         if len(sizes) != 1:
             raise ValueError(f"every grouping must cover the same labels, got group lists of lengths {sorted(sizes)}")
-        fuse_dual_logits(torch.zeros(1), torch.zeros(1), fusion)  # validates the mode
+        if fusion not in HEAD_FUSIONS:
+            raise ValueError(f"head fusion must be one of {HEAD_FUSIONS}, got {fusion!r}")
         self.kinds = list(kinds)
         self.num_labels = sizes.pop()
         self.num_groups, self.tokens_per_group, self.dim = num_groups, tokens_per_group, dim
@@ -203,5 +213,5 @@ class DualGroupHead(nn.Module):
         return out
 
 
-__all__ = ["ACTIVATIONS", "DualGroupHead", "GroupAwareMoE", "fuse_dual_logits", "group_prompt_layout",
-           "validate_label_groups"]
+__all__ = ["ACTIVATIONS", "HEAD_FUSIONS", "DualGroupHead", "GroupAwareMoE", "fuse_dual_logits",
+           "group_prompt_layout", "label_group_kinds", "validate_label_groups"]

@@ -24,6 +24,8 @@ from transformers import initialization as init
 #: ``"self"`` (every prompt–prompt pair is blocked except a prompt with itself, as the authors' code does) and
 #: ``"none"`` (plain VPT: every token sees every token).
 PROMPT_MASKS = ("group", "self", "none")
+#: ``prompt_depth`` values: a fresh prompt set before every block (deep VPT) or one set at the input (shallow VPT).
+PROMPT_DEPTHS = ("deep", "shallow")
 
 
 def vision_transformer_class() -> type:
@@ -148,6 +150,7 @@ def run_prompted_blocks(blocks: Sequence[nn.Module], tokens: torch.Tensor, promp
 
 
 __all__ = [
+    "PROMPT_DEPTHS",
     "PROMPT_MASKS",
     "PromptTokens",
     "check_vision_transformer",

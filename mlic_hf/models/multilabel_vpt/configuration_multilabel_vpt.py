@@ -6,15 +6,13 @@ import logging
 
 from huggingface_hub.dataclasses import strict
 
-from ...configuration_utils import MLICConfig
-from ...layers.moe import ACTIVATIONS, validate_label_groups
-from ...layers.prompts import PROMPT_MASKS
+from ...configuration_utils import MLICConfig, check_choices
+from ...layers.moe import ACTIVATIONS, HEAD_FUSIONS, validate_label_groups
+from ...layers.prompts import PROMPT_DEPTHS, PROMPT_MASKS
 
 #: ``variant`` values: the method and the baselines of the paper's Table 4 on the same frozen ViT.
 VARIANTS = ("ml-vpt", "vpt", "linear-probe", "full-finetune")
-PROMPT_DEPTHS = ("deep", "shallow")
 logger = logging.getLogger(__name__)
-HEAD_FUSIONS = ("probability", "logit")
 
 
 @strict
@@ -109,15 +107,13 @@ class MultiLabelVPTConfig(MLICConfig):
 
     def _check_fields(self) -> None:
         super()._check_fields()
-        for name, value, allowed in (
+        check_choices(
             ("variant", self.variant, VARIANTS),
             ("prompt_depth", self.prompt_depth, PROMPT_DEPTHS),
             ("prompt_mask", self.prompt_mask, PROMPT_MASKS),
             ("expert_activation", self.expert_activation, tuple(ACTIVATIONS)),
             ("head_fusion", self.head_fusion, HEAD_FUSIONS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        )
         for name in ("num_groups", "num_prompts_per_group", "expert_hidden_size", "vpt_num_prompts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

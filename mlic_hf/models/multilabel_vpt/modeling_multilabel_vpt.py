@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ...layers.backbone import create_timm_model
-from ...layers.moe import DualGroupHead, group_prompt_layout
+from ...layers.moe import DualGroupHead, group_prompt_layout, label_group_kinds
 from ...layers.prompts import (
     PromptTokens,
     check_vision_transformer,
@@ -30,13 +30,6 @@ logger = logging.getLogger(__name__)
 class MultiLabelVPTPreTrainedModel(MLICPreTrainedModel):
     config_class = MultiLabelVPTConfig
     base_model_prefix = "multilabel_vpt"
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if hasattr(module, "reset_parameters") and not isinstance(module, (nn.Linear, nn.LayerNorm, nn.Conv2d)):
-            if module.__class__.__module__.startswith("mlic_hf.layers"):
-                module.reset_parameters()
 
 
 class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel):
@@ -80,11 +73,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
                 config.co_groups = config.co_groups if config.co_groups is not None else co
                 config.dc_groups = config.dc_groups if config.dc_groups is not None else dc
                 config.label_groups_source = "fallback"
-            kinds = {}
-            if config.use_co_groups:
-                kinds["co"] = config.co_groups
-            if config.use_dc_groups:
-                kinds["dc"] = config.dc_groups
+            kinds = label_group_kinds(config.co_groups, config.dc_groups, config.use_co_groups, config.use_dc_groups)
             self.prompt_groups = group_prompt_layout(config.num_groups, config.num_prompts_per_group, len(kinds))
             self.prompts = PromptTokens(len(self.prompt_groups), dim, prompt_depth, patch_size, config.prompt_dropout)
             self.head = DualGroupHead(kinds, config.num_groups, config.num_prompts_per_group, dim,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
-from ...configuration_utils import MLICConfig
+from ...configuration_utils import MLICConfig, check_choices
 from ...layers.decoder import SELF_ATTENTION_MODES, self_attention_layers
 from ...layers.multiscale import FUSION_MODES, INTERPOLATION_MODES, fusion_mode_num_inputs
 
@@ -144,15 +144,12 @@ class MultiScaleThreeBranchConfig(MLICConfig):
 
     def _check_fields(self) -> None:
         super()._check_fields()
-        if self.fusion_mode not in FUSION_MODES:
-            raise ValueError(f"fusion_mode={self.fusion_mode!r} is not one of {tuple(FUSION_MODES)}")
-        for name, value, allowed in (
+        check_choices(
+            ("fusion_mode", self.fusion_mode, FUSION_MODES),
             ("interpolation", self.interpolation, INTERPOLATION_MODES),
             ("classifier", self.classifier, CLASSIFIERS),
             ("activation", self.activation, ACTIVATIONS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        )
         if list(self.out_indices) in _AUTO_OUT_INDICES:
             self.out_indices = default_out_indices(self.fusion_mode)
         needed = fusion_mode_num_inputs(self.fusion_mode)

@@ -60,11 +60,6 @@ class MultiScaleThreeBranchPreTrainedModel(MLICPreTrainedModel):
     config_class = MultiScaleThreeBranchConfig
     base_model_prefix = "multiscale_three_branch"
 
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if isinstance(module, nn.MultiheadAttention):
-            module._reset_parameters()
-
 
 class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranchPreTrainedModel):
     """Backbone (layer3, layer4) → fusion-mode convolutions (3 scales) → hierarchical scale attention → per branch:

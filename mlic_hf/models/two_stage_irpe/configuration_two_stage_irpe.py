@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
-from ...configuration_utils import MLICConfig
+from ...configuration_utils import MLICConfig, check_choices
 from ...layers.decoder import SELF_ATTENTION_MODES
 from ...layers.irpe import IRPE_POSITIONS
 
@@ -78,15 +78,13 @@ class TwoStageIRPEConfig(MLICConfig):
     def _check_fields(self) -> None:
         super()._check_fields()
         self.irpe_on = list(self.irpe_on)
-        for name, value, allowed in (
+        check_choices(
             ("encoder", self.encoder, ENCODER_TYPES),
             ("input_projection", self.input_projection, INPUT_PROJECTIONS),
             ("position_embedding", self.position_embedding, POSITION_EMBEDDINGS),
             ("decoder_self_attention", self.decoder_self_attention, SELF_ATTENTION_MODES),
             ("activation", self.activation, ("relu", "gelu")),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        )
         if set(self.irpe_on) - set(IRPE_POSITIONS):
             raise ValueError(f"irpe_on must be a subset of {IRPE_POSITIONS}, got {self.irpe_on}")
         if self.d_model % self.num_attention_heads:

@@ -16,11 +16,6 @@ class TwoStageIRPEPreTrainedModel(MLICPreTrainedModel):
     config_class = TwoStageIRPEConfig
     base_model_prefix = "two_stage_irpe"
 
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if isinstance(module, nn.MultiheadAttention):
-            module._reset_parameters()
-
 
 class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
     """Backbone → projection + position embedding → iRPE encoder → label-query decoder → per-class linear."""
