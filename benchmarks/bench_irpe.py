@@ -4,7 +4,7 @@ attention (PyTorch scaled-dot-product), at 14×14 and 18×18 tokens and d_model 
 
     python benchmarks/bench_irpe.py [--batch 2] [--repeats 5] [--heads 8]
 
-Then the whole M2 model's training step (paper defaults: ResNet-101, 448 px, d_model 2048) against the bare
+Then the whole M2 model's training step (paper defaults: ResNet-101, 448 px, hidden_size 2048) against the bare
 backbone's (ResNet-101 + global pooling + linear), batch 2 (``--skip_model`` to leave it out).
 """
 

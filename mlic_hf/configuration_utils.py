@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
@@ -119,6 +122,12 @@ class MLICConfig(PreTrainedConfig):
     #: Number of labels when neither ``num_labels`` nor ``id2label`` is given (MS-COCO's 80 categories).
     default_num_labels = 80
 
+    def setup_from_training_data(self, train_dataset, recompute: bool = False) -> None:
+        """Hook for settings a method derives from its training data (e.g. ML-VPT's label groups), called by the
+        training code before the model is built, for every method. ``recompute=True`` means the label set changed
+        (fine-tuning a checkpoint on new labels): settings derived from the old labels must be derived again. No-op
+        by default."""
+
     def model_card_sections(self) -> list[tuple[str, str]]:
         """Method-specific ``(title, markdown)`` sections for the generated model card (none by default)."""
         return []
@@ -140,3 +149,75 @@ class MLICConfig(PreTrainedConfig):
             value = getattr(self, name)
             if value is not None and len(value) != 3:
                 raise ValueError(f"{name} must have 3 values (RGB), got {value!r}")
+
+
+def pop_renamed_fields(config: PreTrainedConfig, kwargs: dict[str, Any]) -> None:
+    """Move the old field names of ``config.attribute_map`` found in ``kwargs`` (a config's ``__post_init__`` keyword
+    arguments: old keyword arguments or the keys of an old ``config.json``) to their new fields, in place.
+
+    transformers' ``attribute_map`` alone would also map them (when ``PreTrainedConfig.__post_init__`` sets the
+    leftover keyword arguments), but it would silently let an old name override a new one: here an old and a new name
+    with different values raise a ``ValueError`` (detected when the new field holds a value other than its default).
+    Attribute reads and writes with an old name are mapped by ``PreTrainedConfig`` itself.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    for old, new in type(config).attribute_map.items():
+        if old not in kwargs:
+            continue
+        value = kwargs.pop(old)
+        current = getattr(config, new)
+        if new in defaults and current != defaults[new] and current != value:
+            raise ValueError(f"{type(config).__name__} got both {new}={current!r} and its old name {old}={value!r}: "
+                             f"pass only {new}")
+        setattr(config, new, value)
+
+
+def _settable_properties(cls: type) -> set[str]:
+    return {name for klass in cls.__mro__ for name, value in vars(klass).items()
+            if isinstance(value, property) and value.fset is not None and not name.startswith("_")}
+
+
+def config_keys(config_class: type[PreTrainedConfig]) -> dict[str, list[str]]:
+    """The keys a ``config_class`` accepts, grouped: ``"method"`` (its own dataclass fields), ``"shared"``
+    ([`MLICConfig`]'s fields), ``"transformers"`` ([`~transformers.PreTrainedConfig`]'s public dataclass fields and
+    settable properties such as ``num_labels``) and ``"old names"`` (``attribute_map`` keys, mapped to new fields)."""
+    base = [f.name for f in dataclasses.fields(PreTrainedConfig)]
+    base += sorted(_settable_properties(PreTrainedConfig) - set(base))
+    shared = [f.name for f in dataclasses.fields(MLICConfig) if f.name not in base] \
+        if issubclass(config_class, MLICConfig) else []
+    method = [f.name for f in dataclasses.fields(config_class) if f.name not in base and f.name not in shared]
+    method += sorted(_settable_properties(config_class) - _settable_properties(PreTrainedConfig) - set(method)
+                     - set(shared))
+    return {"method": method, "shared": shared, "transformers": base, "old names": list(config_class.attribute_map)}
+
+
+def check_config_keys(config_class: type[PreTrainedConfig], keys: Iterable[str], source: str = "config") -> None:
+    """Raise a ``ValueError`` naming every key of ``keys`` that ``config_class`` does not know, with close matches.
+
+    ``PreTrainedConfig`` stores unknown keyword arguments as plain attributes, so a misspelt or foreign field (e.g.
+    ``intermediate_size`` for a method without one) would otherwise be accepted silently and change nothing. Known
+    keys are those of :func:`config_keys`. ``source`` names where the keys come from (e.g. ``"config_overrides"``) and
+    starts the message, e.g.::
+
+        config_overrides: unknown field 'hiden_size' for mlic-two-stage-irpe (did you mean 'hidden_size' or ...?);
+        known fields: hidden_size, ... (method); backbone, ... (shared); ... (transformers); d_model, ... (old names)
+    """
+    groups = config_keys(config_class)
+    known = [key for names in groups.values() for key in names]
+    unknown = [key for key in dict.fromkeys(keys) if key not in known]
+    if not unknown:
+        return
+    parts = []
+    for key in unknown:
+        # an old name that matches is suggested as its new name
+        matches = dict.fromkeys(config_class.attribute_map.get(m, m)
+                                for m in difflib.get_close_matches(str(key), known, n=3))
+        hint = " (did you mean " + " or ".join(repr(m) for m in matches) + "?)" if matches else ""
+        parts.append((repr(key), hint))
+    name = getattr(config_class, "model_type", "") or config_class.__name__
+    if len(parts) == 1:
+        what = f"unknown field {parts[0][0]} for {name}{parts[0][1]}"
+    else:
+        what = f"unknown fields for {name}: " + ", ".join(key + hint for key, hint in parts)
+    listing = "; ".join(f"{', '.join(names)} ({group})" for group, names in groups.items() if names)
+    raise ValueError(f"{source}: {what}; known fields: {listing}")

@@ -110,6 +110,15 @@ def parse_args(argv: list[str] | None = None):
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def _config_overrides(model_args: ModelArguments, config_class) -> dict[str, Any]:
+    """``--config_overrides`` as a dict, every key checked against the method's config fields."""
+    from .configuration_utils import check_config_keys
+
+    overrides = parse_json_object(model_args.config_overrides, "config_overrides")
+    check_config_keys(config_class, overrides, source="--config_overrides")
+    return overrides
+
+
 def build_config(model_args: ModelArguments, label_names: list[str]):
     """The model config: method defaults ← preset/CLI fields ← ``config_overrides``, with the dataset's labels."""
     config_class, _ = resolve_method(model_args.method)
@@ -120,56 +129,71 @@ def build_config(model_args: ModelArguments, label_names: list[str]):
             fields[name] = value
     if model_args.use_pretrained_backbone:
         fields["use_pretrained_backbone"] = True
-    fields.update(parse_json_object(model_args.config_overrides, "config_overrides"))
+    fields.update(_config_overrides(model_args, config_class))
     return config_class(**fields)
 
 
-def add_label_groups(config, train) -> None:
-    """Fill in the label groups of a method that needs them (ML-VPT) from the training split's co-occurrence
-    statistics (``mlic_hf.grouping``), unless the config already has them."""
-    if not hasattr(config, "co_groups") or getattr(config, "variant", "ml-vpt") != "ml-vpt":
-        return
-    if config.co_groups is not None and config.dc_groups is not None:
-        return
-    from .grouping import groups_from_dataset
+def checkpoint_config(model_args: ModelArguments, label_names: list[str]):
+    """The config of ``model_name_or_path`` for fine-tuning on ``label_names``: the checkpoint's architecture with
+    the new labels and ``config_overrides``. Returns ``(config, same_labels)``."""
+    from transformers import AutoConfig
 
-    groups = groups_from_dataset(train, num_groups=config.num_groups, tau=config.grouping_tau,
-                                 seed=config.grouping_seed)
-    config.co_groups, config.dc_groups = (groups.to_config_kwargs()[k] for k in ("co_groups", "dc_groups"))
-    config.label_groups_source = f"co-occurrence of {len(train)} training images"
-    logger.info("label groups from %d training samples (tau=%s, seed=%s): CO %s, DC %s", len(train),
-                config.grouping_tau, config.grouping_seed, config.co_groups, config.dc_groups)
+    saved = AutoConfig.from_pretrained(model_args.model_name_or_path)
+    old_names = [saved.id2label[i] for i in range(saved.num_labels)]
+    fields = saved.to_dict()
+    fields.update(_config_overrides(model_args, type(saved)))
+    fields["id2label"] = dict(enumerate(label_names))
+    fields["label2id"] = {name: index for index, name in enumerate(label_names)}
+    fields.pop("num_labels", None)
+    same_labels = old_names == list(label_names)
+    if not same_labels:
+        logger.info(
+            "fine-tuning %s (%d labels: %s) on %d labels (%s): the label-specific layers are re-initialised",
+            model_args.model_name_or_path, len(old_names), _preview(old_names), len(label_names),
+            _preview(label_names),
+        )
+    return type(saved).from_dict(fields), same_labels
+
+
+def _preview(names: list[str], limit: int = 6) -> str:
+    return ", ".join(map(str, names[:limit])) + (", ..." if len(names) > limit else "")
 
 
 def build_model(model_args: ModelArguments, label_names: list[str], train=None):
-    """A fresh model from the config (label groups computed from ``train`` where the method needs them) or the
-    checkpoint ``model_name_or_path``."""
+    """A fresh model from the config, or the checkpoint ``model_name_or_path`` adapted to ``label_names`` (heads of
+    a new label set re-initialised). Data-derived set-up a method needs (``config.setup_from_training_data``, e.g.
+    ML-VPT's label groups) is computed from ``train`` for a fresh model and again when the labels changed."""
     from .auto import AutoModelForMultiLabelImageClassification
 
     if model_args.model_name_or_path:
+        config, same_labels = checkpoint_config(model_args, label_names)
+        if train is not None:
+            config.setup_from_training_data(train, recompute=not same_labels)
         return AutoModelForMultiLabelImageClassification.from_pretrained(
-            model_args.model_name_or_path,
-            id2label=dict(enumerate(label_names)),
-            **parse_json_object(model_args.config_overrides, "config_overrides"),
+            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=not same_labels
         )
     config = build_config(model_args, label_names)
     if train is not None:
-        add_label_groups(config, train)
+        config.setup_from_training_data(train)
     return AutoModelForMultiLabelImageClassification.from_config(config)
+
+
+def split_names(data_args: DataArguments) -> dict[str, str]:
+    """The split used for each role (``train``, ``eval``, ``test``): the flag if given, else the dataset's default."""
+    from .data import default_splits
+
+    names = default_splits(data_args.dataset)
+    given = {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split}
+    return {role: given[role] or names[role] for role in names}
 
 
 def load_splits(data_args: DataArguments, seed: int = 0):
     """(train, eval, test) datasets and the label names."""
-    from .data import DATASET_SPLITS, label_names_of, load_mlic_dataset
+    from .data import label_names_of, load_mlic_dataset
 
     dataset = load_mlic_dataset(data_args.dataset, data_args.data_dir, **parse_json_object(data_args.dataset_kwargs,
                                                                                     "dataset_kwargs"))
-    default_train, default_eval, default_test = DATASET_SPLITS.get(data_args.dataset, ("train", "validation", "test"))
-    names = {
-        "train": data_args.train_split or default_train,
-        "eval": data_args.eval_split or default_eval,
-        "test": data_args.test_split or default_test,
-    }
+    names = split_names(data_args)
     for role, split in names.items():
         if split not in dataset:
             raise ValueError(f"{role} split {split!r} not in dataset {data_args.dataset!r} (has {list(dataset)})")
@@ -248,14 +272,13 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     )
     resume = training_args.resume_from_checkpoint
     if resume == "last" or resume == "True":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        resume = get_last_checkpoint(training_args.output_dir)
+        resume = last_complete_checkpoint(training_args.output_dir, needs_ema=trainer.ema is not None)
         if resume is None:
-            raise ValueError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no checkpoint in "
-                             f"{training_args.output_dir}")
+            raise ValueError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no complete "
+                             f"checkpoint in {training_args.output_dir}")
     train_result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()  # trainer_state.json in output_dir: the loss curve and evaluations of the whole run
 
     # choose raw or EMA weights on the eval split, then report the test split once with the chosen weights
     eval_metrics = trainer.evaluate()
@@ -312,6 +335,39 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     return {"metrics": metrics, "used_ema": used_ema, "trainer": trainer, "label_names": label_names}
 
 
+def last_complete_checkpoint(output_dir: str, needs_ema: bool = False) -> str | None:
+    """The newest ``checkpoint-N`` folder of ``output_dir`` that was written completely (a run killed while saving
+    leaves a folder without its ``trainer_state.json``, written after the weights and optimizer, or without the EMA
+    file written last); incomplete ones are skipped with a warning. ``None`` if there is none."""
+    from .training import EMA_WEIGHTS_NAME
+
+    if not os.path.isdir(output_dir):
+        return None
+    found = []
+    for name in os.listdir(output_dir):
+        prefix, _, step = name.partition("-")
+        if prefix == "checkpoint" and step.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
+            found.append((int(step), os.path.join(output_dir, name)))
+    for _, folder in sorted(found, reverse=True):
+        needed = ["trainer_state.json"] + ([EMA_WEIGHTS_NAME] if needs_ema else [])
+        missing = [f for f in needed if not os.path.isfile(os.path.join(folder, f))]
+        if not missing and _is_json(os.path.join(folder, "trainer_state.json")):
+            return folder
+        missing = missing or ["complete trainer_state.json"]
+        logger.warning("skipping incomplete checkpoint %s (no %s): the run was stopped while saving it", folder,
+                       ", ".join(missing))
+    return None
+
+
+def _is_json(path: str) -> bool:
+    try:
+        with open(path) as handle:
+            json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _redact_path(value):
     """A local path reduced to its last component (Hub ids and plain names are kept)."""
     if isinstance(value, str) and os.path.exists(value):
@@ -341,7 +397,7 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
         "method": model_args.method,
         "dataset": data_args.dataset,
         "dataset_id": None,
-        "splits": {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split},
+        "splits": split_names(data_args),  # the names actually used (defaults resolved), shown on the model card
         "model_args": model_dict,
         "data_args": data_dict,
         "training_args": {k: train_dict.get(k) for k in keys if k in train_dict},
@@ -376,12 +432,12 @@ def evaluate_checkpoint(
     """Metrics of a saved checkpoint on one split of a dataset (mAP, CP/CR/CF1, OP/OR/OF1, top-k, per-class AP).
 
     The checkpoint's label names must match the dataset's (same names, same order)."""
-    from .data import DATASET_SPLITS, label_names_of, load_mlic_dataset
-    from .inference import load_model, predict_probabilities
+    from .data import default_splits, label_names_of, load_mlic_dataset
+    from .inference import load_model, load_processor, predict_probabilities
     from .metrics import multilabel_metrics
 
     data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
-    split = split or DATASET_SPLITS.get(dataset, ("train", "validation", "test"))[2]
+    split = split or default_splits(dataset)["test"]
     if split not in data:
         raise ValueError(f"split {split!r} not in dataset {dataset!r} (has {list(data)})")
     subset = data[split]
@@ -395,7 +451,7 @@ def evaluate_checkpoint(
             f"{checkpoint} was trained for labels {names[:8]}... but dataset {dataset!r} has {dataset_names[:8]}..."
         )
     scores_arr = predict_probabilities(model, subset["image"], batch_size=batch_size, progress=progress,
-                                       desc=f"evaluate {split}")
+                                       desc=f"evaluate {split}", processor=load_processor(checkpoint, model.config))
     labels_arr = np.asarray(subset["labels"], dtype=np.float32)
     mask = np.asarray(subset["ignore_mask"], dtype=bool) if "ignore_mask" in subset.column_names else None
     metrics = multilabel_metrics(

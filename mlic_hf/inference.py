@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.transforms import EvalTransform
-from .image_processing import load_image
+from .image_processing import MLICImageProcessor, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +24,22 @@ def load_model(checkpoint: str, device: str | torch.device = "cpu"):
 
     model = AutoModelForMultiLabelImageClassification.from_pretrained(checkpoint)
     return model.to(device).eval()
+
+
+def load_processor(checkpoint: str, config=None):
+    """The image processor saved with a checkpoint (``preprocessor_config.json``): the one preprocessing path of
+    inference, shared with ``pipeline("image-classification")``. A checkpoint without one (saved by other code)
+    gets the processor matching its config, with a warning."""
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(checkpoint)
+    except OSError:
+        if config is None:
+            raise
+        logger.warning("%s has no preprocessor_config.json: preprocessing from its config (image_size %d)",
+                       checkpoint, config.image_size)
+        return MLICImageProcessor.from_model_config(config)
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -46,15 +61,17 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 @torch.no_grad()
 def predict_probabilities(
-    model, images: Iterable, batch_size: int = 32, progress: bool = True, desc: str = "predict"
+    model, images: Iterable, batch_size: int = 32, progress: bool = True, desc: str = "predict", processor=None
 ) -> np.ndarray:
     """Sigmoid probabilities (N, C) for an iterable of images (PIL images, arrays or paths).
 
-    Images are read lazily, ``batch_size`` at a time (a dataset's image column is never decoded all at once)."""
+    ``processor`` is the checkpoint's image processor (:func:`load_processor`); ``None`` builds the one matching
+    ``model.config``. Images are read lazily, ``batch_size`` at a time (a dataset's image column is never decoded
+    all at once)."""
     from tqdm.auto import tqdm
 
     cfg = model.config
-    transform = EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std)
+    processor = processor if processor is not None else MLICImageProcessor.from_model_config(cfg)
     device = next(model.parameters()).device
     iterator = iter(images)
     out = []
@@ -62,7 +79,7 @@ def predict_probabilities(
               unit="image") as bar:
         while batch := list(itertools.islice(iterator, batch_size)):
             batch = [load_image(im) if isinstance(im, (str, os.PathLike)) else im for im in batch]
-            pixel_values = torch.stack([transform(im) for im in batch]).to(device)
+            pixel_values = processor(images=batch, return_tensors="pt")["pixel_values"].to(device)
             out.append(torch.sigmoid(model(pixel_values).logits.float()).cpu().numpy())
             bar.update(len(batch))
     return np.concatenate(out) if out else np.zeros((0, cfg.num_labels), dtype=np.float32)
@@ -76,6 +93,7 @@ def predict_files(
     batch_size: int = 32,
     skip_bad: bool = False,
     progress: bool = True,
+    processor=None,
 ) -> tuple[list[dict], list[tuple[str, str]]]:
     """Predict labels for files/folders.
 
@@ -96,7 +114,7 @@ def predict_files(
             skipped.append((str(path), str(err)))
     if skipped:
         logger.warning("skipped %d unreadable file(s), first: %s", len(skipped), skipped[0][0])
-    probs = predict_probabilities(model, images, batch_size=batch_size, progress=progress)
+    probs = predict_probabilities(model, images, batch_size=batch_size, progress=progress, processor=processor)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     results = []
     for path, row in zip(kept, probs):

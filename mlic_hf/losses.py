@@ -21,7 +21,17 @@ Inputs
     same shape and hold multi-hot targets; soft labels in ``[0, 1]`` are allowed (the formulas are applied
     literally with ``y`` and ``1 - y``). ``weight`` is an optional tensor broadcastable to the logits' shape
     (e.g. ``(B, C)`` or ``(C,)``) that multiplies the element-wise loss before the reduction; a weight of 0
-    ignores an element (e.g. the "difficult" objects of Pascal VOC).
+    ignores an element.
+
+Ignored labels
+    Every entry with ``label < 0`` (e.g. ``-1`` for the "difficult" objects of Pascal VOC, or ``-100`` for a
+    partially annotated data set) is ignored, by every function and module here, in one place
+    (:func:`_prepare`): its weight is 0 (multiplied with the user ``weight``, if any) and its label is
+    clamped to 0 for the computation, so it contributes exactly 0 to the loss, exactly 0 to the gradient
+    of its logit, and no NaN / inf whatever its logit. A call with labels ``-1`` is therefore identical to
+    the call with those labels set to 0 and ``weight`` multiplied by the mask ``labels >= 0``. As for any
+    zero weight, an ignored entry still counts in the denominator of ``"mean"`` (see Reductions); with
+    every entry ignored the loss is 0.
 
 Precision
     Losses are computed from logits in *at least* float32: half / bfloat16 (and integer / boolean labels or
@@ -45,9 +55,9 @@ Reductions (argument ``reduction``, implemented once in :func:`reduce_loss`)
                                                                  (eq. 2: ``-1/N sum_i sum_j ...``)
     ==================  =======================================  ==============================================
 
-    The normalisation ignores ``weight``: a masked element still counts in the denominator of ``"mean"``,
-    exactly like ``nn.BCEWithLogitsLoss(weight=...)``. For inputs with more than two dimensions,
-    ``"batch_mean"`` sums over every dimension but the first.
+    The normalisation ignores ``weight`` (and the ``label < 0`` mask): a masked element still counts in the
+    denominator of ``"mean"``, exactly like ``nn.BCEWithLogitsLoss(weight=...)``. For inputs with more than
+    two dimensions, ``"batch_mean"`` sums over every dimension but the first.
 
 Registry
     :data:`LOSSES` maps short names (``"bce"``, ``"focal"``, ``"asl"``, ``"apl"``) to the module classes,
@@ -164,7 +174,12 @@ def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
 def _prepare(
     logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None, reduction: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Validates the inputs and casts them to the compute dtype."""
+    """Validates the inputs, casts them to the compute dtype and applies the ``label < 0`` ignore rule.
+
+    This is the single place where ignored labels are handled: entries with ``labels < 0`` get weight 0
+    (times the user ``weight``) and label 0, so the loss formulas never see a negative label. The mask is
+    applied unconditionally (no ``.any()`` host sync); for labels ``>= 0`` it multiplies by exactly 1.
+    """
     if not isinstance(logits, torch.Tensor):
         raise ValueError(f"`logits` must be a torch.Tensor, got {type(logits).__name__}.")
     if not isinstance(labels, torch.Tensor):
@@ -191,6 +206,12 @@ def _prepare(
                 f"{tuple(logits.shape)}."
             )
         weight = weight.to(device=logits.device, dtype=dtype)
+    # Ignore rule (module docstring, "Ignored labels"): weight 0 and label 0 where label < 0.
+    # (A NaN label is not < 0: it is kept and propagates, as before.)
+    ignored = labels < 0
+    labels = labels.masked_fill(ignored, 0.0)
+    mask = (~ignored).to(dtype)
+    weight = mask if weight is None else weight * mask
     return logits, labels, weight
 
 
@@ -307,7 +328,10 @@ def binary_cross_entropy_loss(
 
     Args:
         logits (`torch.Tensor`): Raw scores, shape ``(B, C)`` (any shape is accepted).
-        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        labels (`torch.Tensor`): Multi-hot (or soft, in ``[0, 1]``) targets of the same shape. Entries
+            ``< 0`` (e.g. ``-1`` for VOC "difficult", ``-100``) are ignored: weight 0 (times ``weight``), zero
+            gradient to their logits, still counted in the ``"mean"`` denominator (see "Ignored labels" in the
+            module docstring).
         weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``; 0 ignores
             an element.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
@@ -336,7 +360,10 @@ def focal_loss(
 
     Args:
         logits (`torch.Tensor`): Raw scores, shape ``(B, C)``.
-        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        labels (`torch.Tensor`): Multi-hot (or soft, in ``[0, 1]``) targets of the same shape. Entries
+            ``< 0`` (e.g. ``-1`` for VOC "difficult", ``-100``) are ignored: weight 0 (times ``weight``), zero
+            gradient to their logits, still counted in the ``"mean"`` denominator (see "Ignored labels" in the
+            module docstring).
         weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
         gamma (`float`, *optional*, defaults to 2.0): Focusing parameter (``gamma=0`` gives BCE).
@@ -384,7 +411,10 @@ def asymmetric_loss(
 
     Args:
         logits (`torch.Tensor`): Raw scores, shape ``(B, C)``.
-        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        labels (`torch.Tensor`): Multi-hot (or soft, in ``[0, 1]``) targets of the same shape. Entries
+            ``< 0`` (e.g. ``-1`` for VOC "difficult", ``-100``) are ignored: weight 0 (times ``weight``), zero
+            gradient to their logits, still counted in the ``"mean"`` denominator (see "Ignored labels" in the
+            module docstring).
         weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
         gamma_neg (`float`, *optional*, defaults to 4.0): Focusing parameter of the negatives.
@@ -442,7 +472,10 @@ def asymmetric_polynomial_loss(
 
     Args:
         logits (`torch.Tensor`): Raw scores, shape ``(B, C)``.
-        labels (`torch.Tensor`): Multi-hot (or soft) targets of the same shape.
+        labels (`torch.Tensor`): Multi-hot (or soft, in ``[0, 1]``) targets of the same shape. Entries
+            ``< 0`` (e.g. ``-1`` for VOC "difficult", ``-100``) are ignored: weight 0 (times ``weight``), zero
+            gradient to their logits, still counted in the ``"mean"`` denominator (see "Ignored labels" in the
+            module docstring).
         weight (`torch.Tensor`, *optional*): Per-element weights broadcastable to ``logits.shape``.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
         gamma_pos (`float`, *optional*, defaults to 0.0): Focusing parameter of the positives.
@@ -480,7 +513,11 @@ def asymmetric_polynomial_loss(
 
 
 class _MultiLabelLoss(nn.Module):
-    """Base class: stores ``reduction`` and formats hyper-parameters in ``extra_repr``."""
+    """Base class: stores ``reduction`` and formats hyper-parameters in ``extra_repr``.
+
+    ``forward(logits, labels, weight=None)`` calls the functional form, so labels ``< 0`` are ignored exactly
+    as there (see "Ignored labels" in the module docstring).
+    """
 
     _hyper_names: tuple[str, ...] = ()
     _loss_fn: Callable[..., torch.Tensor]

@@ -13,8 +13,6 @@ from transformers.utils import ModelOutput
 
 from .configuration_utils import MLICConfig
 from .layers.backbone import TimmBackbone
-from .layers.moe import GroupAwareMoE
-from .layers.prompts import PromptTokens
 from .losses import loss_from_config
 
 logger = logging.getLogger(__name__)
@@ -108,8 +106,10 @@ class MLICPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.num_batches_tracked)
         elif isinstance(module, nn.MultiheadAttention):
             module._reset_parameters()  # PyTorch's own init (Xavier in_proj, zero biases)
-        elif isinstance(module, (PromptTokens, GroupAwareMoE)):
-            module.reset_parameters()  # VPT's prompt init; nn.Linear's init for experts and gates
+        elif _defines_own_init(module):
+            # mlic_hf's own layers (group-wise heads, position embeddings, iRPE tables, prompts, experts) own
+            # their init: from_pretrained builds on the meta device and only this method initialises new weights.
+            module.reset_parameters()
 
     def loss_logits(self, output: MultiLabelImageClassifierOutput) -> list[torch.Tensor]:
         """The logits the training loss is the sum of losses over: ``[output.logits]``, or each head's logits for a
@@ -129,12 +129,8 @@ class MLICPreTrainedModel(PreTrainedModel):
                 f"labels must be multi-hot with shape (batch_size, num_labels) = {tuple(logits.shape)}, "
                 f"got {tuple(labels.shape)}"
             )
-        labels = labels.to(device=logits.device, dtype=torch.float32)
-        weight = None
-        if (labels < 0).any():
-            weight = (labels >= 0).float()
-            labels = labels.clamp(min=0)
-        return self.loss_fn(logits, labels, weight=weight)
+        # the losses themselves ignore labels < 0 (one masking path for functions, modules and models)
+        return self.loss_fn(logits, labels.to(device=logits.device, dtype=torch.float32))
 
     def save_pretrained(self, save_directory, *args, save_image_processor: bool = True, **kwargs):
         """``PreTrainedModel.save_pretrained`` (safetensors) plus the matching :class:`MLICImageProcessor`, so the
@@ -155,6 +151,12 @@ class MLICPreTrainedModel(PreTrainedModel):
         kwargs.setdefault("use_safetensors", True)
         check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+
+def _defines_own_init(module: nn.Module) -> bool:
+    """Whether ``module`` is an mlic_hf layer with its own ``reset_parameters`` (torch's and timm's are handled by
+    type above or left to timm)."""
+    return type(module).__module__.startswith("mlic_hf.") and callable(getattr(module, "reset_parameters", None))
 
 
 def check_labels(cls, path, model_args, kwargs) -> None:

@@ -12,12 +12,19 @@ import contextlib
 import logging
 import math
 import os
+import weakref
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput, IntervalStrategy, SaveStrategy
+from transformers.trainer_utils import (
+    PREFIX_CHECKPOINT_DIR,
+    EvalLoopOutput,
+    IntervalStrategy,
+    SaveStrategy,
+    SchedulerType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +39,10 @@ class MLICTrainingArguments(TrainingArguments):
         ema_decay: decay of the exponential moving average of the weights (ASL/ML-Decoder: 0.9997); 0 disables.
         ema_warmup: ramp the decay up as min(decay, (1 + t) / (10 + t)) over the first updates (timm's
             ModelEmaV3 warm-up), so short runs get a useful EMA too.
-        one_cycle: use PyTorch's ``OneCycleLR`` (max lr = ``learning_rate``) instead of ``lr_scheduler_type``,
-            as ASL, Query2Label and ML-Decoder do.
+        one_cycle: use PyTorch's ``OneCycleLR`` (max lr = ``learning_rate``, warm-up ``one_cycle_pct_start``), as
+            ASL, Query2Label and ML-Decoder do. It replaces transformers' schedulers, so with ``one_cycle`` true
+            (the default) setting ``lr_scheduler_type`` (other than its default ``linear``), ``lr_scheduler_kwargs``
+            or ``warmup_steps`` is an error rather than silently ignored; pass ``one_cycle=False`` to use them.
         one_cycle_pct_start: fraction of the steps spent increasing the learning rate (0.2 in those codes).
         channels_last: convert the model to ``torch.channels_last`` memory format before training.
         early_stopping_patience: stop after this many evaluations without a better ``metric_for_best_model``
@@ -42,7 +51,10 @@ class MLICTrainingArguments(TrainingArguments):
 
     ema_decay: float = field(default=0.9997, metadata={"help": "EMA decay of the weights (0 disables)."})
     ema_warmup: bool = field(default=True, metadata={"help": "Warm the EMA decay up over the first updates."})
-    one_cycle: bool = field(default=True, metadata={"help": "OneCycleLR schedule (max lr = learning_rate)."})
+    one_cycle: bool = field(default=True, metadata={"help": (
+        "OneCycleLR schedule (max lr = learning_rate, warm-up one_cycle_pct_start). It replaces transformers' "
+        "schedulers: set it to false to use --lr_scheduler_type, --lr_scheduler_kwargs or --warmup_steps, which "
+        "are an error while it is true.")})
     one_cycle_pct_start: float = field(default=0.2, metadata={"help": "OneCycleLR warm-up fraction."})
     channels_last: bool = field(
         default=False, metadata={"help": "Keep conv weights/activations channels-last (faster on CPU, AMP GPUs)."}
@@ -72,48 +84,144 @@ class MLICTrainingArguments(TrainingArguments):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 < self.one_cycle_pct_start < 1.0:
             raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
+        ignored = self._ignored_by_one_cycle()
+        if ignored:
+            raise ValueError(
+                f"{' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with --one_cycle true "
+                "(the default: OneCycleLR with max lr --learning_rate and warm-up --one_cycle_pct_start); pass "
+                "--one_cycle false to use transformers' schedulers"
+            )
+
+    def _ignored_by_one_cycle(self) -> list[str]:
+        """The transformers scheduler settings that ``create_scheduler`` would silently ignore for OneCycleLR."""
+        if not self.one_cycle:
+            return []
+        ignored = []
+        scheduler = SchedulerType(self.lr_scheduler_type)
+        if scheduler != SchedulerType.LINEAR:
+            ignored.append(f"--lr_scheduler_type {scheduler.value}")
+        if self.lr_scheduler_kwargs:
+            ignored.append(f"--lr_scheduler_kwargs {self.lr_scheduler_kwargs}")
+        if self.warmup_steps > 0:  # transformers 5 has no warmup_ratio: a warmup_steps below 1 is the ratio
+            ignored.append(f"--warmup_steps {self.warmup_steps:g}")
+        return ignored
+
+
+# Where a live tensor sits: its module's ``_parameters`` or ``_buffers`` dict and its attribute name there.
+_Slot = tuple[dict, str]
+
+
+def _state_dict_slots(model: nn.Module) -> dict[str, tuple[_Slot, bool]]:
+    """Every ``state_dict`` entry of ``model`` that is a module's parameter or buffer, by ``state_dict`` name:
+    (its slot, whether it is a parameter). Tied tensors appear under each of their names."""
+    owners: dict[int, tuple[_Slot, bool]] = {}
+    for module in model.modules():
+        for store, is_parameter in ((module._parameters, True), (module._buffers, False)):
+            for attr, tensor in store.items():
+                if tensor is not None:
+                    owners.setdefault(id(tensor), ((store, attr), is_parameter))
+    state = model.state_dict(keep_vars=True)  # keep_vars: the Parameter objects, whose identity finds the owner
+    return {name: owners[id(tensor)] for name, tensor in state.items() if id(tensor) in owners}
+
+
+def _averaged_names(slots: dict[str, tuple[_Slot, bool]]) -> list[str]:
+    """Names of the tensors worth averaging: trainable parameters and floating-point buffers, each tensor once
+    (under its first name when tied)."""
+    names, seen = [], set()
+    for name, ((store, attr), is_parameter) in slots.items():
+        tensor = store[attr]
+        keep = tensor.requires_grad if is_parameter else tensor.is_floating_point()
+        if keep and id(tensor) not in seen:
+            seen.add(id(tensor))
+            names.append(name)
+    return names
 
 
 class ModelEMA:
-    """Exponential moving average of a model's floating-point parameters and buffers (kept in float32)."""
+    """Exponential moving average of a model's trainable parameters and floating-point buffers (float32 shadows).
+
+    What is averaged, keyed by ``state_dict`` names: every parameter with ``requires_grad=True`` and every
+    floating-point buffer of the ``state_dict`` (BatchNorm running statistics move in train mode even in a frozen
+    backbone; buffers are small). Frozen parameters are left out because their average is themselves: with
+    ``--preset m3`` (prompt tuning of a frozen ViT-B/16) they are ~86 M of ~87 M weights that would otherwise be
+    lerped at every step and cloned at every evaluation. ``swapped_into`` and ``copy_to`` therefore leave frozen
+    parameters (and integer buffers such as ``num_batches_tracked``) as they are. The set is fixed when the EMA is
+    built: freeze or unfreeze before. A parameter tied under several names is averaged once, under its first name.
+
+    ``shadow`` maps those ``state_dict`` names to the float32 averages; ``save``/``load`` write and read them (with
+    ``num_updates``) as safetensors, the ``ema.safetensors`` of checkpoints.
+    """
 
     def __init__(self, model: nn.Module, decay: float = 0.9997, warmup: bool = True) -> None:
         self.decay, self.warmup = decay, warmup
         self.num_updates = 0
-        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items() if v.is_floating_point()}
+        slots = _state_dict_slots(model)
+        names = _averaged_names(slots)
+        self._bind(model, slots, names)
+        self.shadow: dict[str, torch.Tensor] = {
+            name: tensor.detach().to(torch.float32, copy=True) for name, tensor in zip(names, self._live(model))
+        }
 
     def current_decay(self) -> float:
+        """``decay``, or during warm-up min(decay, (1 + t) / (10 + t)) after t updates."""
         if not self.warmup:
             return self.decay
         return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
 
+    # --- live tensors -------------------------------------------------------------------------------------------
+    def _bind(self, model: nn.Module, slots: dict[str, tuple[_Slot, bool]], names: list[str]) -> None:
+        missing = [name for name in names if name not in slots]
+        if missing:
+            raise ValueError(f"the model lacks {len(missing)} of the EMA's tensors: {_short_list(missing)}")
+        self._model = weakref.ref(model)
+        self._slots = [slots[name][0] for name in names]
+
+    def _live(self, model: nn.Module) -> list[torch.Tensor]:
+        """The model's current tensors, in ``shadow`` order.
+
+        The slots (the owning modules' parameter/buffer dicts) are resolved once per model object; reading the
+        tensor from its slot at every call follows ``.to()``, which may put new tensors into those dicts (always for
+        buffers), at the cost of one dict lookup per tensor."""
+        if self._model() is not model:
+            self._bind(model, _state_dict_slots(model), list(self.shadow))
+        return [store[attr] for store, attr in self._slots]
+
+    def _live_as_shadows(self, model: nn.Module) -> list[torch.Tensor]:
+        """The live tensors as float32 on the shadows' devices (foreach ops need matching tensors; no copy when
+        they already match, the usual case)."""
+        pairs = zip(self._live(model), self.shadow.values())
+        return [t if t.dtype == s.dtype and t.device == s.device else t.to(s.device, s.dtype) for t, s in pairs]
+
+    # --- averaging and swapping ---------------------------------------------------------------------------------
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        decay = self.current_decay()
-        state = model.state_dict()
-        for key, shadow in self.shadow.items():
-            shadow.lerp_(state[key].detach().float(), 1.0 - decay)
+        """One EMA step toward ``model``'s current weights (a single foreach lerp over all averaged tensors)."""
+        weight = 1.0 - self.current_decay()
+        if self.shadow:  # foreach ops reject empty lists (a model with nothing to average)
+            torch._foreach_lerp_(list(self.shadow.values()), self._live_as_shadows(model), weight)
         self.num_updates += 1
 
     @contextlib.contextmanager
     def swapped_into(self, model: nn.Module):
-        """Temporarily load the EMA weights into ``model`` (restored afterwards)."""
-        state = model.state_dict()
-        backup = {k: state[k].detach().clone() for k in self.shadow}
+        """Temporarily load the EMA weights into ``model`` (restored afterwards); only the averaged tensors are
+        backed up and swapped."""
+        live = self._live(model)
+        backup = [tensor.detach().clone() for tensor in live]
         self.copy_to(model)
         try:
             yield model
         finally:
-            with torch.no_grad():
-                for key, value in backup.items():
-                    state[key].copy_(value)
+            if live:
+                with torch.no_grad():
+                    torch._foreach_copy_(live, backup)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
-        state = model.state_dict()
-        for key, shadow in self.shadow.items():
-            state[key].copy_(shadow.to(dtype=state[key].dtype, device=state[key].device))
+        """Overwrite ``model``'s averaged tensors with the EMA (cast to their dtype and device)."""
+        if self.shadow:
+            torch._foreach_copy_(self._live(model), list(self.shadow.values()))
 
+    # --- files --------------------------------------------------------------------------------------------------
     def save(self, path: str) -> None:
         from safetensors.torch import save_file
 
@@ -122,15 +230,24 @@ class ModelEMA:
         save_file(tensors, path)
 
     def load(self, path: str) -> None:
+        """Load a file written by :meth:`save`. Extra tensors are ignored (files of older versions, which averaged
+        every floating tensor of the ``state_dict``, hold the frozen parameters too)."""
         from safetensors.torch import load_file
 
         tensors = load_file(path)
-        self.num_updates = int(tensors.pop("__num_updates__").item())
-        missing = set(self.shadow) - set(tensors)
+        missing = sorted({*self.shadow, "__num_updates__"} - set(tensors))
         if missing:
-            raise ValueError(f"{path}: EMA state lacks {sorted(missing)[:5]}")
-        for key in self.shadow:
-            self.shadow[key].copy_(tensors[key])
+            raise ValueError(f"{path}: the EMA state lacks {len(missing)} needed tensors: {_short_list(missing)}")
+        wrong = [k for k, v in self.shadow.items() if tensors[k].shape != v.shape]
+        if wrong:
+            raise ValueError(f"{path}: EMA tensors of the wrong shape: {_short_list(wrong)}")
+        for key, shadow in self.shadow.items():
+            shadow.copy_(tensors[key])
+        self.num_updates = int(tensors["__num_updates__"].item())
+
+
+def _short_list(names: list[str], limit: int = 10) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 class _EMAUpdateCallback(TrainerCallback):
@@ -176,6 +293,8 @@ class MLICTrainer(Trainer):
 
     # --- schedule -------------------------------------------------------------------------------------------
     def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """OneCycleLR when ``args.one_cycle`` (whose arguments reject transformers' scheduler settings), else
+        transformers' ``lr_scheduler_type`` schedule."""
         if not getattr(self.args, "one_cycle", False) or self.lr_scheduler is not None:
             return super().create_scheduler(num_training_steps, optimizer)
         optimizer = optimizer if optimizer is not None else self.optimizer
@@ -212,11 +331,13 @@ class MLICTrainer(Trainer):
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+        # The EMA goes in first: Trainer writes trainer_state.json after everything else, so a checkpoint folder
+        # that has it is complete (what `--resume_from_checkpoint last` looks for after a killed run).
         if self.ema is not None and self.args.should_save:
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-            if os.path.isdir(folder):
-                self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME))
+            os.makedirs(folder, exist_ok=True)
+            self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME))
+        super()._save_checkpoint(model, trial)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)

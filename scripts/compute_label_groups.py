@@ -56,10 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_split(name: str, data_dir: str | None, dataset_kwargs: dict, split: str | None):
     """One split of a dataset loaded by name, and the split's name."""
-    from mlic_hf.data import DATASET_SPLITS, load_mlic_dataset
+    from mlic_hf.data import default_splits, load_mlic_dataset
 
     dataset = load_mlic_dataset(name, data_dir, **dataset_kwargs)
-    split = split or DATASET_SPLITS.get(name, ("train", "validation", "test"))[0]
+    split = split or default_splits(name)["train"]
     if split not in dataset:
         raise ValueError(f"split {split!r} not in dataset {name!r} (has {list(dataset)})")
     return dataset[split], split

@@ -13,7 +13,7 @@ import json
 import sys
 
 import mlic_hf  # noqa: F401
-from mlic_hf.inference import load_model, predict_files
+from mlic_hf.inference import load_model, load_processor, predict_files
 
 
 def main(argv=None) -> int:
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
         model = load_model(args.checkpoint)
         results, skipped = predict_files(
             model, args.inputs, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size,
-            skip_bad=args.skip_bad,
+            skip_bad=args.skip_bad, processor=load_processor(args.checkpoint, model.config),
         )
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

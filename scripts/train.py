@@ -19,10 +19,14 @@ from mlic_hf.experiment import parse_args, run_training
 
 
 def main(argv=None) -> int:
-    model_args, data_args, training_args = parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    run_training(model_args, data_args, training_args)
+    try:
+        model_args, data_args, training_args = parse_args(argv)
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+        transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+        run_training(model_args, data_args, training_args)
+    except (ValueError, FileNotFoundError) as err:  # a user's mistake (flag, config field, file): one line
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -611,3 +611,172 @@ def test_loss_from_config_apl_and_focal_and_default():
 
     with pytest.raises(ValueError, match="'nope'"):
         loss_from_config(types.SimpleNamespace(loss="nope"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Ignored labels (label < 0)
+# ----------------------------------------------------------------------------------------------------------
+
+MODULE_OF = {
+    binary_cross_entropy_loss: BCELoss,
+    focal_loss: FocalLoss,
+    asymmetric_loss: AsymmetricLoss,
+    asymmetric_polynomial_loss: AsymmetricPolynomialLoss,
+}
+CONFIG_KEY_OF = {binary_cross_entropy_loss: "bce", focal_loss: "focal", asymmetric_loss: "asl",
+                 asymmetric_polynomial_loss: "apl"}
+# (row, column) of the ignored entries; row 0 also holds soft labels 0.3 / 0.7 / 0.5 in columns 0-2.
+IGNORED = [(0, 3), (1, 0), (1, 4), (3, 2)]
+
+
+def _with_ignored(y, value=-1.0):
+    y = y.clone()
+    for i, j in IGNORED:
+        y[i, j] = value
+    return y
+
+
+def _per_element_reference(ref, x, y, weight, hyper):
+    """The element-wise loss written out entry by entry: 0 where the label is < 0, else the literal formula times
+    the weight (the weight is broadcast by hand)."""
+    out = torch.zeros_like(x, dtype=torch.float64)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            if y[i, j] < 0:
+                continue
+            w = 1.0 if weight is None else (weight[j] if weight.dim() == 1 else weight[i, j])
+            out[i, j] = ref(x[i, j].double(), y[i, j].double(), **hyper) * w
+    return out
+
+
+@pytest.mark.parametrize("weight_kind", [None, "full", "per_class"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_negative_labels_are_ignored(case, reduction, weight_kind):
+    fn, ref, hyper = CASES[case]
+    x, y = _inputs(seed=20)
+    weight = {
+        None: None,
+        "full": torch.rand(4, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 0.5,
+        "per_class": torch.tensor([0.5, 1.0, 2.0, 1.5, 0.25], dtype=torch.float64),
+    }[weight_kind]
+    y_ignored = _with_ignored(y)
+    expected = ref_reduce(_per_element_reference(ref, x, y_ignored, weight, hyper), reduction)
+    out = fn(x, y_ignored, weight=weight, reduction=reduction, **hyper)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    # The same as setting those labels to 0 and their weight to 0 (what compute_loss used to do by hand).
+    y_zeroed = _with_ignored(y, 0.0)
+    mask = (y_ignored >= 0).double()
+    masked_weight = mask if weight is None else weight * mask
+    torch.testing.assert_close(out, fn(x, y_zeroed, weight=masked_weight, reduction=reduction, **hyper))
+    # And the -1 entries really are treated differently from labels (the check can tell the two apart).
+    if reduction != "none":
+        assert not torch.allclose(out, fn(x, y_zeroed, weight=weight, reduction=reduction, **hyper))
+
+
+def test_negative_label_example_asl():
+    # One element, label -1, logit 2: ignored -> exactly 0 (it used to give a negative loss). Next to it a label-0
+    # element with logit 0: p_m = 0.45, 0.45^4 * -log(0.55) = 0.0245151 (hand value of test_hand_computed_values);
+    # "mean" divides by both elements, "batch_mean" by the one sample.
+    x = torch.tensor([[2.0, 0.0]])
+    y = torch.tensor([[-1.0, 0.0]])
+    assert asymmetric_loss(x, y, reduction="none").tolist()[0][0] == 0.0
+    assert asymmetric_loss(x, y, reduction="mean").item() == pytest.approx(0.02451505351223516 / 2, rel=1e-6)
+    assert asymmetric_loss(x, y, reduction="batch_mean").item() == pytest.approx(0.02451505351223516, rel=1e-6)
+
+
+@pytest.mark.parametrize("case", list(ALL_LOSSES))
+def test_ignored_entries_get_zero_gradient(case):
+    fn, hyper = ALL_LOSSES[case]
+    x, y = _inputs(seed=21, dtype=torch.float32)
+    y_ignored = _with_ignored(y)
+    # Extreme logits on ignored entries must not leak NaN / inf into the value or the gradients.
+    for (i, j), logit in zip(IGNORED, [1e4, -1e4, 37.0, -50.0]):
+        x[i, j] = logit
+    x1 = x.clone().requires_grad_(True)
+    out = fn(x1, y_ignored, reduction="batch_mean", **hyper)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(x1.grad).all()
+    for i, j in IGNORED:
+        assert x1.grad[i, j].item() == 0.0
+    # Other entries keep the gradient of the unmasked loss; the value does not depend on the ignored logits.
+    x2 = x.clone().requires_grad_(True)
+    fn(x2, _with_ignored(y, 0.0), reduction="batch_mean", **hyper).backward()
+    keep = (y_ignored >= 0).float()
+    torch.testing.assert_close(x1.grad, x2.grad * keep)
+    x3 = x.clone()
+    for i, j in IGNORED:
+        x3[i, j] = 0.0
+    assert fn(x3, y_ignored, reduction="batch_mean", **hyper).item() == out.item()
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_negative_labels_function_module_config_agree(case, reduction):
+    fn, ref, hyper = CASES[case]
+    x, y = _inputs(seed=22, dtype=torch.float32)
+    y_ignored = _with_ignored(y)
+    w = torch.rand(5, generator=torch.Generator().manual_seed(4))
+    expected = fn(x, y_ignored, weight=w, reduction=reduction, **hyper)
+    key = CONFIG_KEY_OF[fn]
+    config = types.SimpleNamespace(loss=key, loss_reduction=reduction, **{f"{key}_{k}": v for k, v in hyper.items()})
+    modules = [
+        MODULE_OF[fn](reduction=reduction, **hyper),
+        build_loss(key, reduction=reduction, **hyper),
+        loss_from_config(config),
+    ]
+    for module in modules:
+        assert torch.equal(module(x, y_ignored, w), expected)
+    # independent value check (float64 per-element reference)
+    ref_value = ref_reduce(_per_element_reference(ref, x.double(), y_ignored.double(), w.double(), hyper), reduction)
+    torch.testing.assert_close(expected.double(), ref_value, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", list(ALL_LOSSES))
+def test_fully_ignored_batch_is_zero(case, reduction):
+    fn, hyper = ALL_LOSSES[case]
+    x = torch.tensor([[1e4, -1e4, 0.0], [50.0, -50.0, 3.0]], requires_grad=True)
+    y = torch.full((2, 3), -1.0)
+    out = fn(x, y, reduction=reduction, **hyper)
+    assert torch.equal(out, torch.zeros_like(out))
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_minus_100_and_integer_labels_like_minus_1(case):
+    fn, ref, hyper = CASES[case]
+    x, y = _inputs(seed=23, dtype=torch.float32, soft=False)
+    minus_1 = fn(x, _with_ignored(y, -1.0), reduction="none", **hyper)
+    assert torch.equal(fn(x, _with_ignored(y, -100.0), reduction="none", **hyper), minus_1)
+    assert torch.equal(fn(x, _with_ignored(y, -1.0).long(), reduction="none", **hyper), minus_1)
+    assert torch.equal(fn(x, _with_ignored(y, -100.0).long(), reduction="none", **hyper), minus_1)
+
+
+@pytest.mark.parametrize("logits_dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_direct_call_equals_former_compute_loss(name, logits_dtype):
+    # MLICPreTrainedModel.compute_loss masked labels < 0 itself before calling the loss. That code, written out here,
+    # must give bit-identical values and gradients to the direct call, so compute_loss can simply call the loss.
+    loss_fn = loss_from_config(types.SimpleNamespace(loss=name))  # default reduction "batch_mean"
+    x, y = _inputs(seed=24, dtype=torch.float32)
+    x = x.to(logits_dtype)
+    labels = _with_ignored(y)
+
+    def former_compute_loss(logits, labels):
+        labels = labels.to(device=logits.device, dtype=torch.float32)
+        weight = None
+        if (labels < 0).any():
+            weight = (labels >= 0).float()
+            labels = labels.clamp(min=0)
+        return loss_fn(logits, labels, weight=weight)
+
+    for lab in (labels, y):  # with and without ignored entries
+        x1 = x.clone().requires_grad_(True)
+        x2 = x.clone().requires_grad_(True)
+        old, new = former_compute_loss(x1, lab), loss_fn(x2, lab)
+        assert torch.equal(old, new)
+        old.backward()
+        new.backward()
+        assert torch.equal(x1.grad, x2.grad)

@@ -38,6 +38,13 @@ DATASET_SPLITS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def default_splits(name: str) -> dict[str, str]:
+    """The (train, eval, test) split names a dataset uses by default, as ``{"train": ..., "eval": ..., "test": ...}``
+    (``train``/``validation``/``test`` for datasets not listed in :data:`DATASET_SPLITS`)."""
+    train, evaluation, test = DATASET_SPLITS.get(name, ("train", "validation", "test"))
+    return {"train": train, "eval": evaluation, "test": test}
+
+
 def load_mlic_dataset(name: str, data_dir: str | None = None, **kwargs):
     """Load a dataset by name (see :data:`DATASETS`). ``data_dir`` is the dataset's root folder (unused by the
     built-in ``fashion_mosaic``); further keyword arguments go to the loader."""
@@ -60,6 +67,7 @@ __all__ = [
     "DATASET_SPLITS",
     "FASHION_MNIST_CLASSES",
     "build_fashion_mosaic",
+    "default_splits",
     "label_names_of",
     "load_fashion_mosaic",
     "load_mlic_dataset",

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import initialization as init
 
 #: Named per-layer self-attention settings: ``none``; ``all``; ``second_only`` (layer 2); ``first_only`` (layer 1);
 #: ``except_first`` (layers 2..n).
@@ -96,7 +97,14 @@ class GroupWiseLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_labels, d_model))
         self.bias = nn.Parameter(torch.zeros(num_labels))
-        nn.init.trunc_normal_(self.weight, std=0.02)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Query2Label's init: truncated normal (std 0.02) weights, zero biases. Through transformers'
+        ``initialization`` so that weights loaded by ``from_pretrained`` are not overwritten."""
+        init.trunc_normal_(self.weight, std=0.02)
+        init.zeros_(self.bias)
 
     def forward(self, label_features: torch.Tensor) -> torch.Tensor:
         return (label_features * self.weight).sum(-1) + self.bias

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import initialization as init
 
 
 class LearnedPositionEmbedding2D(nn.Module):
@@ -15,7 +16,12 @@ class LearnedPositionEmbedding2D(nn.Module):
     def __init__(self, d_model: int, height: int, width: int) -> None:
         super().__init__()
         self.embedding = nn.Parameter(torch.zeros(1, d_model, height, width))
-        nn.init.trunc_normal_(self.embedding, std=0.02)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Truncated normal, std 0.02 (DETR/ViT's learned position init); skips weights from_pretrained loaded."""
+        init.trunc_normal_(self.embedding, std=0.02)
 
     def forward(self, height: int, width: int) -> torch.Tensor:
         embedding = self.embedding

@@ -209,3 +209,47 @@ def test_pipeline_scores_are_sigmoid_of_logits(method, tmp_path):
     assert {e["label"] for e in everything} == set(expected)
     cut = float(np.median(list(expected.values())))
     assert {e["label"] for e in multi(image, threshold=cut)} == {k for k, v in expected.items() if v >= cut}
+
+
+def _own_parameters(model):
+    """The method's own parameters (the backbone is timm's and initialised by timm or loaded)."""
+    return {name: p for name, p in model.named_parameters() if not name.startswith(("backbone.", "vit."))}
+
+
+def test_init_weights_initialises_every_own_parameter(method):
+    # transformers 5 builds models on the meta device and initialises them only through `_init_weights`: every
+    # parameter the method owns must be reached by it, or from_pretrained leaves it as uninitialised memory.
+    config_class, model_class = method
+    model = model_class(tiny_config(config_class))
+    own = _own_parameters(model)
+    with torch.no_grad():
+        for param in own.values():
+            param.fill_(float("nan"))
+    for module in model.modules():
+        module._is_hf_initialized = False
+    for param in own.values():
+        param._is_hf_initialized = False
+    model.initialize_weights()
+    left = [name for name, p in own.items() if not torch.isfinite(p).all()]
+    assert not left, f"_init_weights does not initialise: {left}"
+
+
+def test_resized_heads_are_freshly_initialised(method, tmp_path):
+    config_class, model_class = method
+    model_class(tiny_config(config_class)).save_pretrained(tmp_path)
+    new_labels = {i: f"label{i}" for i in range(7)}
+    adapted = AutoModelForMultiLabelImageClassification.from_pretrained(
+        tmp_path, num_labels=7, id2label=new_labels, label2id={v: k for k, v in new_labels.items()},
+        ignore_mismatched_sizes=True,
+    )
+    assert adapted.config.id2label == new_labels
+    for name, param in adapted.named_parameters():
+        assert torch.isfinite(param).all(), f"{name} is not finite"
+        assert param.abs().max() < 10, f"{name} holds uninitialised values (max |w| {param.abs().max():.3g})"
+    fresh = model_class(tiny_config(config_class, id2label=new_labels))
+    for name, param in _own_parameters(adapted).items():
+        if param.ndim and param.shape[0] == 7 and param.numel() > 7:  # a resized per-label weight
+            expected = _own_parameters(fresh)[name]
+            assert param.std().item() == pytest.approx(expected.std().item(), rel=0.5), name
+    logits = adapted(_batch(num_labels=7)[0]).logits
+    assert logits.shape == (2, 7) and torch.isfinite(logits).all()

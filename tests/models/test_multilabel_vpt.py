@@ -177,11 +177,10 @@ def test_peft_adapter_computes_the_same_function():
         torch.testing.assert_close(peft_model(PIXELS), model(PIXELS).logits)
 
 
-def test_training_script_computes_the_groups_from_the_training_split():
+def test_the_training_data_hook_computes_the_groups_from_the_training_split():
     import datasets
     import numpy as np
 
-    from mlic_hf.experiment import add_label_groups
     from mlic_hf.grouping import groups_from_dataset
 
     rng = np.random.default_rng(0)
@@ -192,14 +191,16 @@ def test_training_script_computes_the_groups_from_the_training_split():
         rows.append([1.0 if any(k in blocks[b] for b in chosen) else 0.0 for k in range(6)])
     train = datasets.Dataset.from_dict({"labels": rows})
     config = MultiLabelVPTConfig(**{**TINY, "co_groups": None, "dc_groups": None})
-    add_label_groups(config, train)
+    config.setup_from_training_data(train)
     expected = groups_from_dataset(train, num_groups=3, tau=2.0, seed=0).to_config_kwargs()
     assert config.co_groups == expected["co_groups"] and config.dc_groups == expected["dc_groups"]
     assert config.co_groups == [0, 0, 1, 1, 2, 2]  # the planted blocks
     assert config.label_groups_source == "co-occurrence of 60 training images"
-    kept = MultiLabelVPTConfig(**TINY)
-    add_label_groups(kept, train)  # groups given: left alone
-    assert kept.dc_groups == TINY["dc_groups"]
+    kept = MultiLabelVPTConfig(**{**TINY, "co_groups": [0, 1, 2, 0, 1, 2]})
+    kept.setup_from_training_data(train)  # groups given: left alone
+    assert kept.co_groups == [0, 1, 2, 0, 1, 2] and kept.dc_groups == TINY["dc_groups"]
+    kept.setup_from_training_data(train, recompute=True)  # a new label set: groups of the old labels replaced
+    assert kept.co_groups == expected["co_groups"] and kept.dc_groups == expected["dc_groups"]
 
 
 def test_m3_preset_is_the_papers_recipe():

@@ -1,9 +1,12 @@
 """M4: multi-scale three-branch Transformer — paper defaults and parameter counts (Table 7), the section 4.3 shape
 walk-through, hierarchical scale attention against eqs. 2-5, and every ablation switch (Tables 4-7, Figure 5)."""
 
+import json
+
 import pytest
 import torch
 from torch.nn import functional as F
+from transformers import AutoConfig
 
 from mlic_hf import MultiScaleThreeBranchConfig, MultiScaleThreeBranchForMultiLabelImageClassification
 from mlic_hf.layers.decoder import SELF_ATTENTION_MODES, LabelDecoder, self_attention_layers
@@ -35,7 +38,7 @@ def test_paper_defaults():
     assert config.region_selection and config.num_decoder_layers == 3 and config.decoder_self_attention == "none"
     assert config.share_branch_weights and config.classifier == "group_wise"
     assert config.hidden_size is None  # = layer4 channels // 4 when the model is built
-    assert (config.num_attention_heads, config.dim_feedforward, config.dropout, config.activation) == (
+    assert (config.num_attention_heads, config.intermediate_size, config.dropout, config.hidden_act) == (
         8, 2048, 0.1, "relu")
     assert config.loss == "asl" and config.asl_gamma_pos == 0.0 and config.asl_gamma_neg == 4.0
     assert config.asl_clip == 0.05 and config.loss_reduction == "mean"
@@ -173,7 +176,7 @@ def test_decoder_self_attention_modes():
 
 def expected_parameters(config, backbone_channels, backbone_parameters):
     """The whole model's parameter count from the architecture, written out independently of the model code."""
-    d, k, f = config.hidden_size, config.num_labels, config.dim_feedforward
+    d, k, f = config.hidden_size, config.num_labels, config.intermediate_size
     channels = backbone_channels[-len(config.out_indices):]
     stem = sum(channels[i] * d * kernel * kernel + d for i, kernel, _ in STEM[config.fusion_mode])
     sides = [config.image_size // 16, config.image_size // 32, -(-config.image_size // 64)]  # 2H, H, H/2
@@ -209,7 +212,7 @@ SWITCHES = {
     "unshared": {"share_branch_weights": False},
     "unshared_sa_all": {"share_branch_weights": False, "decoder_self_attention": "all"},
     "shared_linear_classifier": {"classifier": "shared_linear"},
-    "gelu": {"activation": "gelu"},
+    "gelu": {"hidden_act": "gelu"},
     "explicit_out_indices": {"out_indices": [3, 4]},
     "loss_bce": {"loss": "bce"},
 }
@@ -340,7 +343,9 @@ def test_hidden_size_defaults_to_a_quarter_of_the_deepest_channels():
     ({"fusion_mode": 4}, r"fusion_mode=4 is not one of \(1, 2, 3\)"),
     ({"interpolation": "linear"}, "interpolation='linear' is not one of"),
     ({"classifier": "mlp"}, "classifier='mlp' is not one of"),
-    ({"activation": "tanh"}, "activation='tanh'"),
+    ({"hidden_act": "tanh"}, "hidden_act='tanh'"),
+    ({"activation": "tanh"}, "hidden_act='tanh'"),  # the old name
+    ({"intermediate_size": 0}, "intermediate_size must be >= 1"),
     ({"decoder_self_attention": "sometimes"}, "decoder_self_attention='sometimes' is not one of"),
     ({"decoder_self_attention": [True, False]}, "2 self-attention flags for 3 decoder layers"),
     ({"decoder_self_attention": "except_first", "num_decoder_layers": 1}, "needs at least 2 decoder layers"),
@@ -355,6 +360,38 @@ def test_hidden_size_defaults_to_a_quarter_of_the_deepest_channels():
 def test_config_validation_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny(**overrides)
+
+
+# --- transformers' field names; the old ones (dim_feedforward, activation) are still accepted ----------------------
+
+OLD_NAMES = {"dim_feedforward": 48, "activation": "gelu"}
+NEW_NAMES = {"intermediate_size": 48, "hidden_act": "gelu"}
+
+
+def test_old_field_names_give_the_same_config():
+    old, new = MultiScaleThreeBranchConfig(**OLD_NAMES), MultiScaleThreeBranchConfig(**NEW_NAMES)
+    assert old.to_dict() == new.to_dict() == {**MultiScaleThreeBranchConfig().to_dict(), **NEW_NAMES}
+    assert (old.dim_feedforward, old.activation) == (48, "gelu")  # attribute_map aliases
+    old.activation = "relu"
+    assert old.hidden_act == "relu" and "activation" not in vars(old)
+    with pytest.raises(ValueError, match="both intermediate_size=64 and its old name dim_feedforward=48"):
+        MultiScaleThreeBranchConfig(intermediate_size=64, dim_feedforward=48)
+
+
+def test_config_json_with_old_names_loads_and_saves_new_names(tmp_path):
+    tiny_without_renamed = {k: v for k, v in TINY_CONFIGS["mlic-multiscale-three-branch"].items()
+                            if k not in NEW_NAMES}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(
+        json.dumps({"model_type": "mlic-multiscale-three-branch", **tiny_without_renamed, **OLD_NAMES}))
+    config = AutoConfig.from_pretrained(tmp_path / "old")
+    assert isinstance(config, MultiScaleThreeBranchConfig)
+    assert (config.intermediate_size, config.hidden_act) == (48, "gelu")
+    config.save_pretrained(tmp_path / "new")
+    saved = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert {k: saved[k] for k in NEW_NAMES} == NEW_NAMES and not set(OLD_NAMES) & set(saved)
+    model = Model(config)
+    assert model.branch_transformers[0].decoder.layers[0].linear1.out_features == 48
 
 
 def test_shallow_to_deep_out_indices_are_required():

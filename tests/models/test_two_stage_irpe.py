@@ -1,7 +1,10 @@
 """M2: two-stage Transformer with iRPE — paper defaults, label independence, ablation switches."""
 
+import json
+
 import pytest
 import torch
+from transformers import AutoConfig
 
 from mlic_hf import TwoStageIRPEConfig, TwoStageIRPEForMultiLabelImageClassification
 
@@ -20,6 +23,44 @@ def test_paper_defaults():
     assert (config.irpe_alpha, config.irpe_beta, config.irpe_gamma) == (1.9, 3.8, 15.2)
     assert config.loss == "apl" and config.apl_gamma_pos == 0.0 and config.apl_gamma_neg == 2.0
     assert config.input_projection == "conv" and config.position_embedding == "learned"
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size, config.dropout,
+            config.hidden_act) == (2048, 4, 8192, 0.1, "relu")
+
+
+# --- transformers' field names; the old ones (d_model, dim_feedforward, activation) are still accepted -----------
+
+OLD_NAMES = {"d_model": 64, "dim_feedforward": 128, "activation": "gelu"}
+NEW_NAMES = {"hidden_size": 64, "intermediate_size": 128, "hidden_act": "gelu"}
+
+
+def test_old_field_names_give_the_same_config():
+    old, new = TwoStageIRPEConfig(**OLD_NAMES), TwoStageIRPEConfig(**NEW_NAMES)
+    assert old.to_dict() == new.to_dict() == {**TwoStageIRPEConfig().to_dict(), **NEW_NAMES}
+    assert (old.d_model, old.dim_feedforward, old.activation) == (64, 128, "gelu")  # attribute_map aliases
+    old.d_model = 32
+    assert old.hidden_size == 32 and "d_model" not in vars(old)
+    with pytest.raises(ValueError, match="hidden_size=30 is not divisible"):
+        TwoStageIRPEConfig(d_model=30)
+    with pytest.raises(ValueError, match="hidden_act='tanh'"):
+        TwoStageIRPEConfig(activation="tanh")
+    with pytest.raises(ValueError, match="both hidden_size=512 and its old name d_model=256"):
+        TwoStageIRPEConfig(hidden_size=512, d_model=256)
+
+
+def test_config_json_with_old_names_loads_and_saves_new_names(tmp_path):
+    tiny_without_renamed = {k: v for k, v in TINY_CONFIGS["mlic-two-stage-irpe"].items() if k not in NEW_NAMES}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(
+        json.dumps({"model_type": "mlic-two-stage-irpe", **tiny_without_renamed, **OLD_NAMES}))
+    config = AutoConfig.from_pretrained(tmp_path / "old")
+    assert isinstance(config, TwoStageIRPEConfig)
+    assert (config.hidden_size, config.intermediate_size, config.hidden_act) == (64, 128, "gelu")
+    config.save_pretrained(tmp_path / "new")
+    saved = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert {k: saved[k] for k in NEW_NAMES} == NEW_NAMES and not set(OLD_NAMES) & set(saved)
+    model = TwoStageIRPEForMultiLabelImageClassification(config)
+    assert model.label_embeddings.weight.shape[1] == 64
+    assert model.decoder.layers[0].linear1.out_features == 128
 
 
 def _logits_after_changing_one_query(config):
@@ -28,7 +69,7 @@ def _logits_after_changing_one_query(config):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         before = model(x).logits
-        model.label_embeddings.weight[1].add_(torch.randn(config.d_model))
+        model.label_embeddings.weight[1].add_(torch.randn(config.hidden_size))
         after = model(x).logits
     return before, after
 
@@ -68,7 +109,7 @@ ABLATIONS = {
     "two_encoder_layers": {"num_encoder_layers": 2},
     "decoder_sa_all": {"decoder_self_attention": "all"},
     "decoder_sa_second": {"decoder_self_attention": "second_only"},
-    "identity_projection": {"input_projection": "identity", "d_model": 512},
+    "identity_projection": {"input_projection": "identity", "hidden_size": 512},
     "sine_position": {"position_embedding": "sine"},
     "loss_bce": {"loss": "bce"},
     "loss_focal": {"loss": "focal"},
@@ -81,7 +122,7 @@ def test_ablation_switch_builds_trains_and_has_the_right_parameters(name):
     config = tiny(**ABLATIONS[name])
     torch.manual_seed(0)
     model = TwoStageIRPEForMultiLabelImageClassification(config).train()
-    heads, head_dim = config.num_attention_heads, config.d_model // config.num_attention_heads
+    heads, head_dim = config.num_attention_heads, config.hidden_size // config.num_attention_heads
     # parameters the switch must add or remove
     tables = {n.split(".")[-1]: p.shape for n, p in model.named_parameters() if "rpe_tables" in n}
     expected_tables = {} if config.encoder != "irpe" else {
@@ -116,6 +157,8 @@ def test_bad_switches_are_rejected():
         tiny(num_decoder_layers=1, decoder_self_attention="second_only")
     with pytest.raises(ValueError, match="identity"):
         TwoStageIRPEForMultiLabelImageClassification(tiny(input_projection="identity"))
+    with pytest.raises(ValueError, match="hidden_act='tanh'"):
+        tiny(hidden_act="tanh")
 
 
 def test_other_input_sizes_resize_the_learned_position_embedding():

@@ -10,9 +10,9 @@ TINY_CONFIGS: dict[str, dict] = {
     "mlic-two-stage-irpe": {
         "backbone": "resnet18",
         "image_size": TINY_IMAGE_SIZE,
-        "d_model": 32,
+        "hidden_size": 32,
         "num_attention_heads": 4,
-        "dim_feedforward": 64,
+        "intermediate_size": 64,
         "dropout": 0.0,
     },
     "mlic-multiscale-three-branch": {
@@ -20,7 +20,7 @@ TINY_CONFIGS: dict[str, dict] = {
         "image_size": TINY_IMAGE_SIZE,
         "hidden_size": 16,
         "num_attention_heads": 2,
-        "dim_feedforward": 32,
+        "intermediate_size": 32,
         "dropout": 0.0,
     },
     # a 3-block ViT of width 32 (random init); no label groups: models fall back to default groups (with a warning)

@@ -137,6 +137,25 @@ class MultiLabelVPTConfig(MLICConfig):
             elif groups is not None:
                 setattr(self, name, validate_label_groups(name, groups, self.num_labels, self.num_groups))
 
+    def setup_from_training_data(self, train_dataset, recompute: bool = False) -> None:
+        """Compute the label groups from the training split's co-occurrence (:mod:`mlic_hf.grouping`) unless the
+        config has them; ``recompute=True`` (a checkpoint fine-tuned on a new label set) replaces stored groups,
+        which belong to the old labels. Only the ``ml-vpt`` variant uses groups."""
+        if self.variant != "ml-vpt":
+            return
+        have_groups = self.co_groups is not None and self.dc_groups is not None
+        if have_groups and not recompute:
+            return
+        from ...grouping import groups_from_dataset
+
+        groups = groups_from_dataset(train_dataset, num_groups=self.num_groups, tau=self.grouping_tau,
+                                     seed=self.grouping_seed).to_config_kwargs()
+        self.co_groups, self.dc_groups = groups["co_groups"], groups["dc_groups"]
+        self.label_groups_source = f"co-occurrence of {len(train_dataset)} training images"
+        logger.info("label groups %s from %d training samples (tau=%s, seed=%s): CO %s, DC %s",
+                    "recomputed for the new label set" if recompute else "computed", len(train_dataset),
+                    self.grouping_tau, self.grouping_seed, self.co_groups, self.dc_groups)
+
     def model_card_sections(self) -> list[tuple[str, str]]:
         """The model card lists the label groups by name."""
         if self.variant != "ml-vpt" or self.co_groups is None or self.dc_groups is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from huggingface_hub.dataclasses import strict
 
-from ...configuration_utils import MLICConfig, check_choices
+from ...configuration_utils import MLICConfig, check_choices, pop_renamed_fields
 from ...layers.decoder import SELF_ATTENTION_MODES, self_attention_layers
 from ...layers.multiscale import FUSION_MODES, INTERPOLATION_MODES, fusion_mode_num_inputs
 
@@ -37,6 +39,10 @@ class MultiScaleThreeBranchConfig(MLICConfig):
     decoder self-attention, weights shared across branches, ASL α+=0, α−=4); where it is silent (heads, dropout,
     classifier form) the choices are stated per field. With 80 labels the model has 69.96 M parameters (paper:
     69.5 M; Table 7's 70.6/71.7/72.7 M with decoder self-attention are matched within 1% as well).
+
+    Field names follow transformers (``hidden_size``, ``intermediate_size``, ``hidden_act``); the names of earlier
+    versions (``dim_feedforward``, ``activation``) are still accepted as keyword arguments, in an old ``config.json``
+    and as attribute aliases (``attribute_map``), and ``save_pretrained`` writes the new names.
 
     Args:
         hidden_size (`int`, *optional*):
@@ -82,13 +88,14 @@ class MultiScaleThreeBranchConfig(MLICConfig):
         num_attention_heads (`int`, defaults to 8):
             Heads of every attention layer. The paper does not say; 8 heads of 64 channels (d = 512) is the standard
             Transformer setting.
-        dim_feedforward (`int`, defaults to 2048):
-            FFN width of the encoder and decoder layers (the standard Transformer's 4d for d = 512).
+        intermediate_size (`int`, defaults to 2048):
+            FFN width of the encoder and decoder layers (the standard Transformer's 4d for d = 512). Old name
+            ``dim_feedforward``, still accepted.
         dropout (`float`, defaults to 0.1):
             Dropout of attention weights, residual branches and FFN (not given in the paper; the DETR/Query2Label
             value).
-        activation (`str`, defaults to `"relu"`):
-            FFN activation, ``"relu"`` (eq. 9) or ``"gelu"``.
+        hidden_act (`str`, defaults to `"relu"`):
+            FFN activation, ``"relu"`` (eq. 9) or ``"gelu"``. Old name ``activation``, still accepted.
         loss (`str`, defaults to `"asl"`), asl_gamma_pos (defaults to 0.0), asl_gamma_neg (defaults to 4.0):
             The asymmetric loss of eq. 12 with α+ = 0, α− = 4.
         asl_clip (`float`, defaults to 0.05):
@@ -100,6 +107,8 @@ class MultiScaleThreeBranchConfig(MLICConfig):
     """
 
     model_type = "mlic-multiscale-three-branch"
+    #: Old field names (before transformers' naming) → current names; read by transformers and ``__post_init__``.
+    attribute_map: ClassVar[dict[str, str]] = {"dim_feedforward": "intermediate_size", "activation": "hidden_act"}
     method_info = {
         "name": "Multi-scale three-branch Transformer",
         "paper_title": "Multi-Scale Feature Fusion and Advanced Representation Learning for Multi Label Image "
@@ -138,9 +147,15 @@ class MultiScaleThreeBranchConfig(MLICConfig):
     share_branch_weights: bool = True
     classifier: str = "group_wise"
     num_attention_heads: int = 8
-    dim_feedforward: int = 2048
+    intermediate_size: int = 2048
     dropout: float = 0.1
-    activation: str = "relu"
+    hidden_act: str = "relu"
+
+    def __post_init__(self, **kwargs):
+        # Old names (attribute_map) given as keyword arguments or read from an old config.json: set the new fields
+        # first, refusing an old and a new name with different values.
+        pop_renamed_fields(self, kwargs)
+        super().__post_init__(**kwargs)
 
     def _check_fields(self) -> None:
         super()._check_fields()
@@ -148,7 +163,7 @@ class MultiScaleThreeBranchConfig(MLICConfig):
             ("fusion_mode", self.fusion_mode, FUSION_MODES),
             ("interpolation", self.interpolation, INTERPOLATION_MODES),
             ("classifier", self.classifier, CLASSIFIERS),
-            ("activation", self.activation, ACTIVATIONS),
+            ("hidden_act", self.hidden_act, ACTIVATIONS),
         )
         if list(self.out_indices) in _AUTO_OUT_INDICES:
             self.out_indices = default_out_indices(self.fusion_mode)
@@ -157,7 +172,7 @@ class MultiScaleThreeBranchConfig(MLICConfig):
             raise ValueError(f"out_indices={self.out_indices} names {len(self.out_indices)} backbone stages but "
                              f"fusion_mode={self.fusion_mode} reads {needed} "
                              f"(e.g. {default_out_indices(self.fusion_mode)})")
-        for name in ("num_encoder_layers", "num_decoder_layers", "num_attention_heads", "dim_feedforward"):
+        for name in ("num_encoder_layers", "num_decoder_layers", "num_attention_heads", "intermediate_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size is not None:

@@ -22,8 +22,8 @@ class BranchTransformer(nn.Module):
 
     def __init__(self, config: MultiScaleThreeBranchConfig, hidden_size: int) -> None:
         super().__init__()
-        heads, ffn, dropout, activation = (config.num_attention_heads, config.dim_feedforward, config.dropout,
-                                           config.activation)
+        heads, ffn, dropout, activation = (config.num_attention_heads, config.intermediate_size, config.dropout,
+                                           config.hidden_act)
         self.encoder = nn.ModuleList(
             IRPEEncoderLayer(hidden_size, heads, ffn, dropout, activation, rpe_on=())  # plain SDPA attention
             for _ in range(config.num_encoder_layers if config.global_feature_enhancement else 0)

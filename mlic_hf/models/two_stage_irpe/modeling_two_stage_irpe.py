@@ -25,28 +25,28 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
         self.backbone = self.build_backbone(config)
         channels, stride = self.backbone.channels[-1], self.backbone.reductions[-1]
         if config.input_projection == "conv":
-            self.input_proj = nn.Conv2d(channels, config.d_model, kernel_size=1)
-        elif channels != config.d_model:
-            raise ValueError(f"input_projection='identity' needs d_model == backbone channels ({channels}), "
-                             f"got d_model={config.d_model}")
+            self.input_proj = nn.Conv2d(channels, config.hidden_size, kernel_size=1)
+        elif channels != config.hidden_size:
+            raise ValueError(f"input_projection='identity' needs hidden_size == backbone channels ({channels}), "
+                             f"got hidden_size={config.hidden_size}")
         else:
             self.input_proj = nn.Identity()
         side = max(1, -(-config.image_size // stride))
-        self.position = (LearnedPositionEmbedding2D(config.d_model, side, side)
+        self.position = (LearnedPositionEmbedding2D(config.hidden_size, side, side)
                          if config.position_embedding == "learned" else None)
         irpe_on = config.irpe_on if config.encoder == "irpe" else ()
         layers = 0 if config.encoder == "none" else config.num_encoder_layers
         self.encoder = nn.ModuleList(
-            IRPEEncoderLayer(config.d_model, config.num_attention_heads, config.dim_feedforward, config.dropout,
-                             config.activation, rpe_on=irpe_on, shared_heads=config.irpe_shared_heads,
+            IRPEEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size, config.dropout,
+                             config.hidden_act, rpe_on=irpe_on, shared_heads=config.irpe_shared_heads,
                              alpha=config.irpe_alpha, beta=config.irpe_beta, gamma=config.irpe_gamma)
             for _ in range(layers)
         )
-        self.label_embeddings = nn.Embedding(config.num_labels, config.d_model)
-        self.decoder = LabelDecoder(config.d_model, config.num_attention_heads, config.num_decoder_layers,
-                                    config.dim_feedforward, config.dropout, config.decoder_self_attention,
-                                    config.activation)
-        self.classifier = GroupWiseLinear(config.num_labels, config.d_model)
+        self.label_embeddings = nn.Embedding(config.num_labels, config.hidden_size)
+        self.decoder = LabelDecoder(config.hidden_size, config.num_attention_heads, config.num_decoder_layers,
+                                    config.intermediate_size, config.dropout, config.decoder_self_attention,
+                                    config.hidden_act)
+        self.classifier = GroupWiseLinear(config.num_labels, config.hidden_size)
         self.post_init()
 
     def forward(
@@ -65,7 +65,7 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
             features = features + self.position(height, width)
         else:
             features = features + sine_position_embedding_2d(
-                self.config.d_model, height, width, device=features.device, dtype=features.dtype)
+                self.config.hidden_size, height, width, device=features.device, dtype=features.dtype)
         tokens = features.flatten(2).transpose(1, 2)  # (B, L, d), eq. 2
         for layer in self.encoder:
             tokens = layer(tokens, height, width)
