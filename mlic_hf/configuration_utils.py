@@ -200,7 +200,8 @@ def check_config_keys(config_class: type[PreTrainedConfig], keys: Iterable[str],
     starts the message, e.g.::
 
         config_overrides: unknown field 'hiden_size' for mlic-two-stage-irpe (did you mean 'hidden_size' or ...?);
-        known fields: hidden_size, ... (method); backbone, ... (shared); ... (transformers); d_model, ... (old names)
+        known fields: hidden_size, ... (method); backbone, ... (shared); d_model, ... (old names); and transformers'
+        PreTrainedConfig fields
     """
     groups = config_keys(config_class)
     known = [key for names in groups.values() for key in names]
@@ -219,5 +220,7 @@ def check_config_keys(config_class: type[PreTrainedConfig], keys: Iterable[str],
         what = f"unknown field {parts[0][0]} for {name}{parts[0][1]}"
     else:
         what = f"unknown fields for {name}: " + ", ".join(key + hint for key, hint in parts)
-    listing = "; ".join(f"{', '.join(names)} ({group})" for group, names in groups.items() if names)
+    # transformers' own fields (output_attentions, ...) are accepted but not listed: they would drown the method's
+    listing = "; ".join(f"{', '.join(names)} ({group})" for group, names in groups.items()
+                        if names and group != "transformers") + "; and transformers' PreTrainedConfig fields"
     raise ValueError(f"{source}: {what}; known fields: {listing}")

@@ -263,3 +263,29 @@ def test_early_stopping_on_map(tmp_path, data_cache):
         evals = [e for e in trainer.state.log_history if "eval_best_mAP" in e]
         assert [e["eval_best_mAP"] for e in evals] == [0.5, 0.5]
         assert ("eval_ema_mAP" in evals[0]) == (ema_decay > 0)
+
+
+def test_default_split_names_are_recorded(tmp_path):
+    """COCO and VOC2012 have no "test" split: the run file (and so the model card) names the split really used."""
+    from mlic_hf.experiment import DataArguments, split_names, write_run_files
+
+    assert split_names(DataArguments(dataset="coco2014")) == {"train": "train", "eval": "val", "test": "val"}
+    assert split_names(DataArguments(dataset="voc2007")) == {"train": "trainval", "eval": "test", "test": "test"}
+    assert split_names(DataArguments(dataset="coco2014", test_split="train"))["test"] == "train"
+    model_args, data_args, training_args = parse_args(["--dataset", "coco2014", "--output_dir", str(tmp_path)])
+    metrics = {"mAP": 0.5, "per_class_AP": {"a": 0.5}}
+    write_run_files(tmp_path, model_args, data_args, training_args, metrics, False, np.zeros((1, 1)), np.zeros((1, 1)))
+    assert json.loads((tmp_path / "mlic_run.json").read_text())["splits"] == {"train": "train", "eval": "val",
+                                                                                "test": "val"}
+
+
+def test_unknown_config_override_is_one_clear_error(tmp_path, data_cache, capsys):
+    train_script = _load_script("train")
+    argv = _argv(tmp_path / "x", data_cache, max_steps=1)
+    cut = argv.index("--config_overrides") if "--config_overrides" in argv else len(argv)
+    argv = argv[:cut] + ["--config_overrides", json.dumps({"hidden_size": 256, "intermediate_size": 1024})]
+    assert train_script.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: --config_overrides: unknown field") and "\n" not in error
+    assert "'hidden_size'" in error and "mlic-resnet-probabilistic" in error
+    assert not (tmp_path / "x" / "model.safetensors").exists()
