@@ -1,38 +1,27 @@
 """Tiny configurations of every registered method, small enough for fast CPU tests.
 
-Every method registered in ``mlic_hf.METHODS`` must have an entry here (a test enforces it)."""
+Each method's test folder (``tests/models/<method>/``) holds its own ``tiny_config.py`` (``MODEL_TYPE`` and
+``TINY_CONFIG``); this module collects them. Every method registered in ``mlic_hf.METHODS`` must have one (a test
+enforces it)."""
+
+import importlib
+import pkgutil
+from pathlib import Path
 
 TINY_IMAGE_SIZE = 64
 TINY_LABELS = {0: "person", 1: "dog", 2: "cat", 3: "car"}
 
-TINY_CONFIGS: dict[str, dict] = {
-    "mlic-resnet-probabilistic": {"backbone": "resnet18", "image_size": TINY_IMAGE_SIZE},
-    "mlic-two-stage-irpe": {
-        "backbone": "resnet18",
-        "image_size": TINY_IMAGE_SIZE,
-        "hidden_size": 32,
-        "num_attention_heads": 4,
-        "intermediate_size": 64,
-        "dropout": 0.0,
-    },
-    "mlic-multiscale-three-branch": {
-        "backbone": "resnet18",
-        "image_size": TINY_IMAGE_SIZE,
-        "hidden_size": 16,
-        "num_attention_heads": 2,
-        "intermediate_size": 32,
-        "dropout": 0.0,
-    },
-    # a 3-block ViT of width 32 (random init); no label groups: models fall back to default groups (with a warning)
-    # and the training test computes them from the training split
-    "mlic-ml-vpt": {
-        "backbone": "vit_tiny_patch16_224",
-        "image_size": TINY_IMAGE_SIZE,
-        "backbone_kwargs": {"patch_size": 16, "embed_dim": 32, "num_heads": 2, "depth": 3},
-        "num_groups": 2,
-        "num_prompts_per_group": 2,
-    },
-}
+
+def _collect() -> dict[str, dict]:
+    configs = {}
+    for folder in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if folder.ispkg and (Path(__file__).parent / folder.name / "tiny_config.py").is_file():
+            module = importlib.import_module(f"{__package__}.{folder.name}.tiny_config")
+            configs[module.MODEL_TYPE] = dict(module.TINY_CONFIG)
+    return configs
+
+
+TINY_CONFIGS: dict[str, dict] = _collect()
 
 
 def tiny_config(config_class, **overrides):

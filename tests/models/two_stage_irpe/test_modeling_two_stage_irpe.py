@@ -8,7 +8,7 @@ from transformers import AutoConfig
 
 from mlic_hf import TwoStageIRPEConfig, TwoStageIRPEForMultiLabelImageClassification
 
-from .tiny_configs import TINY_CONFIGS, TINY_LABELS
+from ..tiny_configs import TINY_CONFIGS, TINY_LABELS
 
 
 def tiny(**overrides):

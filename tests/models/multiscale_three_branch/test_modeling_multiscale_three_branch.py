@@ -12,7 +12,7 @@ from mlic_hf import MultiScaleThreeBranchConfig, MultiScaleThreeBranchForMultiLa
 from mlic_hf.layers.decoder import SELF_ATTENTION_MODES, LabelDecoder, self_attention_layers
 from mlic_hf.layers.multiscale import INTERPOLATION_MODES, HierarchicalScaleAttention, MultiScaleStem
 
-from .tiny_configs import TINY_CONFIGS, TINY_LABELS
+from ..tiny_configs import TINY_CONFIGS, TINY_LABELS
 
 Model = MultiScaleThreeBranchForMultiLabelImageClassification
 

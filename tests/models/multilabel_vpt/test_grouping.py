@@ -27,9 +27,9 @@ from mlic_hf.grouping import (
     spectral_groups,
 )
 
-from .data.fixtures import write_image, write_jsonl
+from ...data.fixtures import write_image, write_jsonl
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # 4 samples x 3 labels, counted by hand below.
 HAND = [

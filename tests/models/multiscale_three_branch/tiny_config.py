@@ -1,0 +1,12 @@
+"""The tiny configuration of ``mlic-multiscale-three-branch`` used by the shared tests (``tests/models/tiny_configs.py`` collects it)."""
+
+MODEL_TYPE = "mlic-multiscale-three-branch"
+
+TINY_CONFIG = {
+    "backbone": "resnet18",
+    "image_size": 64,
+    "hidden_size": 16,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "dropout": 0.0,
+}
