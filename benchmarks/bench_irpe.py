@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from mlic_hf.layers.irpe import IRPEEncoderLayer
+from mlic_hf.models.two_stage_irpe.irpe import IRPEEncoderLayer
 
 
 def step_time(layer, x, height, width, repeats):

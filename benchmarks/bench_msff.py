@@ -54,7 +54,7 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
 
     import mlic_hf
-    from mlic_hf.layers.multiscale import INTERPOLATION_MODES, HierarchicalScaleAttention
+    from mlic_hf.models.multiscale_three_branch.multiscale import INTERPOLATION_MODES, HierarchicalScaleAttention
 
     torch.manual_seed(0)
     config = mlic_hf.MultiScaleThreeBranchConfig(image_size=args.image_size)

@@ -13,21 +13,9 @@ from .auto import (
 from .configuration_utils import MLICConfig
 from .image_processing import MLICImageProcessor, load_image, to_rgb_array
 from .modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
-from .models import (
-    METHODS,
-    MultiLabelVPTConfig,
-    MultiLabelVPTForMultiLabelImageClassification,
-    MultiLabelVPTPreTrainedModel,
-    MultiScaleThreeBranchConfig,
-    MultiScaleThreeBranchForMultiLabelImageClassification,
-    MultiScaleThreeBranchPreTrainedModel,
-    ResNetProbabilisticConfig,
-    ResNetProbabilisticForMultiLabelImageClassification,
-    ResNetProbabilisticPreTrainedModel,
-    TwoStageIRPEConfig,
-    TwoStageIRPEForMultiLabelImageClassification,
-    TwoStageIRPEPreTrainedModel,
-)
+from . import models as _models
+from .models import *  # noqa: F403  (every method's config and model classes, and METHODS)
+from .models import METHODS
 from .pipelines import MultiLabelImageClassificationPipeline, multilabel_pipeline, register_pipeline
 
 __version__ = "0.1.0"
@@ -41,25 +29,13 @@ __all__ = [
     "MLICConfig",
     "MLICImageProcessor",
     "MLICPreTrainedModel",
-    "METHODS",
     "MultiLabelImageClassificationPipeline",
     "MultiLabelImageClassifierOutput",
-    "MultiLabelVPTConfig",
-    "MultiLabelVPTForMultiLabelImageClassification",
-    "MultiLabelVPTPreTrainedModel",
-    "MultiScaleThreeBranchConfig",
-    "MultiScaleThreeBranchForMultiLabelImageClassification",
-    "MultiScaleThreeBranchPreTrainedModel",
     "REGISTERED_METHODS",
-    "ResNetProbabilisticConfig",
-    "ResNetProbabilisticForMultiLabelImageClassification",
-    "ResNetProbabilisticPreTrainedModel",
-    "TwoStageIRPEConfig",
-    "TwoStageIRPEForMultiLabelImageClassification",
-    "TwoStageIRPEPreTrainedModel",
     "load_image",
     "multilabel_pipeline",
     "register_method",
     "register_pipeline",
     "to_rgb_array",
+    *_models.__all__,
 ]

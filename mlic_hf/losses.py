@@ -1,5 +1,3 @@
-# Copyright 2025 The mlic_hf Authors.
-# Licensed under the Apache License, Version 2.0.
 """Multi-label classification losses.
 
 Every loss is available both as a pure function

@@ -6,9 +6,10 @@
     python scripts/compute_label_groups.py --dataset folder --data_dir my_images --split train --output groups.json
 
 Spectral clustering of the label co-occurrence graph (CO groups) and of its complement (DC groups), see
-``mlic_hf.grouping``. The JSON file holds the ``LabelGroups`` fields (``co``, ``dc``, ``num_groups``, ``tau``, ``seed``,
-``n_init``; read back with ``LabelGroups.from_dict``), ``config_kwargs`` (the ``co_groups`` / ``dc_groups`` lists of the
-M3 model config), ``id2label`` and where the labels came from. A summary of every group is printed.
+``mlic_hf.models.multilabel_vpt.grouping``. The JSON file holds the ``LabelGroups`` fields (``co``, ``dc``,
+``num_groups``, ``tau``, ``seed``, ``n_init``; read back with ``LabelGroups.from_dict``), ``config_kwargs`` (the
+``co_groups`` / ``dc_groups`` lists of the M3 model config), ``id2label`` and where the labels came from. A summary of
+every group is printed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 
 import numpy as np
 
-from mlic_hf.grouping import (
+from mlic_hf.models.multilabel_vpt.grouping import (
     DEFAULT_NUM_GROUPS,
     DEFAULT_TAU,
     LabelGroups,
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
 
     try:
-        from mlic_hf.experiment import parse_json_object
+        from mlic_hf.training import parse_json_object
 
         dataset_kwargs = parse_json_object(args.dataset_kwargs, "dataset_kwargs")
         dataset, split = load_split(args.dataset, args.data_dir, dataset_kwargs, args.split)

@@ -9,7 +9,7 @@ import json
 import sys
 
 import mlic_hf  # noqa: F401
-from mlic_hf.experiment import parse_json_object, evaluate_checkpoint
+from mlic_hf.training import evaluate_checkpoint, parse_json_object
 from mlic_hf.metrics import format_metrics_table
 
 

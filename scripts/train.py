@@ -15,7 +15,7 @@ import sys
 import transformers
 
 import mlic_hf  # noqa: F401  (registers the methods)
-from mlic_hf.experiment import parse_args, run_training
+from mlic_hf.training import parse_args, run_training
 
 
 def main(argv=None) -> int:

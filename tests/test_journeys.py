@@ -300,7 +300,7 @@ def test_journey_7_ml_vpt_as_a_peft_adapter(tmp_path):
     import timm
     from peft import PeftModel, get_peft_model
 
-    from mlic_hf.peft_methods import MLVPTConfig
+    from mlic_hf.models.multilabel_vpt.peft_methods import MLVPTConfig
 
     def base_vit():
         torch.manual_seed(1)  # the "pretrained" weights a user would load again

@@ -6,53 +6,63 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from .common import label_names_of, make_features
 from .fashion_mosaic import FASHION_MNIST_CLASSES, build_fashion_mosaic, load_fashion_mosaic
 
-#: dataset name -> (module, loader function, fixed keyword arguments)
-DATASETS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "fashion_mosaic": (".fashion_mosaic", "load_fashion_mosaic", {}),
-    "voc2007": (".voc", "load_voc", {"year": "2007"}),
-    "voc2012": (".voc", "load_voc", {"year": "2012", "splits": ("train", "val")}),
-    "coco2014": (".coco", "load_coco", {"year": "2014"}),
-    "coco2017": (".coco", "load_coco", {"year": "2017"}),
-    "nus_wide": (".nuswide", "load_nus_wide", {}),
-    "vg256": (".visual_genome", "load_visual_genome", {"num_labels": 256}),
-    "vg500": (".visual_genome", "load_visual_genome", {"num_labels": 500}),
-    "folder": (".folder", "load_image_folder", {}),
-}
 
-#: dataset name -> default (train, eval, test) split names
-DATASET_SPLITS: dict[str, tuple[str, str, str]] = {
-    "fashion_mosaic": ("train", "validation", "test"),
-    "voc2007": ("trainval", "test", "test"),
-    "voc2012": ("train", "val", "val"),
-    "coco2014": ("train", "val", "val"),
-    "coco2017": ("train", "val", "val"),
-    "nus_wide": ("train", "test", "test"),
-    "vg256": ("train", "test", "test"),
-    "vg500": ("train", "test", "test"),
-    "folder": ("train", "validation", "test"),
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to load a built-in dataset: the loader (``module.function``, imported on first use), the keyword arguments
+    fixed for this name, and the splits used by default for training, model selection and the final test."""
+
+    module: str
+    loader: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    train_split: str = "train"
+    eval_split: str = "validation"
+    test_split: str = "test"
+
+    @property
+    def splits(self) -> dict[str, str]:
+        return {"train": self.train_split, "eval": self.eval_split, "test": self.test_split}
+
+
+#: every built-in dataset (the names ``scripts/train.py --dataset`` accepts), one record each
+DATASETS: dict[str, DatasetSpec] = {
+    "fashion_mosaic": DatasetSpec(".fashion_mosaic", "load_fashion_mosaic"),
+    "voc2007": DatasetSpec(".voc", "load_voc", {"year": "2007"}, "trainval", "test", "test"),
+    "voc2012": DatasetSpec(".voc", "load_voc", {"year": "2012", "splits": ("train", "val")}, "train", "val", "val"),
+    "coco2014": DatasetSpec(".coco", "load_coco", {"year": "2014"}, "train", "val", "val"),
+    "coco2017": DatasetSpec(".coco", "load_coco", {"year": "2017"}, "train", "val", "val"),
+    "nus_wide": DatasetSpec(".nuswide", "load_nus_wide", {}, "train", "test", "test"),
+    "vg256": DatasetSpec(".visual_genome", "load_visual_genome", {"num_labels": 256}, "train", "test", "test"),
+    "vg500": DatasetSpec(".visual_genome", "load_visual_genome", {"num_labels": 500}, "train", "test", "test"),
+    "folder": DatasetSpec(".folder", "load_image_folder"),
 }
 
 
 def default_splits(name: str) -> dict[str, str]:
-    """The (train, eval, test) split names a dataset uses by default, as ``{"train": ..., "eval": ..., "test": ...}``
-    (``train``/``validation``/``test`` for datasets not listed in :data:`DATASET_SPLITS`)."""
-    train, evaluation, test = DATASET_SPLITS.get(name, ("train", "validation", "test"))
-    return {"train": train, "eval": evaluation, "test": test}
+    """The split names a dataset uses by default, ``{"train": ..., "eval": ..., "test": ...}`` (``train`` /
+    ``validation`` / ``test`` for a name that is not built in). The one place split defaults are resolved."""
+    spec = DATASETS.get(name)
+    return spec.splits if spec is not None else DatasetSpec("", "").splits
 
 
 def load_mlic_dataset(name: str, data_dir: str | None = None, **kwargs):
     """Load a dataset by name (see :data:`DATASETS`). ``data_dir`` is the dataset's root folder (unused by the
     built-in ``fashion_mosaic``); further keyword arguments go to the loader."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; available: {sorted(DATASETS)}")
-    module_name, function_name, fixed = DATASETS[name]
-    loader = getattr(importlib.import_module(module_name, __name__), function_name)
-    options = {**fixed, **kwargs}
+        import difflib
+
+        close = difflib.get_close_matches(name, DATASETS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown dataset {name!r}{hint}; available: {sorted(DATASETS)}")
+    spec = DATASETS[name]
+    loader = getattr(importlib.import_module(spec.module, __name__), spec.loader)
+    options = {**spec.fixed, **kwargs}
     if name == "fashion_mosaic":
         if data_dir is not None:
             options.setdefault("source_dir", data_dir)
@@ -64,7 +74,7 @@ def load_mlic_dataset(name: str, data_dir: str | None = None, **kwargs):
 
 __all__ = [
     "DATASETS",
-    "DATASET_SPLITS",
+    "DatasetSpec",
     "FASHION_MNIST_CLASSES",
     "build_fashion_mosaic",
     "default_splits",

@@ -1,4 +1,13 @@
+"""M3: ML-VPT, multi-label visual prompt tuning with correlative and discriminative label groups (Ma et al., CVPR 2025).
+
+The method's folder: configuration, modeling, the layers only it uses and its ``--preset``; ``METHOD`` is what
+``mlic_hf.models`` registers."""
+
 from .configuration_multilabel_vpt import MultiLabelVPTConfig
 from .modeling_multilabel_vpt import MultiLabelVPTForMultiLabelImageClassification, MultiLabelVPTPreTrainedModel
+from .preset import PRESETS
 
-__all__ = ["MultiLabelVPTConfig", "MultiLabelVPTForMultiLabelImageClassification", "MultiLabelVPTPreTrainedModel"]
+#: (config class, model class): what ``mlic_hf.models`` registers
+METHOD = (MultiLabelVPTConfig, MultiLabelVPTForMultiLabelImageClassification)
+
+__all__ = ["METHOD", "PRESETS", "MultiLabelVPTConfig", "MultiLabelVPTForMultiLabelImageClassification", "MultiLabelVPTPreTrainedModel"]

@@ -7,8 +7,8 @@ import logging
 from huggingface_hub.dataclasses import strict
 
 from ...configuration_utils import MLICConfig, check_choices
-from ...layers.moe import ACTIVATIONS, HEAD_FUSIONS, validate_label_groups
-from ...layers.prompts import PROMPT_DEPTHS, PROMPT_MASKS
+from .moe import ACTIVATIONS, HEAD_FUSIONS, validate_label_groups
+from .prompts import PROMPT_DEPTHS, PROMPT_MASKS
 
 #: ``variant`` values: the method and the baselines of the paper's Table 4 on the same frozen ViT.
 VARIANTS = ("ml-vpt", "vpt", "linear-probe", "full-finetune")
@@ -24,9 +24,10 @@ class MultiLabelVPTConfig(MLICConfig):
     Trained with ASL on both heads (eq. 17). Defaults are the paper's (5 groups, 3 tokens and experts per group, expert
     hidden size 5, τ = 2 for the grouping, ViT-B/16 at 224 px).
 
-    The label groups come from the training set's label co-occurrence (:func:`mlic_hf.grouping.compute_label_groups`,
-    ``scripts/compute_label_groups.py``; ``scripts/train.py`` computes them when they are not given) and are stored
-    here, so a checkpoint is self-contained.
+    The label groups come from the training set's label co-occurrence
+    (:func:`mlic_hf.models.multilabel_vpt.grouping.compute_label_groups`, ``scripts/compute_label_groups.py``;
+    ``scripts/train.py`` computes them when they are not given) and are stored here, so a checkpoint is
+    self-contained.
 
     Args:
         backbone (`str`, defaults to `"vit_base_patch16_224"`): a timm ``VisionTransformer`` (also e.g.
@@ -138,7 +139,7 @@ class MultiLabelVPTConfig(MLICConfig):
                 setattr(self, name, validate_label_groups(name, groups, self.num_labels, self.num_groups))
 
     def setup_from_training_data(self, train_dataset, recompute: bool = False) -> None:
-        """Compute the label groups from the training split's co-occurrence (:mod:`mlic_hf.grouping`) unless the
+        """Compute the label groups from the training split's co-occurrence (:mod:`.grouping`) unless the
         config has them; ``recompute=True`` (a checkpoint fine-tuned on a new label set) replaces stored groups,
         which belong to the old labels. Only the ``ml-vpt`` variant uses groups."""
         if self.variant != "ml-vpt":
@@ -146,7 +147,7 @@ class MultiLabelVPTConfig(MLICConfig):
         have_groups = self.co_groups is not None and self.dc_groups is not None
         if have_groups and not recompute:
             return
-        from ...grouping import groups_from_dataset
+        from .grouping import groups_from_dataset
 
         groups = groups_from_dataset(train_dataset, num_groups=self.num_groups, tau=self.grouping_tau,
                                      seed=self.grouping_seed).to_config_kwargs()

@@ -1,8 +1,9 @@
 """ML-VPT: multi-label visual prompt tuning with label groups and a group-aware mixture of experts (M3).
 
 The same class also builds the paper's baselines on the same frozen ViT (``config.variant``): VPT, linear probing
-and full fine-tuning (Table 4). The prompt and MoE blocks live in :mod:`mlic_hf.layers.prompts` and
-:mod:`mlic_hf.layers.moe` and are shared with the PEFT adapters of :mod:`mlic_hf.peft_methods`.
+and full fine-tuning (Table 4). The prompt and MoE blocks live next to this module, in
+:mod:`mlic_hf.models.multilabel_vpt.prompts` and :mod:`mlic_hf.models.multilabel_vpt.moe`, and are shared with the
+PEFT adapters of :mod:`mlic_hf.models.multilabel_vpt.peft_methods`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import torch
 from torch import nn
 
 from ...layers.backbone import create_timm_model
-from ...layers.moe import DualGroupHead, group_prompt_layout, label_group_kinds
-from ...layers.prompts import (
+from .moe import DualGroupHead, group_prompt_layout, label_group_kinds
+from .prompts import (
     PromptTokens,
     check_vision_transformer,
     embed_tokens,
@@ -67,8 +68,8 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
                 co, dc = config.default_label_groups()
                 logger.warning(
                     "MultiLabelVPTConfig has no label groups: using contiguous CO and round-robin DC groups. Compute "
-                    "real ones from the training labels (mlic_hf.grouping.compute_label_groups or "
-                    "scripts/compute_label_groups.py); scripts/train.py does it automatically."
+                    "real ones from the training labels (mlic_hf.models.multilabel_vpt.grouping.compute_label_groups "
+                    "or scripts/compute_label_groups.py); scripts/train.py does it automatically."
                 )
                 config.co_groups = config.co_groups if config.co_groups is not None else co
                 config.dc_groups = config.dc_groups if config.dc_groups is not None else dc

@@ -8,7 +8,7 @@ from huggingface_hub.dataclasses import strict
 
 from ...configuration_utils import MLICConfig, check_choices, pop_renamed_fields
 from ...layers.decoder import SELF_ATTENTION_MODES, self_attention_layers
-from ...layers.multiscale import FUSION_MODES, INTERPOLATION_MODES, fusion_mode_num_inputs
+from .multiscale import FUSION_MODES, INTERPOLATION_MODES, fusion_mode_num_inputs
 
 CLASSIFIERS = ("group_wise", "shared_linear")
 ACTIVATIONS = ("relu", "gelu")
@@ -52,7 +52,7 @@ class MultiScaleThreeBranchConfig(MLICConfig):
             Table 5. ``3``: layer3 1×1 (2H), layer4 1×1 (H), layer4 3×3 stride 2 (H/2) — the paper's eq. 1.
             ``1``: layer3 1×1 (2H), layer3 3×3 stride 2 (H), layer4 3×3 stride 2 (H/2). ``2``: layer2, layer3 and
             layer4 each 3×3 stride 2 (2H, H, H/2). Every mode gives the same three scales (our reading of Table 5,
-            which lists the convolutions per layer only; see ``mlic_hf/layers/multiscale.py``).
+            which lists the convolutions per layer only; see ``mlic_hf/models/multiscale_three_branch/multiscale.py``).
         out_indices (`list[int]`, defaults to the fusion mode's stages):
             Backbone stages feeding the fusion convolutions, shallow first. Left at the MLICConfig default ``[-1]``
             (or at any mode's default) it becomes ``[-2, -1]`` (layer3, layer4) for modes 1 and 3 and

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from ...layers.decoder import GroupWiseLinear, LabelDecoder
-from ...layers.irpe import IRPEEncoderLayer
-from ...layers.multiscale import HierarchicalScaleAttention, MultiScaleStem
+from ...layers.encoder import TransformerEncoderLayer
+from .multiscale import HierarchicalScaleAttention, MultiScaleStem
 from ...layers.position import LearnedPositionEmbedding2D
 from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
 from .configuration_multiscale_three_branch import MultiScaleThreeBranchConfig
@@ -25,7 +25,7 @@ class BranchTransformer(nn.Module):
         heads, ffn, dropout, activation = (config.num_attention_heads, config.intermediate_size, config.dropout,
                                            config.hidden_act)
         self.encoder = nn.ModuleList(
-            IRPEEncoderLayer(hidden_size, heads, ffn, dropout, activation, rpe_on=())  # plain SDPA attention
+            TransformerEncoderLayer(hidden_size, heads, ffn, dropout, activation)
             for _ in range(config.num_encoder_layers if config.global_feature_enhancement else 0)
         )
         if config.region_selection:

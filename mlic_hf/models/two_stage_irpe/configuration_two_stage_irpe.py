@@ -8,7 +8,7 @@ from huggingface_hub.dataclasses import strict
 
 from ...configuration_utils import MLICConfig, check_choices, pop_renamed_fields
 from ...layers.decoder import SELF_ATTENTION_MODES
-from ...layers.irpe import IRPE_POSITIONS
+from .irpe import IRPE_POSITIONS
 
 ENCODER_TYPES = ("irpe", "standard", "none")
 INPUT_PROJECTIONS = ("conv", "identity")

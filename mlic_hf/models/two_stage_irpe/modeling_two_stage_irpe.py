@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ...layers.decoder import GroupWiseLinear, LabelDecoder
-from ...layers.irpe import IRPEEncoderLayer
+from ...layers.encoder import TransformerEncoderLayer
+from .irpe import IRPEEncoderLayer
 from ...layers.position import LearnedPositionEmbedding2D, sine_position_embedding_2d
 from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
 from .configuration_two_stage_irpe import TwoStageIRPEConfig
@@ -34,20 +35,25 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
         side = max(1, -(-config.image_size // stride))
         self.position = (LearnedPositionEmbedding2D(config.hidden_size, side, side)
                          if config.position_embedding == "learned" else None)
-        irpe_on = config.irpe_on if config.encoder == "irpe" else ()
         layers = 0 if config.encoder == "none" else config.num_encoder_layers
-        self.encoder = nn.ModuleList(
-            IRPEEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size, config.dropout,
-                             config.hidden_act, rpe_on=irpe_on, shared_heads=config.irpe_shared_heads,
-                             alpha=config.irpe_alpha, beta=config.irpe_beta, gamma=config.irpe_gamma)
-            for _ in range(layers)
-        )
+        self.encoder = nn.ModuleList(self._encoder_layer(config) for _ in range(layers))
         self.label_embeddings = nn.Embedding(config.num_labels, config.hidden_size)
         self.decoder = LabelDecoder(config.hidden_size, config.num_attention_heads, config.num_decoder_layers,
                                     config.intermediate_size, config.dropout, config.decoder_self_attention,
                                     config.hidden_act)
         self.classifier = GroupWiseLinear(config.num_labels, config.hidden_size)
         self.post_init()
+
+    @staticmethod
+    def _encoder_layer(config: TwoStageIRPEConfig) -> nn.Module:
+        """An iRPE encoder layer, or a plain one for Table IV's ``encoder="standard"`` (the same parameter names)."""
+        if config.encoder == "standard":
+            return TransformerEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
+                                           config.dropout, config.hidden_act)
+        return IRPEEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
+                                config.dropout, config.hidden_act, rpe_on=config.irpe_on,
+                                shared_heads=config.irpe_shared_heads, alpha=config.irpe_alpha, beta=config.irpe_beta,
+                                gamma=config.irpe_gamma)
 
     def forward(
         self,

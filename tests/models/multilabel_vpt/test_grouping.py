@@ -1,4 +1,4 @@
-"""Label grouping of ML-VPT (mlic_hf.grouping) and scripts/compute_label_groups.py."""
+"""Label grouping of ML-VPT (mlic_hf.models.multilabel_vpt.grouping) and scripts/compute_label_groups.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mlic_hf.data.common import make_features
-from mlic_hf.grouping import (
+from mlic_hf.models.multilabel_vpt.grouping import (
     LabelGroups,
     affinity_matrices,
     compute_label_groups,
@@ -278,7 +278,7 @@ def test_never_seen_label_falls_back_with_a_warning(caplog):
     planted = planted_blocks(num_blocks=5, block_size=3, seed=0)
     labels = np.insert(planted, 7, 0, axis=1)  # label 7 never positive; old labels 7..14 become 8..15
     labels[:5, 7] = -1  # and sometimes unknown
-    with caplog.at_level(logging.WARNING, logger="mlic_hf.grouping"):
+    with caplog.at_level(logging.WARNING, logger="mlic_hf.models.multilabel_vpt.grouping"):
         groups = compute_label_groups(labels, num_groups=5)
     warnings = [r.getMessage() for r in caplog.records if "never positive" in r.getMessage()]
     assert len(warnings) == 1 and "[7]" in warnings[0]

@@ -159,7 +159,7 @@ def test_config_validation():
 def test_peft_adapter_computes_the_same_function():
     import timm
 
-    from mlic_hf.peft_methods import MLVPTConfig
+    from mlic_hf.models.multilabel_vpt.peft_methods import MLVPTConfig
 
     model = tiny().eval()
     vit = timm.create_model(TINY["backbone"], img_size=32, num_classes=6, **TINY["backbone_kwargs"])
@@ -181,7 +181,7 @@ def test_the_training_data_hook_computes_the_groups_from_the_training_split():
     import datasets
     import numpy as np
 
-    from mlic_hf.grouping import groups_from_dataset
+    from mlic_hf.models.multilabel_vpt.grouping import groups_from_dataset
 
     rng = np.random.default_rng(0)
     blocks = [[0, 1], [2, 3], [4, 5]]  # labels of a block always appear together
@@ -204,7 +204,7 @@ def test_the_training_data_hook_computes_the_groups_from_the_training_split():
 
 
 def test_m3_preset_is_the_papers_recipe():
-    from mlic_hf.experiment import parse_args
+    from mlic_hf.training.experiment import parse_args
 
     model_args, data_args, training_args = parse_args(["--preset", "m3"])
     assert model_args.method == "mlic-ml-vpt" and model_args.backbone == "vit_base_patch16_224"

@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mlic_hf.layers.moe import DualGroupHead, GroupAwareMoE, fuse_dual_logits, group_prompt_layout, validate_label_groups
+from mlic_hf.models.multilabel_vpt.moe import (
+    DualGroupHead,
+    GroupAwareMoE,
+    fuse_dual_logits,
+    group_prompt_layout,
+    validate_label_groups,
+)
 
 
 def reference_moe(moe, tokens):

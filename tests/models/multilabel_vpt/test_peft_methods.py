@@ -1,7 +1,7 @@
 """VPT / ML-VPT as PEFT methods on a timm ViT, LoRA on the same ViT, and the PEFT internals the registration uses.
 
-If a PEFT release changes the internals mlic_hf.peft_registry relies on, ``test_peft_internals_we_rely_on`` fails
-first and names what changed.
+If a PEFT release changes the internals mlic_hf.models.multilabel_vpt.peft_registry relies on,
+``test_peft_internals_we_rely_on`` fails first and names what changed.
 """
 
 import inspect
@@ -12,7 +12,7 @@ import timm
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
-import mlic_hf.peft_methods as pm
+import mlic_hf.models.multilabel_vpt.peft_methods as pm
 from mlic_hf.losses import asymmetric_loss
 
 CO, DC = [0, 0, 1, 1, 2, 2], [0, 1, 2, 0, 1, 2]

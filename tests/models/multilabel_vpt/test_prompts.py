@@ -1,4 +1,4 @@
-"""Prompt insertion and the group attention mask of mlic_hf.layers.prompts, on a tiny timm ViT."""
+"""Prompt insertion and the group attention mask of mlic_hf.models.multilabel_vpt.prompts, on a tiny timm ViT."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-from mlic_hf.layers.prompts import (
+from mlic_hf.models.multilabel_vpt.prompts import (
     PromptTokens,
     check_vision_transformer,
     embed_tokens,

@@ -10,7 +10,7 @@ from transformers import AutoConfig
 
 from mlic_hf import MultiScaleThreeBranchConfig, MultiScaleThreeBranchForMultiLabelImageClassification
 from mlic_hf.layers.decoder import SELF_ATTENTION_MODES, LabelDecoder, self_attention_layers
-from mlic_hf.layers.multiscale import INTERPOLATION_MODES, HierarchicalScaleAttention, MultiScaleStem
+from mlic_hf.models.multiscale_three_branch.multiscale import INTERPOLATION_MODES, HierarchicalScaleAttention, MultiScaleStem
 
 from ..tiny_configs import TINY_CONFIGS, TINY_LABELS
 
@@ -400,7 +400,7 @@ def test_shallow_to_deep_out_indices_are_required():
 
 
 def test_m4_preset():
-    from mlic_hf.experiment import parse_args
+    from mlic_hf.training.experiment import parse_args
 
     model_args, data_args, training_args = parse_args(["--preset", "m4"])
     assert model_args.method == "mlic-multiscale-three-branch"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mlic_hf.layers.irpe import IRPEAttention, IRPEEncoderLayer, piecewise_index, product_bucket_ids
+from mlic_hf.models.two_stage_irpe.irpe import IRPEAttention, IRPEEncoderLayer, piecewise_index, product_bucket_ids
 
 ALPHA, BETA, GAMMA = 1.9, 3.8, 15.2
 
@@ -114,7 +114,7 @@ def test_encoder_layer_gradients_reach_the_tables():
 
 
 def test_bucket_cache_is_a_bounded_lru():
-    from mlic_hf.layers import irpe
+    from mlic_hf.models.two_stage_irpe import irpe
 
     irpe.clear_bucket_cache()
     assert len(irpe._BUCKET_CACHE) == 0

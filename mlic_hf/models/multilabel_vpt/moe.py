@@ -165,7 +165,7 @@ class DualGroupHead(nn.Module):
                  hidden_size: int = 5, activation: str = "relu", use_moe: bool = True,
                  fusion: str = "probability") -> None:
         super().__init__()
-        from .decoder import GroupWiseLinear
+        from ...layers.decoder import GroupWiseLinear
 
         if not kinds:
             raise ValueError("DualGroupHead needs at least one grouping kind (co and/or dc)")

@@ -3,8 +3,9 @@
 PEFT has no public API for methods defined outside its code base: :func:`peft.utils.register_peft_method` accepts a
 method only if its name is already a member of the ``PeftType`` enum. This module adds the member to the enum and
 then calls ``register_peft_method``; after that ``get_peft_model``, ``PeftModel.save_pretrained`` /
-``from_pretrained`` and ``print_trainable_parameters`` work as for built-in methods. ``tests/test_peft_methods.py``
-checks every PEFT internal used here, so a PEFT release that changes them fails loudly there.
+``from_pretrained`` and ``print_trainable_parameters`` work as for built-in methods.
+``tests/models/multilabel_vpt/test_peft_methods.py`` checks every PEFT internal used here, so a PEFT release that
+changes them fails loudly there.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ the class token and the patches still attend to every prompt.
 
 The functions here work on any ``timm.models.vision_transformer.VisionTransformer`` (ViT, DeiT, DINOv2, MAE, ...):
 they reuse its modules (``patch_embed``, ``_pos_embed``, ``blocks``, ``norm``) and only change the token sequence.
-Both the registered ML-VPT model and the PEFT adapters (:mod:`mlic_hf.peft_methods`) are built from them.
+Both the registered ML-VPT model and the PEFT adapters (:mod:`mlic_hf.models.multilabel_vpt.peft_methods`) are built
+from them.
 """
 
 from __future__ import annotations

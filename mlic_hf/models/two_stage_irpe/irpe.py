@@ -34,6 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import initialization as init
 
+from ...layers.encoder import SelfAttention, TransformerEncoderLayer
+
 IRPE_POSITIONS = ("q", "k", "v")
 
 
@@ -125,7 +127,7 @@ class RPETables(nn.ParameterDict):
             init.zeros_(table)
 
 
-class IRPEAttention(nn.Module):
+class IRPEAttention(SelfAttention):
     """Multi-head self-attention over an H×W token grid with contextual product-method iRPE on any of q, k, v.
 
     Args:
@@ -164,19 +166,13 @@ class IRPEAttention(nn.Module):
         beta: float = 3.8,
         gamma: float = 15.2,
     ) -> None:
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        super().__init__(d_model, num_heads, dropout)
         self.rpe_on = tuple(p for p in IRPE_POSITIONS if p in set(rpe_on))
         unknown = set(rpe_on) - set(IRPE_POSITIONS)
         if unknown:
             raise ValueError(f"rpe_on must be a subset of {IRPE_POSITIONS}, got {sorted(unknown)}")
         piecewise_index(torch.zeros(1), alpha, beta, gamma)  # validates the parameters
-        self.num_heads, self.head_dim = num_heads, d_model // num_heads
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
-        self.dropout = dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
         table_heads = 1 if shared_heads else num_heads
         buckets = num_product_buckets(beta)
         self.rpe_tables = RPETables(
@@ -184,13 +180,12 @@ class IRPEAttention(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        batch, length, d_model = x.shape
+        batch, length, _ = x.shape
         if length != height * width:
             raise ValueError(f"sequence length {length} != height*width = {height}*{width}")
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if not self.rpe_on:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-            return self.out_proj(out.transpose(1, 2).reshape(batch, length, d_model))
+            return super().forward(x)
+        q, k, v = self.split_heads(x)
         scale = self.head_dim**-0.5
         q = q * scale
         attn = q @ k.transpose(-2, -1)  # (B, h, L, L)
@@ -211,24 +206,13 @@ class IRPEAttention(nn.Module):
             weights = attn.new_zeros(batch, self.num_heads, length, self.rpe_tables["v"].shape[1])
             weights.scatter_add_(-1, index, attn)
             out = out + weights @ self.rpe_tables["v"]
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, d_model))
+        return self.merge_heads(out)
 
 
-class IRPEEncoderLayer(nn.Module):
+class IRPEEncoderLayer(TransformerEncoderLayer):
     """Post-norm Transformer encoder layer (as DETR/Query2Label) whose self-attention is :class:`IRPEAttention`."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", **irpe_kwargs) -> None:
-        super().__init__()
-        self.self_attn = IRPEAttention(d_model, num_heads, dropout=dropout, **irpe_kwargs)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        self.activation = {"relu": F.relu, "gelu": F.gelu}[activation]
-
-    def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        x = self.norm1(x + self.dropout(self.self_attn(x, height, width)))
-        x = self.norm2(x + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(x))))))
-        return x
+        super().__init__(d_model, num_heads, dim_feedforward, dropout, activation,
+                         attention=IRPEAttention(d_model, num_heads, dropout=dropout, **irpe_kwargs))

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import mlic_hf
-from mlic_hf.experiment import parse_args, run_training
+from mlic_hf.training.experiment import parse_args, run_training
 
-from .models.tiny_configs import TINY_CONFIGS
+from ..models.tiny_configs import TINY_CONFIGS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_DATA = {"num_train": 32, "num_validation": 16, "num_test": 16, "seed": 0}
 METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
 
@@ -222,7 +222,7 @@ def test_presets_and_bad_arguments():
     assert overridden.num_train_epochs == 1
     with pytest.raises(ValueError, match="unknown preset"):
         parse_args(["--preset", "nope"])
-    from mlic_hf.experiment import resolve_method
+    from mlic_hf.training.experiment import resolve_method
 
     assert resolve_method("resnet_probabilistic")[0] is mlic_hf.ResNetProbabilisticConfig
     with pytest.raises(ValueError, match="unknown method"):
@@ -245,8 +245,8 @@ def test_early_stopping_on_map(tmp_path, data_cache):
     """An mAP that stops improving ends training after `early_stopping_patience` evaluations (raw and EMA
     weights score the same constant here), and without EMA `best_mAP` is the raw mAP."""
     from mlic_hf.data.transforms import collate_fn
-    from mlic_hf.experiment import attach_transforms, build_model, load_splits
-    from mlic_hf.training import MLICTrainer
+    from mlic_hf.training.experiment import attach_transforms, build_model, load_splits
+    from mlic_hf.training.trainer import MLICTrainer
 
     for ema_decay in (0.9, 0.0):
         model_args, data_args, training_args = parse_args(_argv(
@@ -267,7 +267,7 @@ def test_early_stopping_on_map(tmp_path, data_cache):
 
 def test_default_split_names_are_recorded(tmp_path):
     """COCO and VOC2012 have no "test" split: the run file (and so the model card) names the split really used."""
-    from mlic_hf.experiment import DataArguments, split_names, write_run_files
+    from mlic_hf.training.experiment import DataArguments, split_names, write_run_files
 
     assert split_names(DataArguments(dataset="coco2014")) == {"train": "train", "eval": "val", "test": "val"}
     assert split_names(DataArguments(dataset="voc2007")) == {"train": "trainval", "eval": "test", "test": "test"}

@@ -1,40 +1,15 @@
-# Copyright 2025 The mlic_hf Authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
-"""Model cards and Hub uploads for mlic_hf checkpoints.
+"""Model cards for mlic_hf checkpoints: [`write_model_card`] renders ``model_card_template.md`` (next to this module)
+into the checkpoint's ``README.md`` and draws its plots.
 
 A checkpoint directory written by training holds ``config.json``, ``model.safetensors`` and
 ``preprocessor_config.json`` (from ``save_pretrained``), and usually ``mlic_run.json`` (run settings and test metrics)
 and ``test_predictions.npz`` (test-set probabilities ``scores`` and labels ``labels``, ``-1`` = ignored).
 
-- [`write_model_card`] renders ``model_cards/model_card_template.md`` into ``README.md`` (Hub metadata with a
-  ``model-index``, method and paper, architecture, training settings, metrics, per-class AP, plots, a usage snippet,
-  limitations, citation) and draws ``plots/per_class_ap.png`` and ``plots/precision_recall.png``;
-- [`files_to_upload`] lists what [`push_to_hub`] uploads (weights as safetensors, configs, card, plots,
-  ``mlic_run.json``; never trainer checkpoints, optimizer/scheduler states or pickles);
-- [`push_to_hub`] writes the card, creates the repository and uploads those files.
-
-Example:
-
-```python
->>> from mlic_hf.hub import files_to_upload, push_to_hub, write_model_card
->>> write_model_card("outputs/demo", repo_id="me/mlic-demo")  # doctest: +SKIP
-PosixPath('outputs/demo/README.md')
->>> files_to_upload("outputs/demo")  # doctest: +SKIP
-['README.md', 'config.json', 'mlic_run.json', 'model.safetensors', 'plots/per_class_ap.png', ...]
->>> push_to_hub("outputs/demo", "me/mlic-demo")  # doctest: +SKIP
-'https://huggingface.co/me/mlic-demo'
-```
+Writing a card: [`check_checkpoint_dir`]; read the config, the run file and the predictions (`_load_checkpoint`);
+per-class APs (`_card_per_class_aps`); plots (`_write_plots`); Hub metadata with the ``model-index``
+(`_card_data`); the template's variables for the model, the run and the metrics (`_model_context`, `_run_context`,
+`_metrics_context`); rendering (`_render`). Method specifics come only from the config (``config.method_info``,
+``config.model_card_sections()``), so this module knows no method.
 """
 
 from __future__ import annotations
@@ -46,22 +21,30 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .plots import plot_per_class_ap, plot_precision_recall
+
+
+if TYPE_CHECKING:
+    from huggingface_hub import EvalResult, ModelCardData
+
+    from ..configuration_utils import MLICConfig
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "MODEL_CARD_TEMPLATE",
+    "PER_CLASS_AP_PLOT",
+    "PLOTS_DIR",
+    "PRECISION_RECALL_PLOT",
+    "PREDICTIONS_FILE",
     "REQUIRED_FILES",
-    "UPLOAD_ALLOW_PATTERNS",
-    "UPLOAD_IGNORE_PATTERNS",
+    "RUN_FILE",
     "check_checkpoint_dir",
-    "files_to_upload",
     "find_model_card_template",
-    "push_to_hub",
     "write_model_card",
 ]
 
@@ -77,32 +60,8 @@ PRECISION_RECALL_PLOT = f"{PLOTS_DIR}/precision_recall.png"
 REQUIRED_FILES: tuple[str, ...] = ("config.json", "model.safetensors")
 """Files a checkpoint directory must contain (a sharded ``model.safetensors.index.json`` replaces the weights file)."""
 
-UPLOAD_ALLOW_PATTERNS: list[str] = [
-    "config.json",
-    "preprocessor_config.json",
-    "model.safetensors",
-    "model-*.safetensors",
-    "model.safetensors.index.json",
-    "adapter_config.json",
-    "adapter_model.safetensors",
-    "README.md",
-    f"{PLOTS_DIR}/*.png",
-    RUN_FILE,
-]
-"""What [`push_to_hub`] uploads: safetensors weights (also sharded / PEFT adapters), configs, card, plots, run file."""
-
-UPLOAD_IGNORE_PATTERNS: list[str] = [
-    "checkpoint-*",
-    "*.pt",
-    "*.pth",
-    "*.bin",
-    "optimizer*",
-    "scheduler*",
-    "rng_state*",
-    "trainer_state.json",
-    "training_args.bin",
-]
-"""Never uploaded, even if an allow pattern matches (trainer checkpoints, optimizer states, pickles)."""
+_TEMPLATE_DIR = Path(__file__).resolve().parent
+"""Where [`find_model_card_template`] looks: this package, whose ``*.md`` files are package data (``pyproject.toml``)."""
 
 # Headline metrics: key -> (model-index metric type, model-index config, description).
 _HEADLINE_METRICS: dict[str, tuple[str, str | None, str]] = {
@@ -181,7 +140,7 @@ def _load_config(checkpoint_dir: Path):
     import mlic_hf  # noqa: F401  (registers the mlic_hf model types with AutoConfig)
     from transformers import AutoConfig
 
-    from .configuration_utils import MLICConfig
+    from ..configuration_utils import MLICConfig
 
     try:
         config = AutoConfig.from_pretrained(checkpoint_dir)
@@ -241,6 +200,74 @@ def _parameter_count(checkpoint_dir: Path) -> int | None:
         logger.warning("Could not read the safetensors header of %s: %s", path, err)
         return None
     return sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunSummary:
+    """What the card reports from ``mlic_run.json`` (all unknown / empty when the checkpoint has none)."""
+
+    raw: dict[str, Any]  # the run file's contents ({} without one)
+    source: str  # its path, for messages
+    dataset_name: str | None  # mlic_hf's dataset name, e.g. "fashion_mosaic"
+    dataset_ref: str | None  # the Hub dataset id, else the dataset name: card metadata and plot titles
+    dataset_display: str  # Markdown: a link to the Hub dataset, the name as code, or "unknown"
+    test_split: str
+    threshold: Any
+    test_metrics: dict[str, Any]  # keys without "test_"/"eval_"; headline values checked to be fractions
+    metrics_available: bool  # at least one headline metric: else no metrics section, model-index or per-class APs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checkpoint:
+    """Everything a card is made from."""
+
+    path: Path
+    config: MLICConfig
+    label_names: list[str]  # in class-index order
+    run: _RunSummary
+    predictions: tuple[np.ndarray, np.ndarray] | None  # test (scores, labels), from test_predictions.npz
+
+
+def _summarize_run(run: dict[str, Any], source: str, config: MLICConfig) -> _RunSummary:
+    """The card's view of a run file (``{}`` if there is none); a method other than the config's is only warned about.
+
+    Raises:
+        `ValueError`: if a headline metric is not a fraction (e.g. stored in %).
+    """
+    if run.get("method") and str(run["method"]) not in (config.model_type, config.model_type.removeprefix("mlic-")):
+        logger.warning("%s says method=%r but config.json has model_type=%r.", source, run["method"],
+                       config.model_type)
+    dataset_name = run.get("dataset")
+    dataset_id = run.get("dataset_id")
+    test_metrics = {
+        _strip_prefix(str(key)): _check_fraction(str(key), value, source)
+        if _strip_prefix(str(key)).split("_top")[0] in _HEADLINE_METRICS
+        else value
+        for key, value in (run.get("test_metrics") or {}).items()
+        if isinstance(value, (int, float)) or value is None
+    }
+    return _RunSummary(
+        raw=run,
+        source=source,
+        dataset_name=dataset_name,
+        dataset_ref=str(dataset_id or dataset_name) if (dataset_id or dataset_name) else None,
+        dataset_display=f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if dataset_id else (
+            f"`{dataset_name}`" if dataset_name else "unknown"),
+        test_split=str((run.get("splits") or {}).get("test") or "test"),
+        threshold=(run.get("data_args") or {}).get("threshold", 0.5),
+        test_metrics=test_metrics,
+        metrics_available=any(key in test_metrics for key in _HEADLINE_METRICS),
+    )
+
+
+def _load_checkpoint(checkpoint_dir: Path) -> _Checkpoint:
+    """Reads the config, the run file and the test predictions of a checked checkpoint directory."""
+    config = _load_config(checkpoint_dir)
+    run = _read_run_file(checkpoint_dir)
+    label_names = [str(config.id2label[i]) for i in range(config.num_labels)]
+    predictions = _read_predictions(checkpoint_dir, config.num_labels)
+    run_summary = _summarize_run(run or {}, str(checkpoint_dir / RUN_FILE), config)
+    return _Checkpoint(checkpoint_dir, config, label_names, run_summary, predictions)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -309,7 +336,7 @@ def _strip_prefix(key: str) -> str:
 
 
 def _architecture_rows(config, checkpoint_dir: Path) -> list[tuple[str, str]]:
-    from .configuration_utils import MLICConfig
+    from ..configuration_utils import MLICConfig
 
     size = config.image_size
     rows = [
@@ -411,24 +438,160 @@ def _per_class_aps(
     return {name: per_class_ap.get(name) for name in label_names + unknown}
 
 
+def _card_per_class_aps(checkpoint: _Checkpoint) -> dict[str, float | None] | None:
+    """The per-class APs of the card: the run file's, else computed from the test predictions; only with headline
+    metrics (they are shown in the metrics section)."""
+    if not checkpoint.run.metrics_available:
+        return None
+    per_class_ap = checkpoint.run.raw.get("per_class_AP")
+    if not per_class_ap and checkpoint.predictions is not None:
+        from ..metrics import average_precision
+
+        scores, labels = checkpoint.predictions
+        ignore = labels < 0
+        ap = average_precision(scores, np.where(ignore, 0, labels), ignore_mask=ignore)
+        per_class_ap = {name: float(value) for name, value in zip(checkpoint.label_names, ap)}
+    return _per_class_aps(checkpoint.label_names, per_class_ap, checkpoint.run.source)
+
+
+def _write_plots(checkpoint: _Checkpoint, per_class_aps: dict[str, float | None] | None) -> dict[str, str | None]:
+    """Draws the plots the data allows into ``<checkpoint>/plots/`` and removes stale ones (so the card and the
+    uploaded files agree).
+
+    Returns:
+        `dict`: ``{"per_class_ap": path or None, "precision_recall": path or None}``, paths relative to the checkpoint.
+    """
+    run, directory = checkpoint.run, checkpoint.path
+    plots: dict[str, str | None] = {"per_class_ap": None, "precision_recall": None}
+    if per_class_aps:
+        plot_per_class_ap(per_class_aps, directory / PER_CLASS_AP_PLOT, map_value=run.test_metrics.get("mAP"),
+                          title=f"Per-class AP on {run.dataset_ref or 'the test set'} ({run.test_split})")
+        plots["per_class_ap"] = PER_CLASS_AP_PLOT
+    if checkpoint.predictions is not None:
+        scores, labels = checkpoint.predictions
+        if np.any(labels == 1):
+            plot_precision_recall(scores, labels, directory / PRECISION_RECALL_PLOT,
+                                  label_names=checkpoint.label_names,
+                                  title=f"Precision-recall on {run.dataset_ref or 'the test set'} ({run.test_split})")
+            plots["precision_recall"] = PRECISION_RECALL_PLOT
+        else:
+            logger.warning("%s has no positive label: no precision-recall plot.", directory / PREDICTIONS_FILE)
+    for key, relative in (("per_class_ap", PER_CLASS_AP_PLOT), ("precision_recall", PRECISION_RECALL_PLOT)):
+        stale = directory / relative
+        if plots[key] is None and stale.is_file():
+            logger.info("Removing the stale plot %s (its data is not available any more).", stale)
+            stale.unlink()
+    return plots
+
+
+def _eval_results(run: _RunSummary) -> list[EvalResult] | None:
+    """The ``model-index`` results: the headline test metrics in %, in [`_MODEL_INDEX_ORDER`] (``None``: none)."""
+    from huggingface_hub import EvalResult
+
+    if not run.metrics_available:
+        return None
+    return [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Multi-label image classification",
+            dataset_type=run.dataset_ref or "unknown",
+            dataset_name=run.dataset_ref or "unknown",
+            dataset_split=run.test_split,
+            metric_type=_HEADLINE_METRICS[key][0],
+            metric_config=_HEADLINE_METRICS[key][1],
+            metric_name=key,
+            metric_value=round(100.0 * float(run.test_metrics[key]), 2),
+        )
+        for key in _MODEL_INDEX_ORDER
+        if run.test_metrics.get(key) is not None and math.isfinite(float(run.test_metrics[key]))
+    ] or None
+
+
+def _card_data(checkpoint: _Checkpoint, model_name: str) -> ModelCardData:
+    """The card's YAML metadata (library, task, tags, dataset, metrics, ``model-index``)."""
+    from huggingface_hub import ModelCardData
+
+    dataset_ref = checkpoint.run.dataset_ref
+    return ModelCardData(
+        library_name="mlic_hf",
+        pipeline_tag="image-classification",
+        tags=["multi-label-image-classification", "mlic_hf", checkpoint.config.model_type],
+        datasets=[dataset_ref] if dataset_ref else None,
+        metrics=["map", "f1", "precision", "recall"],
+        model_name=model_name,
+        eval_results=_eval_results(checkpoint.run),
+    )
+
+
+def _model_context(checkpoint: _Checkpoint) -> dict[str, Any]:
+    """Template variables about the model: the method and paper, the architecture and loss tables, the labels and the
+    method's own sections."""
+    config = checkpoint.config
+    method_info = {"name": config.model_type, "paper_title": None, "paper_authors": None, "paper_url": None,
+                   "summary": None, "citation": None, **(getattr(config, "method_info", None) or {})}
+    loss_name, loss_rows = _loss_info(config)
+    return {
+        "method": method_info,
+        "model_type": config.model_type,
+        "architecture_rows": _architecture_rows(config, checkpoint.path),
+        "loss_name": loss_name,
+        "loss_rows": loss_rows,
+        "label_names": [_md(name) for name in checkpoint.label_names],
+        "extra_sections": config.model_card_sections() if hasattr(config, "model_card_sections") else [],
+        "num_labels": config.num_labels,
+        "image_size": config.image_size,
+    }
+
+
+def _run_context(run: _RunSummary) -> dict[str, Any]:
+    """Template variables about the training run: dataset, splits, the training table and the run's arguments."""
+    raw = run.raw
+    arguments = {key: raw[key] for key in ("model_args", "data_args", "training_args") if raw.get(key)}
+    return {
+        "dataset_display": run.dataset_display,
+        "dataset_name": run.dataset_ref,
+        "is_fashion_mosaic": run.dataset_name == "fashion_mosaic",
+        "test_split": run.test_split,
+        "training_rows": _training_rows(raw, run.dataset_display) if raw else None,
+        "run_arguments": json.dumps(arguments, indent=2, default=str) if raw else None,
+        "used_ema_weights": bool(raw.get("used_ema_weights")),
+    }
+
+
+def _metrics_context(run: _RunSummary, per_class_aps: dict[str, float | None] | None) -> dict[str, Any]:
+    """Template variables of the metrics section: the headline table (with top-k columns), other metrics, the
+    threshold and the per-class AP table."""
+    suffixes, metric_rows, other_metric_rows = _metric_rows(run.test_metrics) if run.metrics_available else ([], [], [])
+    return {
+        "metrics_available": run.metrics_available,
+        "metric_suffixes": suffixes,
+        "metric_rows": [[_md(cell) for cell in row] for row in metric_rows],
+        "other_metric_rows": [(_md(k), _md(v)) for k, v in other_metric_rows],
+        "threshold": _fmt(run.threshold),
+        "per_class_rows": [(i, _md(name), _percent(ap)) for i, (name, ap) in enumerate(per_class_aps.items())]
+        if per_class_aps
+        else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Template
+# ---------------------------------------------------------------------------------------------------------------------
+
+
 def find_model_card_template(name: str = MODEL_CARD_TEMPLATE) -> Path:
-    """Path of a model-card template: ``<package>/model_cards/<name>`` (installed wheel) or, for a source checkout /
-    editable install, ``<repository root>/model_cards/<name>``.
+    """Path of a model-card template: ``mlic_hf/hub/<name>``, shipped as package data (in a wheel too).
 
     Raises:
-        `FileNotFoundError`: listing the searched paths.
+        `FileNotFoundError`: naming the searched path.
     """
-    import mlic_hf
-
-    package_dir = Path(mlic_hf.__file__).resolve().parent
-    candidates = [package_dir / "model_cards" / name, package_dir.parent / "model_cards" / name]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"model-card template {name!r} not found; looked in: {', '.join(str(c) for c in candidates)}. Reinstall "
-        "mlic_hf with its data files (the template must be packaged as mlic_hf/model_cards/*.md)."
-    )
+    path = _TEMPLATE_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model-card template {name!r} not found; looked in: {path}. Reinstall mlic_hf with its data files (the "
+            "template must be packaged as mlic_hf/hub/*.md)."
+        )
+    return path
 
 
 def _render(template_path: Path, **context: Any) -> str:
@@ -458,7 +621,7 @@ def _validate_repo_id(repo_id: str) -> None:
 def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
     """Writes ``README.md`` (the Hub model card) and the plots of a trained checkpoint.
 
-    The card is rendered from ``model_cards/model_card_template.md`` with:
+    The card is rendered from ``mlic_hf/hub/model_card_template.md`` with:
 
     - YAML metadata: ``library_name: mlic_hf``, ``pipeline_tag: image-classification``, tags, dataset, metrics and a
       ``model-index`` with the test mAP, CF1, OF1, CP, CR, OP and OR in % (from ``mlic_run.json``);
@@ -484,249 +647,29 @@ def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str | None = No
         `ValueError`: if the config, ``mlic_run.json`` or ``test_predictions.npz`` is inconsistent (e.g. metrics stored
         in % instead of fractions, predictions with the wrong number of labels).
     """
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
     checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
     if repo_id is not None:
         _validate_repo_id(repo_id)
     template_path = find_model_card_template()
-    config = _load_config(checkpoint_dir)
-    run = _read_run_file(checkpoint_dir)
-    label_names = [str(config.id2label[i]) for i in range(config.num_labels)]
-    predictions = _read_predictions(checkpoint_dir, config.num_labels)
-
+    checkpoint = _load_checkpoint(checkpoint_dir)
+    per_class_aps = _card_per_class_aps(checkpoint)
+    plots = _write_plots(checkpoint, per_class_aps)
     model_name = repo_id.split("/")[-1] if repo_id else checkpoint_dir.resolve().name
-    usage_repo_id = repo_id or f"your-username/{model_name}"
-    method_info = {"name": config.model_type, "paper_title": None, "paper_authors": None, "paper_url": None,
-                   "summary": None, "citation": None, **(getattr(config, "method_info", None) or {})}
-
-    run = run or {}
-    source = str(checkpoint_dir / RUN_FILE)
-    if run.get("method") and str(run["method"]) not in (config.model_type, config.model_type.removeprefix("mlic-")):
-        logger.warning("%s says method=%r but config.json has model_type=%r.", source, run["method"],
-                       config.model_type)
-    dataset_name = run.get("dataset")
-    dataset_id = run.get("dataset_id")
-    dataset_ref = str(dataset_id or dataset_name) if (dataset_id or dataset_name) else None
-    dataset_display = f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if dataset_id else (
-        f"`{dataset_name}`" if dataset_name else "unknown")
-    test_split = str((run.get("splits") or {}).get("test") or "test")
-    data_args = run.get("data_args") or {}
-    threshold = data_args.get("threshold", 0.5)
-
-    test_metrics = {
-        _strip_prefix(str(key)): _check_fraction(str(key), value, source)
-        if _strip_prefix(str(key)).split("_top")[0] in _HEADLINE_METRICS
-        else value
-        for key, value in (run.get("test_metrics") or {}).items()
-        if isinstance(value, (int, float)) or value is None
-    }
-    metrics_available = any(key in test_metrics for key in _HEADLINE_METRICS)
-
-    per_class_ap = run.get("per_class_AP")
-    if not per_class_ap and predictions is not None and metrics_available:
-        from .metrics import average_precision
-
-        scores, labels = predictions
-        ignore = labels < 0
-        ap = average_precision(scores, np.where(ignore, 0, labels), ignore_mask=ignore)
-        per_class_ap = {name: float(value) for name, value in zip(label_names, ap)}
-    per_class_aps = _per_class_aps(label_names, per_class_ap, source) if metrics_available else None
-
-    # Plots.
-    from .plots import plot_per_class_ap, plot_precision_recall
-
-    plots: dict[str, str | None] = {"per_class_ap": None, "precision_recall": None}
-    if per_class_aps:
-        plot_per_class_ap(per_class_aps, checkpoint_dir / PER_CLASS_AP_PLOT, map_value=test_metrics.get("mAP"),
-                          title=f"Per-class AP on {dataset_ref or 'the test set'} ({test_split})")
-        plots["per_class_ap"] = PER_CLASS_AP_PLOT
-    if predictions is not None:
-        scores, labels = predictions
-        if np.any(labels == 1):
-            plot_precision_recall(scores, labels, checkpoint_dir / PRECISION_RECALL_PLOT, label_names=label_names,
-                                  title=f"Precision-recall on {dataset_ref or 'the test set'} ({test_split})")
-            plots["precision_recall"] = PRECISION_RECALL_PLOT
-        else:
-            logger.warning("%s has no positive label: no precision-recall plot.", checkpoint_dir / PREDICTIONS_FILE)
-    for key, relative in (("per_class_ap", PER_CLASS_AP_PLOT), ("precision_recall", PRECISION_RECALL_PLOT)):
-        stale = checkpoint_dir / relative
-        if plots[key] is None and stale.is_file():
-            logger.info("Removing the stale plot %s (its data is not available any more).", stale)
-            stale.unlink()
-
-    # Metadata.
-    eval_results = None
-    if metrics_available:
-        eval_results = [
-            EvalResult(
-                task_type="image-classification",
-                task_name="Multi-label image classification",
-                dataset_type=dataset_ref or "unknown",
-                dataset_name=dataset_ref or "unknown",
-                dataset_split=test_split,
-                metric_type=_HEADLINE_METRICS[key][0],
-                metric_config=_HEADLINE_METRICS[key][1],
-                metric_name=key,
-                metric_value=round(100.0 * float(test_metrics[key]), 2),
-            )
-            for key in _MODEL_INDEX_ORDER
-            if test_metrics.get(key) is not None and math.isfinite(float(test_metrics[key]))
-        ] or None
-    card_data = ModelCardData(
-        library_name="mlic_hf",
-        pipeline_tag="image-classification",
-        tags=["multi-label-image-classification", "mlic_hf", config.model_type],
-        datasets=[dataset_ref] if dataset_ref else None,
-        metrics=["map", "f1", "precision", "recall"],
-        model_name=model_name,
-        eval_results=eval_results,
-    )
-
-    loss_name, loss_rows = _loss_info(config)
-    suffixes, metric_rows, other_metric_rows = _metric_rows(test_metrics) if metrics_available else ([], [], [])
+    card_data = _card_data(checkpoint, model_name)
     content = _render(
         template_path,
         card_data=card_data.to_yaml(),
         model_name=model_name,
-        repo_id=usage_repo_id,
-        method=method_info,
-        model_type=config.model_type,
-        architecture_rows=_architecture_rows(config, checkpoint_dir),
-        loss_name=loss_name,
-        loss_rows=loss_rows,
-        label_names=[_md(name) for name in label_names],
-        extra_sections=config.model_card_sections() if hasattr(config, "model_card_sections") else [],
-        num_labels=config.num_labels,
-        image_size=config.image_size,
-        dataset_display=dataset_display,
-        dataset_name=dataset_ref,
-        is_fashion_mosaic=dataset_name == "fashion_mosaic",
-        test_split=test_split,
-        training_rows=_training_rows(run, dataset_display) if run else None,
-        run_arguments=json.dumps(
-            {key: run[key] for key in ("model_args", "data_args", "training_args") if run.get(key)},
-            indent=2,
-            default=str,
-        )
-        if run
-        else None,
-        metrics_available=metrics_available,
-        metric_suffixes=suffixes,
-        metric_rows=[[_md(cell) for cell in row] for row in metric_rows],
-        other_metric_rows=[(_md(k), _md(v)) for k, v in other_metric_rows],
-        threshold=_fmt(threshold),
-        per_class_rows=[(i, _md(name), _percent(ap)) for i, (name, ap) in enumerate(per_class_aps.items())]
-        if per_class_aps
-        else None,
+        repo_id=repo_id or f"your-username/{model_name}",
         plots=plots,
-        used_ema_weights=bool(run.get("used_ema_weights")),
+        **_model_context(checkpoint),
+        **_run_context(checkpoint.run),
+        **_metrics_context(checkpoint.run, per_class_aps),
     )
     card = ModelCard(content)  # parses (and so checks) the YAML header
     readme = checkpoint_dir / "README.md"
     card.save(readme)
     logger.info("Wrote the model card %s", readme)
     return readme
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Upload
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def files_to_upload(checkpoint_dir: str | os.PathLike) -> list[str]:
-    """The files of ``checkpoint_dir`` that [`push_to_hub`] uploads, as sorted POSIX paths relative to it.
-
-    Selected by [`UPLOAD_ALLOW_PATTERNS`] minus [`UPLOAD_IGNORE_PATTERNS`] with the same matching as
-    ``HfApi.upload_folder``: the safetensors weights, ``config.json``, ``preprocessor_config.json``, ``README.md``,
-    ``plots/*.png`` and ``mlic_run.json``; never ``checkpoint-*/``, optimizer / scheduler / RNG states, the trainer
-    state or pickled weights.
-
-    Raises:
-        `FileNotFoundError`: if the checkpoint is incomplete.
-    """
-    from huggingface_hub.utils import filter_repo_objects
-
-    checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
-    relative = sorted(
-        path.relative_to(checkpoint_dir).as_posix() for path in checkpoint_dir.rglob("*") if path.is_file()
-    )
-    return list(
-        filter_repo_objects(relative, allow_patterns=UPLOAD_ALLOW_PATTERNS, ignore_patterns=UPLOAD_IGNORE_PATTERNS)
-    )
-
-
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return True
-    # The constant is read once at import time; honour a later `HF_HUB_OFFLINE=1` too.
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _offline_error(checkpoint_dir: Path, files: list[str]) -> RuntimeError:
-    return RuntimeError(
-        "cannot push to the Hub: offline mode (HF_HUB_OFFLINE=1) is enabled. Unset HF_HUB_OFFLINE and retry with "
-        f"network access; the files that would be uploaded are in {checkpoint_dir}: {', '.join(files)}"
-    )
-
-
-def push_to_hub(
-    checkpoint_dir: str | os.PathLike,
-    repo_id: str,
-    *,
-    token: str | None = None,
-    private: bool = False,
-    commit_message: str = "Upload mlic_hf model",
-    create_card: bool = True,
-) -> str:
-    """Uploads a checkpoint directory to the Hugging Face Hub (model card included).
-
-    Writes the model card first (``create_card=True``, see [`write_model_card`]), then creates the repository if
-    needed and uploads [`files_to_upload`] in one commit. In offline mode it fails fast, before any network call.
-
-    Args:
-        checkpoint_dir (`str` or `os.PathLike`): the checkpoint directory.
-        repo_id (`str`): ``"user_or_org/model_name"``.
-        token (`str`, *optional*): Hub token (default: the logged-in user's).
-        private (`bool`, defaults to `False`): create the repository as private (existing repos are left as they are).
-        commit_message (`str`, defaults to `"Upload mlic_hf model"`): the commit message.
-        create_card (`bool`, defaults to `True`): (re)write ``README.md`` and the plots before uploading.
-
-    Returns:
-        `str`: the URL of the model repository.
-
-    Raises:
-        `FileNotFoundError`: if the checkpoint is incomplete.
-        `ValueError`: if ``repo_id`` is malformed.
-        `RuntimeError`: if the Hub is in offline mode (``HF_HUB_OFFLINE=1``).
-    """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
-    _validate_repo_id(repo_id)
-    if create_card:
-        write_model_card(checkpoint_dir, repo_id=repo_id)
-    files = files_to_upload(checkpoint_dir)
-    if _hub_offline():
-        raise _offline_error(checkpoint_dir, files)
-
-    api = HfApi(token=token)
-    try:
-        repo_url = api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
-        logger.info("Uploading %d files from %s to %s: %s", len(files), checkpoint_dir, repo_id, files)
-        api.upload_folder(
-            folder_path=str(checkpoint_dir),
-            repo_id=repo_id,
-            repo_type="model",
-            commit_message=commit_message,
-            allow_patterns=UPLOAD_ALLOW_PATTERNS,
-            ignore_patterns=UPLOAD_IGNORE_PATTERNS,
-        )
-    except OfflineModeIsEnabled as err:
-        raise _offline_error(checkpoint_dir, files) from err
-    url = getattr(repo_url, "url", None) or str(repo_url)
-    logger.info("Pushed %s to %s", checkpoint_dir, url)
-    return str(url)

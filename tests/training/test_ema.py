@@ -9,7 +9,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from mlic_hf.training import MLICTrainer, MLICTrainingArguments, ModelEMA
+from mlic_hf.training.arguments import MLICTrainingArguments
+from mlic_hf.training.ema import ModelEMA
+from mlic_hf.training.trainer import MLICTrainer
 
 # what TinyNet's EMA must hold, in state_dict order: floating buffers and trainable parameters (``tied.weight`` is
 # ``head.weight``)
@@ -234,7 +236,7 @@ def test_one_cycle_rejects_transformers_scheduler_settings(tmp_path, extra, mess
 
 
 def test_one_cycle_parses_from_the_command_line(tmp_path):
-    from mlic_hf.experiment import parse_args
+    from mlic_hf.training.experiment import parse_args
 
     with pytest.raises(ValueError, match="--lr_scheduler_type cosine has no effect"):
         parse_args(["--output_dir", str(tmp_path), "--lr_scheduler_type", "cosine"])

@@ -1,0 +1,64 @@
+"""A plain post-norm Transformer encoder layer over a grid of image tokens, shared by the methods with an encoder (M2's
+"standard" ablation and M4's global feature enhancement); M2's iRPE layer subclasses it with another attention."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused ``qkv`` projection (PyTorch's scaled dot-product attention)."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads, self.head_dim = num_heads, d_model // num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, L, d)`` → q, k, v of shape ``(B, heads, L, head_dim)``."""
+        batch, length, _ = x.shape
+        return self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def merge_heads(self, out: torch.Tensor) -> torch.Tensor:
+        """``(B, heads, L, head_dim)`` → the output projection of ``(B, L, d)``."""
+        batch, _, length, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))
+
+    def forward(self, x: torch.Tensor, height: int | None = None, width: int | None = None) -> torch.Tensor:
+        # height/width: the token grid, unused by plain attention (kept so that grid-aware attentions fit in)
+        q, k, v = self.split_heads(x)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.merge_heads(out)
+
+
+class TransformerEncoderLayer(nn.Module):
+    """Post-norm Transformer encoder layer (as DETR and Query2Label): self-attention → residual + LayerNorm → FFN →
+    residual + LayerNorm. ``attention`` replaces the plain :class:`SelfAttention` (e.g. M2's iRPE attention)."""
+
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation: str = "relu", attention: nn.Module | None = None) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.self_attn = attention if attention is not None else SelfAttention(d_model, num_heads, dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.activation = ACTIVATIONS[activation]
+
+    def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        x = self.norm1(x + self.dropout(self.self_attn(x, height, width)))
+        return self.norm2(x + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(x))))))
+
+
+__all__ = ["ACTIVATIONS", "SelfAttention", "TransformerEncoderLayer"]

@@ -1,0 +1,85 @@
+"""The training arguments of the MLIC recipe: `transformers.TrainingArguments` with the EMA, one-cycle and
+early-stopping fields and the recipe's defaults (AdamW, evaluation and checkpoints every epoch, mAP selection)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
+
+
+@dataclass
+class MLICTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with the MLIC recipe's extras and defaults (AdamW, one-cycle, EMA, mAP model selection).
+
+    Extra fields:
+        ema_decay: decay of the exponential moving average of the weights (ASL/ML-Decoder: 0.9997); 0 disables.
+        ema_warmup: ramp the decay up as min(decay, (1 + t) / (10 + t)) over the first updates (timm's
+            ModelEmaV3 warm-up), so short runs get a useful EMA too.
+        one_cycle: use PyTorch's ``OneCycleLR`` (max lr = ``learning_rate``, warm-up ``one_cycle_pct_start``), as
+            ASL, Query2Label and ML-Decoder do. It replaces transformers' schedulers, so with ``one_cycle`` true
+            (the default) setting ``lr_scheduler_type`` (other than its default ``linear``), ``lr_scheduler_kwargs``
+            or ``warmup_steps`` is an error rather than silently ignored; pass ``one_cycle=False`` to use them.
+        one_cycle_pct_start: fraction of the steps spent increasing the learning rate (0.2 in those codes).
+        channels_last: convert the model to ``torch.channels_last`` memory format before training.
+        early_stopping_patience: stop after this many evaluations without a better ``metric_for_best_model``
+            (``None`` disables).
+    """
+
+    ema_decay: float = field(default=0.9997, metadata={"help": "EMA decay of the weights (0 disables)."})
+    ema_warmup: bool = field(default=True, metadata={"help": "Warm the EMA decay up over the first updates."})
+    one_cycle: bool = field(default=True, metadata={"help": (
+        "OneCycleLR schedule (max lr = learning_rate, warm-up one_cycle_pct_start). It replaces transformers' "
+        "schedulers: set it to false to use --lr_scheduler_type, --lr_scheduler_kwargs or --warmup_steps, which "
+        "are an error while it is true.")})
+    one_cycle_pct_start: float = field(default=0.2, metadata={"help": "OneCycleLR warm-up fraction."})
+    channels_last: bool = field(
+        default=False, metadata={"help": "Keep conv weights/activations channels-last (faster on CPU, AMP GPUs)."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Evaluations without improvement before stopping (None: never)."}
+    )
+    # defaults of the MLIC recipe
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to evaluate: no, steps, epoch."})
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata={"help": "When to checkpoint: no, steps, epoch, best."})
+    metric_for_best_model: str | None = field(
+        default="best_mAP", metadata={"help": "Model selection metric (best of raw and EMA mAP)."}
+    )
+    greater_is_better: bool | None = field(default=True, metadata={"help": "Larger metric is better."})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Experiment trackers."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep the image column for the on-the-fly transforms."}
+    )
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 < self.one_cycle_pct_start < 1.0:
+            raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
+        ignored = self._ignored_by_one_cycle()
+        if ignored:
+            raise ValueError(
+                f"{' and '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with --one_cycle true "
+                "(the default: OneCycleLR with max lr --learning_rate and warm-up --one_cycle_pct_start); pass "
+                "--one_cycle false to use transformers' schedulers"
+            )
+
+    def _ignored_by_one_cycle(self) -> list[str]:
+        """The transformers scheduler settings that ``create_scheduler`` would silently ignore for OneCycleLR."""
+        if not self.one_cycle:
+            return []
+        ignored = []
+        scheduler = SchedulerType(self.lr_scheduler_type)
+        if scheduler != SchedulerType.LINEAR:
+            ignored.append(f"--lr_scheduler_type {scheduler.value}")
+        if self.lr_scheduler_kwargs:
+            ignored.append(f"--lr_scheduler_kwargs {self.lr_scheduler_kwargs}")
+        if self.warmup_steps > 0:  # transformers 5 has no warmup_ratio: a warmup_steps below 1 is the ratio
+            ignored.append(f"--warmup_steps {self.warmup_steps:g}")
+        return ignored

