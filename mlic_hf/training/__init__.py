@@ -11,48 +11,11 @@
   run files, evaluation of a saved checkpoint).
 """
 
+from . import experiment as _experiment
 from .arguments import MLICTrainingArguments
 from .ema import EMA_WEIGHTS_NAME, ModelEMA
-from .experiment import (
-    DataArguments,
-    ModelArguments,
-    attach_transforms,
-    build_config,
-    build_model,
-    checkpoint_config,
-    evaluate_checkpoint,
-    last_complete_checkpoint,
-    load_splits,
-    make_trainer,
-    parse_args,
-    parse_json_object,
-    resolve_method,
-    run_training,
-    split_names,
-    write_run_files,
-)
+from .experiment import *  # noqa: F403  (the command-line experiment: see experiment.__all__)
 from .trainer import EpochSetterCallback, MLICTrainer
 
-__all__ = [
-    "MLICTrainingArguments",
-    "EMA_WEIGHTS_NAME",
-    "ModelEMA",
-    "EpochSetterCallback",
-    "MLICTrainer",
-    "ModelArguments",
-    "DataArguments",
-    "resolve_method",
-    "parse_json_object",
-    "parse_args",
-    "build_config",
-    "checkpoint_config",
-    "build_model",
-    "split_names",
-    "load_splits",
-    "attach_transforms",
-    "make_trainer",
-    "run_training",
-    "last_complete_checkpoint",
-    "write_run_files",
-    "evaluate_checkpoint",
-]
+__all__ = ["EMA_WEIGHTS_NAME", "EpochSetterCallback", "MLICTrainer", "MLICTrainingArguments", "ModelEMA",
+           *_experiment.__all__]
