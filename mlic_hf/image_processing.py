@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -88,11 +90,24 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such image file: {path!r}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return Image.fromarray(to_rgb_array(image))
+        # PIL only warns between its pixel limit and twice that: refuse those images too (decoding them can
+        # exhaust memory), with one error whatever the size.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return Image.fromarray(to_rgb_array(image))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(_decompression_bomb_message(path, err)) from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"{path!r} is not a readable image file ({err})") from err
+
+
+def _decompression_bomb_message(path: str, err: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    pixels = found.group(1) if found else "too many"
+    return (f"{path!r} has {pixels} pixels, more than PIL's decompression-bomb limit {Image.MAX_IMAGE_PIXELS}; "
+            "if the file is trusted, raise PIL.Image.MAX_IMAGE_PIXELS")
 
 
 class MLICImageProcessor(PilBackend):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .image_processing import MLICImageProcessor, load_image
+from .modeling_utils import check_checkpoint_path
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +20,31 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 def load_model(checkpoint: str, device: str | torch.device = "cpu"):
-    """Load a checkpoint (directory or Hub id) through the Auto class, in eval mode."""
+    """Load a checkpoint (directory or Hub id) through the Auto class, in eval mode.
+
+    A path that looks local but does not exist fails at once (``FileNotFoundError`` naming it): the Auto class
+    would otherwise try it as a Hub id and retry the network first."""
     from .auto import AutoModelForMultiLabelImageClassification
 
-    model = AutoModelForMultiLabelImageClassification.from_pretrained(checkpoint)
+    check_checkpoint_path(checkpoint)
+    model = AutoModelForMultiLabelImageClassification.from_pretrained(_expand_home(checkpoint))
     return model.to(device).eval()
+
+
+def _expand_home(checkpoint):
+    """``~/...`` as the folder it means (transformers would take it for a Hub id)."""
+    return os.path.expanduser(checkpoint) if isinstance(checkpoint, str) and checkpoint.startswith("~") else checkpoint
+
+
+def check_prediction_options(threshold: float = 0.5, top_k: int | None = None, batch_size: int = 32) -> None:
+    """Raise ``ValueError`` naming the option for a threshold outside [0, 1], ``top_k`` < 1 or ``batch_size`` < 1
+    (``top_k=0`` would report no label and ``batch_size=0`` no image at all, silently)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1 (or unset for every label above the threshold), got {top_k}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
 
 
 def load_processor(checkpoint: str, config=None):
@@ -33,7 +54,7 @@ def load_processor(checkpoint: str, config=None):
     from transformers import AutoImageProcessor
 
     try:
-        return AutoImageProcessor.from_pretrained(checkpoint)
+        return AutoImageProcessor.from_pretrained(_expand_home(checkpoint))
     except OSError:
         if config is None:
             raise
@@ -70,6 +91,7 @@ def predict_probabilities(
     all at once)."""
     from tqdm.auto import tqdm
 
+    check_prediction_options(batch_size=batch_size)
     cfg = model.config
     processor = processor if processor is not None else MLICImageProcessor.from_model_config(cfg)
     device = next(model.parameters()).device
@@ -100,8 +122,7 @@ def predict_files(
     Returns (results, skipped): one ``{"file", "labels", "scores"}`` dict per readable image — ``labels`` are the
     names with probability ≥ ``threshold`` (highest first; at most ``top_k`` if given), ``scores`` every label's
     probability — and the ``(file, reason)`` pairs skipped when ``skip_bad`` (otherwise a bad file raises)."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    check_prediction_options(threshold, top_k, batch_size)
     paths = expand_inputs(inputs)
     images, kept, skipped = [], [], []
     for path in paths:

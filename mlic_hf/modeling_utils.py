@@ -1,12 +1,22 @@
-"""Shared pieces of every mlic_hf model: the output dataclass and the `PreTrainedModel` base."""
+"""Shared pieces of every mlic_hf model: the output dataclass and the `PreTrainedModel` base.
+
+The base's ``from_pretrained`` is transformers' restricted to safetensors weights, with errors that name the file or
+folder at fault: a local checkpoint folder that does not exist, a broken weights file, a config whose label count
+does not match the weights, or a requested label set other than the checkpoint's.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import pickle
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from safetensors import SafetensorError, safe_open
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
@@ -147,10 +157,17 @@ class MLICPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """``PreTrainedModel.from_pretrained`` restricted to safetensors weights, with a label-set check: loading a
         checkpoint with other labels than requested (``id2label``/``num_labels`` or ``config``) raises a
-        ``ValueError`` unless ``ignore_mismatched_sizes=True`` (then heads of another size are re-initialised)."""
+        ``ValueError`` unless ``ignore_mismatched_sizes=True`` (then heads of another size are re-initialised).
+
+        Also raises ``FileNotFoundError`` for a local checkpoint folder that does not exist (instead of trying it as
+        a Hub id), ``OSError`` naming a broken weights file, and ``ValueError`` naming the parameter and both shapes
+        when the weights do not fit the model the checkpoint's config builds."""
         kwargs.setdefault("use_safetensors", True)
+        check_checkpoint_path(pretrained_model_name_or_path, kwargs)
+        if isinstance(pretrained_model_name_or_path, str) and pretrained_model_name_or_path.startswith("~"):
+            pretrained_model_name_or_path = os.path.expanduser(pretrained_model_name_or_path)
         check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        return _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
 
 
 def _defines_own_init(module: nn.Module) -> bool:
@@ -196,3 +213,162 @@ def check_labels(cls, path, model_args, kwargs) -> None:
         + ("" if all(v is None for v in requested.values()) else f" ({list(requested.values())[:10]})")
         + ". Pass ignore_mismatched_sizes=True to re-initialise the label-specific layers."
     )
+
+
+_HUB_KWARGS = ("cache_dir", "revision", "token", "subfolder")
+
+
+def _looks_local(path) -> bool:
+    """Whether ``path`` is meant as a local folder rather than a Hub id (``user/model``)."""
+    if isinstance(path, os.PathLike):
+        return True
+    text = str(path)
+    first = text.replace(os.sep, "/").split("/")[0]
+    return text.startswith((".", "/", "~")) or (first != text and os.path.isdir(first))
+
+
+def _cached_on_hub(repo_id: str, kwargs) -> bool:
+    """Whether the Hub model ``repo_id`` has a config in the local cache (so it loads offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=kwargs.get("cache_dir"),
+                                       revision=kwargs.get("revision"))
+    except ValueError:  # not a valid repo id (huggingface_hub's HFValidationError)
+        return False
+    return isinstance(found, str)
+
+
+def check_checkpoint_path(path, kwargs=None) -> None:
+    """Fail at once, naming the path, for a checkpoint that cannot be found locally.
+
+    Transformers treats any string that is not a folder as a Hub id, and retries the network for a minute before
+    failing on a mistyped local path; so a path that looks local (``./``, ``/``, ``~``, or a first component that is
+    a local folder) must exist, and with ``HF_HUB_OFFLINE`` set anything else must be a cached Hub model."""
+    from huggingface_hub import constants
+
+    if path is None:  # from_pretrained(None, config=..., state_dict=...): nothing to look up
+        return
+    text = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(text):
+        return
+    if os.path.isfile(text):
+        raise NotADirectoryError(
+            f"{str(path)!r} is a file: pass the checkpoint folder (with config.json and model.safetensors)")
+    if _looks_local(path):
+        raise FileNotFoundError(f"no checkpoint folder {str(path)!r}")
+    if constants.HF_HUB_OFFLINE and not _cached_on_hub(str(path), kwargs or {}):
+        raise FileNotFoundError(
+            f"no checkpoint folder {str(path)!r}, and no cached Hub model of that name (HF_HUB_OFFLINE is set)")
+
+
+@contextlib.contextmanager
+def _held_load_report():
+    """Hold back transformers' "LOAD REPORT" warnings while loading; yields the held records.
+
+    The report of a size mismatch is replaced by one error; every other report is logged afterwards."""
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            held.append(record)
+            return False
+        return True
+
+    source = logging.getLogger("transformers.modeling_utils")
+    source.addFilter(hold)
+    completed = False
+    try:
+        yield held
+        completed = True
+    finally:
+        source.removeFilter(hold)
+        if not completed:  # transformers' own error refers to its report: show it
+            _emit(held)
+
+
+def _emit(records: list[logging.LogRecord]) -> None:
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+
+
+def _load_checked(load, path, model_args, kwargs):
+    """Call transformers' ``from_pretrained`` (``load``) turning its errors for a broken weights file or weights of
+    other shapes than the config's into one error naming the file or the parameter."""
+    if kwargs.get("ignore_mismatched_sizes"):
+        return _load_weights(load, path, model_args, kwargs)
+    want_info = kwargs.pop("output_loading_info", False)
+    # Load with mismatches allowed but reported, so the error can name the parameter and both shapes (transformers'
+    # own error only points at a report table).
+    kwargs = {**kwargs, "ignore_mismatched_sizes": True, "output_loading_info": True}
+    with _held_load_report() as held:
+        model, info = _load_weights(load, path, model_args, kwargs)
+    if info["mismatched_keys"]:
+        raise ValueError(_mismatch_message(path, model.config, info["mismatched_keys"]))
+    _emit(held)
+    return (model, info) if want_info else model
+
+
+def _load_weights(load, path, model_args, kwargs):
+    try:
+        return load(path, *model_args, **kwargs)
+    except (SafetensorError, pickle.UnpicklingError, EOFError) as err:
+        raise _broken_weights_error(path, kwargs, err) from err
+    except RuntimeError as err:
+        if "PytorchStreamReader" not in str(err):  # torch's error for a truncated .bin archive
+            raise
+        raise _broken_weights_error(path, kwargs, err) from err
+
+
+def _mismatch_message(path, config, mismatched) -> str:
+    name, in_file, in_model = sorted(mismatched, key=lambda item: item[0])[0]
+    more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+    return (
+        f"{path}: the weights do not fit the config (num_labels={config.num_labels}): {name} has shape "
+        f"{tuple(in_file)} in the weights file but {tuple(in_model)} in the model the config builds{more}. Use "
+        "the config.json saved with these weights; pass ignore_mismatched_sizes=True only to re-initialise these "
+        "layers on purpose (e.g. to fine-tune on a new label set)."
+    )
+
+
+def _broken_weights_error(path, kwargs, err) -> OSError:
+    """An ``OSError`` naming the broken weights file (the first that fails to open) and what is wrong."""
+    use_safetensors = kwargs.get("use_safetensors") is not False
+    files = _weights_files(path, kwargs, use_safetensors)
+    broken = next((f for f in files if not _opens_as_safetensors(f)), None) if use_safetensors else None
+    if broken is None:
+        broken = files[0] if len(files) == 1 else f"{path} (its weights file)"
+    kind = "safetensors" if use_safetensors else "PyTorch weights"
+    # one line, first sentence: torch's messages span lines and go on to advise weights_only=False (unsafe)
+    message = " ".join(str(err).split()).split(". ")[0]
+    return OSError(f"{broken}: not a valid {kind} file ({message}); re-save or re-download the checkpoint")
+
+
+def _opens_as_safetensors(file: str) -> bool:
+    try:
+        with safe_open(file, framework="pt"):
+            return True
+    except (SafetensorError, OSError):
+        return False
+
+
+def _weights_files(path, kwargs, use_safetensors: bool) -> list[str]:
+    """The weights files of a checkpoint that are present locally (folder or Hub cache), shards included."""
+    from transformers.utils import cached_file
+
+    hub = {k: kwargs[k] for k in _HUB_KWARGS if kwargs.get(k) is not None}
+
+    def locate(name):
+        try:
+            return cached_file(path, name, local_files_only=True, _raise_exceptions_for_missing_entries=False, **hub)
+        except (OSError, ValueError):
+            return None
+
+    single = "model.safetensors" if use_safetensors else "pytorch_model.bin"
+    index = locate(f"{single}.index.json")
+    try:
+        with open(index) as handle:
+            names = sorted(set(json.load(handle)["weight_map"].values()))
+    except (TypeError, OSError, ValueError, KeyError):  # no index (TypeError: None), or an unreadable one
+        names = [single]
+    return [found for found in map(locate, names) if found]

@@ -1,25 +1,70 @@
-"""A multi-label image-classification pipeline.
+"""A multi-label image-classification pipeline, and mlic_hf's image reading in both pipelines.
 
 ``pipeline("image-classification", model=DIR)`` works for every mlic_hf checkpoint out of the box (sigmoid scores,
 pass ``top_k=num_labels`` to get every label). This module adds the task ``"multi-label-image-classification"``
-(:class:`MultiLabelImageClassificationPipeline`), which additionally
+(:class:`MultiLabelImageClassificationPipeline`), which additionally returns every label by default (``top_k=None``
+means all labels) and can keep only scores ≥ ``threshold``.
 
-* returns every label by default (``top_k=None`` means all labels) and can keep only scores ≥ ``threshold``;
-* opens files itself with :func:`mlic_hf.image_processing.load_image`, so 16-bit and float images are rescaled
-  (transformers' ``load_image`` converts files with PIL's ``convert("RGB")``, which clips 16-bit data at 255).
+Both pipelines read local files and PIL images of mlic_hf checkpoints with :func:`read_image_input`: 16-bit and
+float images are rescaled and alpha is composited on white, as in training and ``scripts/predict.py``.
+Transformers' own reader (``transformers.image_utils.load_image``) runs PIL's ``convert("RGB")`` before the image
+processor sees the image, which clips 16-bit data at 255 and drops alpha; the task's pipeline class is fixed by
+transformers (only ``trust_remote_code`` custom pipelines can replace it), so :func:`register_pipeline` wraps
+``ImageClassificationPipeline.preprocess`` to read with mlic_hf first *only when the pipeline's image processor is
+an* :class:`~mlic_hf.image_processing.MLICImageProcessor`; other models' pipelines are unchanged. URLs and base64
+strings are still read by transformers (16-bit data clipped).
 """
 
 from __future__ import annotations
 
 import os
 
+from PIL import Image
 from transformers import Pipeline, pipeline
+from transformers.image_utils import load_image as transformers_load_image
 from transformers.pipelines import PIPELINE_REGISTRY, ImageClassificationPipeline
 
 from .auto import AutoModelForMultiLabelImageClassification
-from .image_processing import load_image
+from .image_processing import MLICImageProcessor, load_image, to_rgb_pil
 
 TASK = "multi-label-image-classification"
+
+
+def read_image_input(image, timeout=None):
+    """A pipeline input as the image processor should see it: a local file or PIL image → 8-bit RGB PIL image
+    (mlic_hf's conversion), arrays and tensors unchanged, URLs and base64 strings read by transformers.
+
+    A folder raises ``ValueError`` and a path that is neither a file, a URL nor base64 image data
+    ``FileNotFoundError``, both naming the path (transformers' reader reports them as bad base64)."""
+    if isinstance(image, Image.Image):
+        return to_rgb_pil(image)
+    if not isinstance(image, (str, os.PathLike)):
+        return image
+    text = os.fspath(image)
+    if os.path.isfile(text):
+        return load_image(text)
+    if os.path.isdir(text):
+        raise ValueError(f"{text!r} is a folder; pass image files (mlic_hf.inference.expand_inputs lists a "
+                         "folder's images)")
+    try:
+        return transformers_load_image(text, timeout=timeout)  # a URL or base64 image data
+    except ValueError:  # transformers' "Incorrect image source": neither of them
+        raise FileNotFoundError(f"no such image file: {text!r} (nor a URL or base64-encoded image)") from None
+
+
+# transformers' own method, also when this module is reloaded after the wrapper below was installed
+_transformers_preprocess = getattr(ImageClassificationPipeline.preprocess, "transformers_preprocess",
+                                   ImageClassificationPipeline.preprocess)
+
+
+def _preprocess_reading_with_mlic(self, image, timeout=None):
+    """``ImageClassificationPipeline.preprocess``, reading the image with mlic_hf for mlic_hf checkpoints."""
+    if isinstance(self.image_processor, MLICImageProcessor):
+        image = read_image_input(image, timeout=timeout)
+    return _transformers_preprocess(self, image, timeout=timeout)
+
+
+_preprocess_reading_with_mlic.transformers_preprocess = _transformers_preprocess
 
 
 class MultiLabelImageClassificationPipeline(ImageClassificationPipeline):
@@ -37,9 +82,8 @@ class MultiLabelImageClassificationPipeline(ImageClassificationPipeline):
         return preprocess, forward, postprocess
 
     def preprocess(self, image, timeout=None):
-        if isinstance(image, (str, os.PathLike)) and os.path.isfile(image):
-            image = load_image(image)
-        return super().preprocess(image, timeout=timeout)
+        # whatever the image processor (one can be passed in), read images with mlic_hf
+        return _transformers_preprocess(self, read_image_input(image, timeout=timeout), timeout=timeout)
 
     def postprocess(self, model_outputs, function_to_apply=None, top_k=None, threshold=None):
         from transformers.pipelines.text_classification import ClassificationFunction
@@ -53,7 +97,9 @@ class MultiLabelImageClassificationPipeline(ImageClassificationPipeline):
 
 
 def register_pipeline() -> None:
-    """Register the ``"multi-label-image-classification"`` task with transformers' pipeline registry."""
+    """Register the ``"multi-label-image-classification"`` task with transformers' pipeline registry, and make
+    ``pipeline("image-classification")`` read images with mlic_hf for mlic_hf checkpoints (see the module doc)."""
+    ImageClassificationPipeline.preprocess = _preprocess_reading_with_mlic
     if TASK not in PIPELINE_REGISTRY.get_supported_tasks():
         PIPELINE_REGISTRY.register_pipeline(
             TASK,

@@ -40,8 +40,8 @@ def main(argv=None) -> int:
             ap_mode=args.ap_mode,
             max_samples=args.max_samples,
         )
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, OSError) as err:  # a flag, file or split the user got wrong
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=2)
     if args.output:

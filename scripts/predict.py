@@ -5,7 +5,8 @@
     python scripts/predict.py --checkpoint outputs/demo images/ --output predictions.jsonl
 
 Prints one line per image (labels above the threshold with their probabilities), or writes JSON lines with every
-label's probability (``--output``).
+label's probability (``--output``). A bad flag, checkpoint or image file is reported in one line (``error: ...``,
+exit code 2); ``--skip_bad`` skips unreadable images (including decompression bombs) instead.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import json
 import sys
 
 import mlic_hf  # noqa: F401
-from mlic_hf.inference import load_model, load_processor, predict_files
+from mlic_hf.inference import check_prediction_options, load_model, load_processor, predict_files
 
 
 def main(argv=None) -> int:
@@ -27,26 +28,34 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help="write JSON lines here instead of printing")
     args = parser.parse_args(argv)
     try:
+        # the flags first: a bad one should not wait for the model to load
+        check_prediction_options(args.threshold, args.top_k, args.batch_size)
         model = load_model(args.checkpoint)
         results, skipped = predict_files(
             model, args.inputs, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size,
             skip_bad=args.skip_bad, processor=load_processor(args.checkpoint, model.config),
         )
-    except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        report(results, args.output)
+    except (ValueError, OSError) as err:  # FileNotFoundError and the checkpoint/weights errors are OSErrors
+        # one line: some library messages (e.g. huggingface_hub's offline error) span several
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
-    if args.output:
-        with open(args.output, "w") as handle:
-            for result in results:
-                handle.write(json.dumps(result) + "\n")
-        print(f"wrote {len(results)} predictions to {args.output}")
-    else:
-        for result in results:
-            shown = ", ".join(f"{name} ({result['scores'][name]:.3f})" for name in result["labels"]) or "-"
-            print(f"{result['file']}: {shown}")
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     return 0
+
+
+def report(results: list[dict], output: str | None) -> None:
+    """Write the results as JSON lines to ``output``, or print one line per image."""
+    if output:
+        with open(output, "w") as handle:
+            for result in results:
+                handle.write(json.dumps(result) + "\n")
+        print(f"wrote {len(results)} predictions to {output}")
+        return
+    for result in results:
+        shown = ", ".join(f"{name} ({result['scores'][name]:.3f})" for name in result["labels"]) or "-"
+        print(f"{result['file']}: {shown}")
 
 
 if __name__ == "__main__":

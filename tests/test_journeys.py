@@ -30,6 +30,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import mlic_hf
+from mlic_hf.training.checkpoints import COMPLETE_MARKER
 
 from .models.tiny_configs import TINY_CONFIGS
 
@@ -260,7 +261,7 @@ def test_journey_5_sigkill_and_resume_gives_the_same_weights(method, mosaic_cach
                                env=_subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
-        while not (killed / "checkpoint-2" / "trainer_state.json").exists():
+        while not (killed / "checkpoint-2" / COMPLETE_MARKER).exists():  # the file written last
             assert process.poll() is None, process.stderr.read().decode()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint-2 within 5 minutes"
             time.sleep(0.02)

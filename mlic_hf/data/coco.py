@@ -22,6 +22,10 @@ annotations (``iscrowd=1``) are kept: they mark real instances of the category, 
 Images without any annotation are kept with an all-zero label vector when ``keep_empty=True`` (val2014: 40,504
 images) and dropped when ``keep_empty=False`` (val2014: 40,137 images; train2014: 82,783 -> 82,081, the split sizes
 most MLIC papers report). ``image_id`` is the COCO image id (as a string). Splits follow the image order of the JSON.
+A split left without images (an empty ``images`` list, or every image dropped by ``keep_empty=False``) is an error.
+
+An image's ``file_name`` is relative to its image folder; one whose ``..`` components lead out of ``root`` is refused
+with an error naming the instances file, the ``images`` entry and the value (see :func:`~.common.join_inside`).
 
 Sizes: 2014 train 82,783 / val 40,504 images; 2017 train 118,287 / val 5,000 images. The test splits have no public
 instance annotations (``image_info_test*.json`` lists images only), so only ``"train"`` and ``"val"`` are accepted.
@@ -36,7 +40,16 @@ from typing import Any
 
 import datasets
 
-from .common import OnBadImage, PathLike, build_split, check_on_bad_image, load_json, normalize_splits, require_file
+from .common import (
+    OnBadImage,
+    PathLike,
+    build_split,
+    check_on_bad_image,
+    join_inside,
+    load_json,
+    normalize_splits,
+    require_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,14 +170,15 @@ def load_coco(
 
         records = []
         dropped = 0
-        for image in images:
+        for position, image in enumerate(images):
+            where = f"{ann_path}: images[{position}].file_name"
             label_ids = positives[image["id"]]
             if not label_ids and not keep_empty:
                 dropped += 1
                 continue
             records.append(
                 {
-                    "path": os.path.join(image_dir, image["file_name"]),
+                    "path": join_inside(image_dir, image["file_name"], where, root),
                     "label_ids": sorted(label_ids),
                     "image_id": str(image["id"]),
                 }
@@ -181,5 +195,6 @@ def load_coco(
             verify_images=verify_images,
             split=split,
             description=f"MS-COCO {split}{year} (keep_empty={keep_empty}) loaded by mlic_hf.data.load_coco.",
+            source=ann_path + (f", {dropped} images without annotations dropped (keep_empty=False)" if dropped else ""),
         )
     return datasets.DatasetDict(result)

@@ -23,7 +23,12 @@ or, for a single split (loaded as ``"train"``)::
     └── ...
 
 Each non-blank line of ``metadata.jsonl`` is a JSON object with ``file_name`` (string) and ``labels`` (list of class
-names; may be empty), plus an optional ``image_id`` (default: the file stem). Other fields are ignored.
+names; may be empty), plus an optional ``image_id`` (default: the file stem). Other fields are ignored. A requested
+split whose ``metadata.jsonl`` has no line is an error ("has no images").
+
+``file_name`` is relative to the split folder; ``..`` may reach a sibling folder of the dataset (``../common/a.jpg``)
+but not leave ``root``: such a line is refused with an error naming the file, the line and the value (see
+:func:`~.common.join_inside`; a leading ``/`` is dropped, and symlinks inside ``root`` are followed).
 
 The vocabulary (the same for every split) is, in order of precedence: the ``label_names`` argument, ``root/labels.txt``,
 or the sorted union of the labels used in *all* the split folders (not only the requested ones, so that loading a
@@ -43,6 +48,7 @@ from .common import (
     PathLike,
     build_split,
     check_on_bad_image,
+    join_inside,
     make_features,
     normalize_splits,
     read_jsonl,
@@ -158,14 +164,18 @@ def load_image_folder(
     for split in split_names:
         folder = available[split]
         metadata_path = os.path.join(folder, METADATA_FILE)
+        if not metadata[split]:
+            raise ValueError(f"{metadata_path}: has no images (expected one JSON object per line, e.g. "
+                             '{"file_name": "img1.jpg", "labels": ["cat"]})')
         records = []
         for line_number, file_name, labels, image_id in metadata[split]:
+            where = f"{metadata_path}, line {line_number}"
             for label in labels:
                 if label not in index_of:
-                    raise ValueError(f"{metadata_path}, line {line_number}: unknown label {label!r} (not in {source})")
+                    raise ValueError(f"{where}: unknown label {label!r} (not in {source})")
             records.append(
                 {
-                    "path": os.path.join(folder, *file_name.replace("\\", "/").split("/")),
+                    "path": join_inside(folder, file_name, f"{where}: file_name", root=root),
                     "label_ids": [index_of[label] for label in labels],
                     "image_id": image_id if image_id is not None else os.path.splitext(os.path.basename(file_name))[0],
                 }
@@ -177,5 +187,6 @@ def load_image_folder(
             verify_images=verify_images,
             split=split,
             description=f"Image folder {split} loaded by mlic_hf.data.load_image_folder.",
+            source=metadata_path,
         )
     return datasets.DatasetDict(result)

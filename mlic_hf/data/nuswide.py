@@ -20,7 +20,9 @@ images, which are no longer distributed by NUS and circulate as ``Flickr.zip``):
         └── ...
 
 Image-list lines may use ``\\`` or ``/``; a prefix up to a ``Flickr`` component (as in ``Imagelist.txt``'s
-``C:\\ImageData\\Flickr\\actor\\...``) is dropped. ``image_id`` is the file stem (``<index>_<flickr id>``).
+``C:\\ImageData\\Flickr\\actor\\...``) is dropped. ``image_id`` is the file stem (``<index>_<flickr id>``). A line
+whose ``..`` components lead out of the image folder is refused with an error naming the list, the line and the value
+(see :func:`~.common.join_inside`).
 
 Sizes: 161,789 train / 107,859 test images in the lists. Many images have none of the 81 concepts; a large part of the
 images is also no longer available from Flickr, so published MLIC numbers use fewer images (e.g. 125,449 / 83,898 in
@@ -42,6 +44,7 @@ from .common import (
     PathLike,
     build_split,
     check_on_bad_image,
+    join_inside,
     normalize_splits,
     read_label_names_file,
     read_text_lines,
@@ -143,7 +146,7 @@ def load_nus_wide(
                 continue
             records.append(
                 {
-                    "path": os.path.join(image_root, *parts),
+                    "path": join_inside(image_root, "/".join(parts), f"{image_list}, line {row + 1}: image path"),
                     "label_ids": label_ids,
                     "image_id": os.path.splitext(parts[-1])[0],
                 }
@@ -157,5 +160,6 @@ def load_nus_wide(
             verify_images=verify_images,
             split=split,
             description=f"NUS-WIDE {split} (drop_unlabeled={drop_unlabeled}) loaded by mlic_hf.data.load_nus_wide.",
+            source=image_list + (f", {dropped} images without a concept dropped (drop_unlabeled)" if dropped else ""),
         )
     return datasets.DatasetDict(result)

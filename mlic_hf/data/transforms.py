@@ -7,15 +7,23 @@ numerically the same as the checkpoint's :class:`~mlic_hf.MLICImageProcessor` (b
 Augmentations draw their randomness from generators seeded by ``(seed, epoch, sample index)``, not from the global
 RNG state, so they are identical however the data is split across DataLoader workers or processes, and a run resumed
 from a checkpoint sees exactly the augmentations an uninterrupted run would have seen.
+
+Decoding: :class:`BatchTransform` decodes the images itself when the dataset's ``image`` column is not decoded by
+``datasets`` (:func:`defer_image_decoding`), so that a file that cannot be decoded (e.g. a truncated JPEG that slipped
+through ``verify_images=False``) raises an error naming the image id and the file, instead of PIL's bare "image file
+is truncated" from inside ``datasets``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import datasets
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
@@ -53,6 +61,48 @@ class Cutout:
 
     def __repr__(self) -> str:
         return f"Cutout(factor={self.factor}, fill={self.fill!r})"
+
+
+def _open_and_load(source) -> Image.Image:
+    image = Image.open(source)
+    try:
+        image.load()  # the pixels now, as ``datasets`` does: a truncated file fails here, not in a later transform
+    except BaseException:
+        image.close()
+        raise
+    return image
+
+
+def decode_image(value: Any, image_id: str | None = None) -> Image.Image:
+    """The image of an ``image`` column value: a path or a ``{"path", "bytes"}`` dict (``datasets.Image(decode=False)``)
+    is decoded here, with errors naming ``image_id`` and the file; anything else (a PIL image, an array) is returned as
+    is. EXIF orientation is left to the transforms (:func:`~mlic_hf.image_processing.to_rgb_pil` applies it).
+    """
+    if isinstance(value, str):
+        path, data = value, None
+    elif isinstance(value, dict):
+        path, data = value.get("path"), value.get("bytes")
+    else:
+        return value
+    name = f"image {image_id!r}" if image_id is not None else "image"
+    name += f" ({path})" if path else " (in-memory bytes)"
+    try:
+        return _open_and_load(io.BytesIO(data) if data is not None else path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{name}: file not found") from None
+    except Exception as exc:  # PIL raises many types (OSError "image file is truncated", SyntaxError, ...)
+        raise ValueError(f"{name}: cannot decode: {type(exc).__name__}: {exc}") from exc
+
+
+def defer_image_decoding(dataset):
+    """``dataset`` with its ``image`` column left undecoded by ``datasets`` (``Image(decode=False)``), so that
+    :class:`BatchTransform` decodes each image itself and names the one that fails. A dataset without such a column,
+    or whose column converts to a fixed ``mode`` (which :func:`decode_image` does not apply), is returned as is.
+    """
+    feature = dataset.features.get("image")
+    if isinstance(feature, datasets.Image) and feature.decode and feature.mode is None:
+        return dataset.cast_column("image", datasets.Image(decode=False))
+    return dataset
 
 
 def to_normalized_tensor(image: Image.Image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -161,14 +211,20 @@ class EvalTransform:
 class BatchTransform:
     """``datasets.Dataset.set_transform`` function: ``{"image", "labels", ["ignore_mask"], [__index__]}`` →
     ``{"pixel_values", "labels"}``. Ignored labels (``ignore_mask``) become -1, which the models' losses and the
-    metrics skip."""
+    metrics skip. Undecoded images (:func:`defer_image_decoding`) are decoded here by :func:`decode_image`, so a bad
+    file raises naming its ``image_id`` and path."""
 
     def __init__(self, transform: TrainTransform | EvalTransform) -> None:
         self.transform = transform
 
     def __call__(self, batch: dict) -> dict:
-        indices = batch.get(INDEX_COLUMN) or [0] * len(batch["image"])
-        pixel_values = [self.transform(image, int(i)) for image, i in zip(batch["image"], indices)]
+        images = batch["image"]
+        indices = batch.get(INDEX_COLUMN) or [0] * len(images)
+        image_ids = batch.get("image_id") or [None] * len(images)
+        pixel_values = [
+            self.transform(decode_image(image, image_id), int(i))
+            for image, image_id, i in zip(images, image_ids, indices)
+        ]
         out = {"pixel_values": pixel_values}
         if "labels" in batch:
             labels = torch.as_tensor(np.asarray(batch["labels"], dtype=np.float32))

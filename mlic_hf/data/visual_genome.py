@@ -45,7 +45,9 @@ picks the first one whose files are present, in this order.
        ├── formatted_val_labels.npy
        └── VG_100K/
 
-``image_id`` is the file stem (the Visual Genome image id) unless the jsonl line gives one.
+``image_id`` is the file stem (the Visual Genome image id) unless the jsonl line gives one. An image path whose ``..``
+components lead out of ``root`` is refused with an error naming the annotation file, the line (or entry) and the value
+(see :func:`~.common.join_inside`); a split without images is an error naming its file.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from .common import (
     PathLike,
     build_split,
     check_on_bad_image,
+    join_inside,
     load_json,
     normalize_splits,
     read_jsonl,
@@ -185,7 +188,7 @@ def _read_jsonl_layout(root: str, num_labels: int, splits: list[str]) -> tuple[l
                 image_id = os.path.splitext(os.path.basename(file_name))[0]
             records.append(
                 {
-                    "path": os.path.join(image_root, *file_name.replace("\\", "/").split("/")),
+                    "path": join_inside(image_root, file_name, f"{where}: file_name", root),
                     "label_ids": label_ids,
                     "image_id": str(image_id),
                 }
@@ -221,7 +224,10 @@ def _read_ssgrl_layout(root: str, num_labels: int, splits: list[str]) -> tuple[l
     out: dict[str, list[dict]] = {}
     for split, list_file in zip(splits, list_files):
         records = []
-        for file_name in read_text_lines(_require(list_file, f"{split} image list")):
+        lines = read_text_lines(_require(list_file, f"{split} image list"), skip_blank=False)
+        for line_number, file_name in enumerate(lines, start=1):
+            if not file_name:
+                continue
             if file_name not in labels_by_name:
                 raise ValueError(f"{list_file}: image {file_name!r} has no entry in {index_file}")
             indices = labels_by_name[file_name]
@@ -234,7 +240,8 @@ def _read_ssgrl_layout(root: str, num_labels: int, splits: list[str]) -> tuple[l
                 )
             records.append(
                 {
-                    "path": os.path.join(location.get(file_name, default_dir), file_name),
+                    "path": join_inside(location.get(file_name, default_dir), file_name,
+                                        f"{list_file}, line {line_number}: image", root),
                     "label_ids": indices,
                     "image_id": os.path.splitext(file_name)[0],
                 }
@@ -268,11 +275,11 @@ def _read_pat_layout(root: str, num_labels: int, splits: list[str]) -> tuple[lis
         if not np.isin(labels, (0, 1)).all():
             raise ValueError(f"{labels_file}: expected a multi-hot array of 0 / 1 values")
         records = []
-        for relative, row in zip(images.tolist(), labels):
+        for position, (relative, row) in enumerate(zip(images.tolist(), labels)):
             relative = relative.decode() if isinstance(relative, bytes) else relative
             records.append(
                 {
-                    "path": os.path.join(root, *relative.replace("\\", "/").split("/")),
+                    "path": join_inside(root, relative, f"{images_file}: entry {position}, image path"),
                     "label_ids": np.flatnonzero(row).tolist(),
                     "image_id": os.path.splitext(os.path.basename(relative))[0],
                 }
@@ -320,6 +327,7 @@ def load_visual_genome(
     names, records_by_split = _READERS[layout](root, num_labels, split_names)
     result = {}
     for split in split_names:
+        _, split_files = _LAYOUT_FILES[layout](root, num_labels, [split])
         result[split] = build_split(
             records_by_split[split],
             names,
@@ -328,5 +336,6 @@ def load_visual_genome(
             split=split,
             description=f"Visual Genome VG{num_labels} {split} ({layout} layout) loaded by "
             "mlic_hf.data.load_visual_genome.",
+            source=split_files[0],
         )
     return datasets.DatasetDict(result)

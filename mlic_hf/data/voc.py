@@ -35,6 +35,8 @@ non-difficult object of it. A class present *only* through ``<difficult>1</diffi
 - ``"negative"``: label 0 (no ``ignore_mask`` column).
 
 The ``ignore_mask`` column exists only with ``difficult="ignore"``. ``image_id`` is the VOC id (e.g. ``"000005"``).
+An id whose ``..`` components would lead the annotation or image path out of ``VOC<year>/`` is refused with an error
+naming the split file, the line and the id (see :func:`~.common.join_inside`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,15 @@ from typing import Literal
 import datasets
 from datasets.utils.tqdm import tqdm
 
-from .common import OnBadImage, PathLike, build_split, check_on_bad_image, normalize_splits, read_text_lines
+from .common import (
+    OnBadImage,
+    PathLike,
+    build_split,
+    check_on_bad_image,
+    join_inside,
+    normalize_splits,
+    read_text_lines,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +136,15 @@ def parse_voc_annotation(xml_path: str) -> list[tuple[str, bool]]:
     return objects
 
 
+def _numbered_ids(split_file: str) -> list[tuple[int, str]]:
+    """``(line number, image id)`` of a split file's non-blank lines (the line numbers go into error messages)."""
+    lines = read_text_lines(split_file, skip_blank=False)
+    numbered = [(number, line.split()[0]) for number, line in enumerate(lines, start=1) if line]
+    if not numbered:
+        raise ValueError(f"{split_file}: the split file lists no image ids")
+    return numbered
+
+
 def load_voc(
     root: PathLike,
     year: str = "2007",
@@ -175,16 +194,16 @@ def load_voc(
                 else f"expected the VOC{year} trainval archive to provide it"
             )
             raise FileNotFoundError(f"VOC split file not found: {split_file} ({hint})")
-        image_ids = [line.split()[0] for line in read_text_lines(split_file)]
-        if not image_ids:
-            raise ValueError(f"{split_file}: the split file lists no image ids")
+        numbered = _numbered_ids(split_file)
 
         records = []
         progress = tqdm(
-            image_ids, desc=f"Reading VOC{year} {split} annotations", disable=True if len(image_ids) < 2000 else None
+            numbered, desc=f"Reading VOC{year} {split} annotations", disable=True if len(numbered) < 2000 else None
         )
-        for image_id in progress:
-            xml_path = os.path.join(voc_dir, "Annotations", f"{image_id}.xml")
+        for line_number, image_id in progress:
+            where = f"{split_file}, line {line_number}: image id {image_id!r}, path"
+            xml_path = join_inside(os.path.join(voc_dir, "Annotations"), f"{image_id}.xml", where, voc_dir)
+            image_path = join_inside(os.path.join(voc_dir, "JPEGImages"), f"{image_id}.jpg", where, voc_dir)
             if not os.path.isfile(xml_path):
                 raise FileNotFoundError(
                     f"VOC annotation not found: {xml_path} (image id {image_id!r} listed in {split_file})"
@@ -205,7 +224,7 @@ def load_voc(
                 ignore_ids = sorted(difficult_only)
             records.append(
                 {
-                    "path": os.path.join(voc_dir, "JPEGImages", f"{image_id}.jpg"),
+                    "path": image_path,
                     "label_ids": sorted(positives),
                     "ignore_ids": ignore_ids,
                     "image_id": image_id,
@@ -219,5 +238,6 @@ def load_voc(
             verify_images=verify_images,
             split=split,
             description=f"PASCAL VOC{year} {split} (difficult={difficult}) loaded by mlic_hf.data.load_voc.",
+            source=split_file,
         )
     return datasets.DatasetDict(result)

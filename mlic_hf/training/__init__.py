@@ -7,15 +7,17 @@
 - :mod:`.ema`: :class:`ModelEMA`, the weight average evaluated beside the raw model;
 - :mod:`.trainer`: :class:`MLICTrainer` (one-cycle schedule, EMA, early stopping on mAP, exact resume) and its
   callbacks;
+- :mod:`.checkpoints`: crash-safe checkpoints (the completion marker written last, what ``last`` resumes from);
 - :mod:`.experiment`: the command-line experiment (arguments, model and splits, the run with its test report and
   run files, evaluation of a saved checkpoint).
 """
 
 from . import experiment as _experiment
 from .arguments import MLICTrainingArguments
+from .checkpoints import COMPLETE_MARKER
 from .ema import EMA_WEIGHTS_NAME, ModelEMA
 from .experiment import *  # noqa: F403  (the command-line experiment: see experiment.__all__)
 from .trainer import EpochSetterCallback, MLICTrainer
 
-__all__ = ["EMA_WEIGHTS_NAME", "EpochSetterCallback", "MLICTrainer", "MLICTrainingArguments", "ModelEMA",
-           *_experiment.__all__]
+__all__ = ["COMPLETE_MARKER", "EMA_WEIGHTS_NAME", "EpochSetterCallback", "MLICTrainer", "MLICTrainingArguments",
+           "ModelEMA", *_experiment.__all__]

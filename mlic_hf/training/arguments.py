@@ -58,10 +58,9 @@ class MLICTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 < self.one_cycle_pct_start < 1.0:
-            raise ValueError(f"one_cycle_pct_start must be in (0, 1), got {self.one_cycle_pct_start}")
+        problem = self._out_of_range()
+        if problem:
+            raise ValueError(problem)
         ignored = self._ignored_by_one_cycle()
         if ignored:
             raise ValueError(
@@ -69,6 +68,33 @@ class MLICTrainingArguments(TrainingArguments):
                 "(the default: OneCycleLR with max lr --learning_rate and warm-up --one_cycle_pct_start); pass "
                 "--one_cycle false to use transformers' schedulers"
             )
+
+    def _out_of_range(self) -> str | None:
+        """The first field with a value training cannot use (transformers accepts them and then crashes, or trains
+        silently wrong: a negative learning rate ascends the loss), as the one-line message naming it."""
+        checks = (
+            ("learning_rate", self.learning_rate > 0, "a positive number"),
+            ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, "at least 1"),
+            ("per_device_eval_batch_size", self.per_device_eval_batch_size >= 1, "at least 1"),
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, "at least 1"),
+            ("num_train_epochs", self.max_steps > 0 or self.num_train_epochs > 0, "positive (or --max_steps set)"),
+            ("weight_decay", self.weight_decay >= 0, "0 or more"),
+            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm >= 0, "0 (off) or more"),
+            ("adam_beta1", 0 <= self.adam_beta1 < 1, "in [0, 1)"),
+            ("adam_beta2", 0 <= self.adam_beta2 < 1, "in [0, 1)"),
+            ("adam_epsilon", self.adam_epsilon >= 0, "0 or more"),
+            ("ema_decay", 0.0 <= self.ema_decay < 1.0, "in [0, 1) (0: no EMA)"),
+            ("one_cycle_pct_start", 0.0 < self.one_cycle_pct_start < 1.0, "in (0, 1)"),
+            ("early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+             "at least 1 (leave it unset for no early stopping)"),
+            ("save_steps", self.save_strategy != SaveStrategy.STEPS or self.save_steps > 0,
+             "positive with --save_strategy steps"),
+            ("dataloader_num_workers", self.dataloader_num_workers >= 0, "0 or more"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                return f"--{name} must be {expected}, got {getattr(self, name)}"
+        return None
 
     def _ignored_by_one_cycle(self) -> list[str]:
         """The transformers scheduler settings that ``create_scheduler`` would silently ignore for OneCycleLR."""

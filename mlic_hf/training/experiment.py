@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .arguments import MLICTrainingArguments
+from .checkpoints import last_complete_checkpoint, resolve_resume_checkpoint
 from .ema import EMA_WEIGHTS_NAME
 from .trainer import EpochSetterCallback, MLICTrainer
 
@@ -26,21 +27,28 @@ __all__ = [
     "DataArguments",
     "resolve_method",
     "parse_json_object",
+    "check_metric_args",
     "parse_args",
     "build_config",
     "checkpoint_config",
     "build_model",
     "split_names",
     "load_splits",
+    "check_not_empty",
     "attach_transforms",
     "make_trainer",
     "run_training",
     "last_complete_checkpoint",
+    "HubPushError",
     "write_run_files",
     "evaluate_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class HubPushError(RuntimeError):
+    """The finished run could not be pushed to the Hub; the model is saved and the message says how to push it."""
 
 
 @dataclass
@@ -66,6 +74,10 @@ class ModelArguments:
         default=None, metadata={"help": 'JSON object of further config fields, e.g. \'{"asl_gamma_neg": 2}\'.'}
     )
 
+    def __post_init__(self):
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"--image_size must be a positive number of pixels, got {self.image_size}")
+
 
 @dataclass
 class DataArguments:
@@ -85,6 +97,30 @@ class DataArguments:
     threshold: float = field(default=0.5, metadata={"help": "Probability threshold of CP/CR/CF1/OP/OR/OF1."})
     top_k: int = field(default=3, metadata={"help": "k of the top-k metrics."})
     ap_mode: str = field(default="non_interpolated", metadata={"help": "non_interpolated, interpolated, 11point."})
+
+    def __post_init__(self):
+        check_metric_args(self.threshold, self.top_k, self.ap_mode)
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be at least 1 when given, got {value}")
+        if not 0.0 <= self.cutout <= 1.0:
+            raise ValueError(f"--cutout is a fraction of the image side in [0, 1] (0: off), got {self.cutout}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"--hflip is a probability in [0, 1], got {self.hflip}")
+
+
+def check_metric_args(threshold: float, top_k: int | None, ap_mode: str) -> None:
+    """A ``ValueError`` naming the flag if a metric setting is out of range: a threshold of 0 or 1 (or beyond) makes
+    every label positive or none, so CP/CR/CF1 and OP/OR/OF1 would be meaningless rather than wrong-looking."""
+    from ..metrics import AP_MODES
+
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"--threshold must be a probability strictly between 0 and 1, got {threshold}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"--top_k must be at least 1, got {top_k}")
+    if ap_mode not in AP_MODES:
+        raise ValueError(f"--ap_mode must be one of {', '.join(AP_MODES)}, got {ap_mode!r}")
 
 
 def resolve_method(name: str) -> tuple[type, type]:
@@ -228,7 +264,17 @@ def load_splits(data_args: DataArguments, seed: int = 0):
     if data_args.max_eval_samples:
         evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
         test = test.select(range(min(data_args.max_eval_samples, len(test))))
+    for role, split in (("train", train), ("eval", evaluation), ("test", test)):
+        check_not_empty(split, names[role], data_args.dataset, data_args.data_dir)
     return train, evaluation, test, label_names_of(train)
+
+
+def check_not_empty(split, name: str, dataset: str, data_dir: str | None) -> None:
+    """A ``ValueError`` naming the split and dataset if ``split`` has no examples (training would crash on
+    ``num_samples=0``, metrics on an empty label matrix)."""
+    if len(split) == 0:
+        where = f" in {data_dir}" if data_dir else ""
+        raise ValueError(f"split {name!r} of dataset {dataset!r}{where} is empty")
 
 
 def attach_transforms(model, data_args: DataArguments, train, evaluation, test, seed: int):
@@ -240,9 +286,12 @@ def attach_transforms(model, data_args: DataArguments, train, evaluation, test, 
         BatchTransform,
         EvalTransform,
         TrainTransform,
+        defer_image_decoding,
         with_index_column,
     )
 
+    # the transforms decode each image themselves, so a file that fails names its image (not a bare PIL message)
+    train, evaluation, test = (defer_image_decoding(split) for split in (train, evaluation, test))
     cfg = model.config
     train_transform = TrainTransform(
         AugmentationConfig(
@@ -267,6 +316,9 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     from transformers import set_seed
 
     push_to_hub = _check_push_to_hub(training_args)
+    # before anything is loaded: a resume that cannot work fails in a second, not after the data and model
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir,
+                                       (EMA_WEIGHTS_NAME,) if training_args.ema_decay else ())
     set_seed(training_args.seed)
     train, evaluation, test, label_names = load_splits(data_args, training_args.seed)
     model = build_model(model_args, label_names, train)
@@ -274,7 +326,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         model, data_args, train, evaluation, test, training_args.seed
     )
     trainer = make_trainer(model, data_args, training_args, train, evaluation, train_transform)
-    train_result = trainer.train(resume_from_checkpoint=_resolve_resume(training_args, trainer))
+    train_result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()  # trainer_state.json in output_dir: the loss curve and evaluations of the whole run
 
@@ -301,8 +353,17 @@ def _check_push_to_hub(training_args) -> bool:
 
     if not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id USER/NAME")
+    from huggingface_hub.utils import validate_repo_id
+
+    repo_id = training_args.hub_model_id
+    try:  # checked now, not after hours of training
+        if repo_id.count("/") != 1:
+            raise ValueError("expected USER/NAME")
+        validate_repo_id(repo_id)
+    except ValueError as err:
+        raise ValueError(f"--hub_model_id {repo_id!r}: {err}") from err
     if constants.HF_HUB_OFFLINE:
-        raise RuntimeError("--push_to_hub: the Hub is unreachable in offline mode (HF_HUB_OFFLINE=1); train "
+        raise HubPushError("--push_to_hub: the Hub is unreachable in offline mode (HF_HUB_OFFLINE=1); train "
                            "without it and run scripts/push_to_hub.py later")
     training_args.push_to_hub = False  # we push ourselves, with our model card, once training is done
     return True
@@ -325,18 +386,6 @@ def make_trainer(model, data_args: DataArguments, training_args, train, evaluati
         ),
         callbacks=[EpochSetterCallback(train_transform)],
     )
-
-
-def _resolve_resume(training_args, trainer: MLICTrainer):
-    """``--resume_from_checkpoint`` for ``Trainer.train``, with ``last`` (or ``True``) turned into the newest
-    complete checkpoint of ``output_dir``."""
-    resume = training_args.resume_from_checkpoint
-    if resume == "last" or resume == "True":
-        resume = last_complete_checkpoint(training_args.output_dir, needs_ema=trainer.ema is not None)
-        if resume is None:
-            raise ValueError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no complete "
-                             f"checkpoint in {training_args.output_dir}")
-    return resume
 
 
 @dataclass
@@ -396,42 +445,41 @@ def _finish_run(model_args, data_args, training_args, result: _TestResult, extra
     print(f"\nTest metrics ({'EMA' if result.used_ema else 'raw'} weights) on {data_args.dataset}:\n{report}")
     print(f"Saved model to {os.path.abspath(output_dir)}")
     if push_to_hub:
-        from ..hub import push_to_hub as push
-
-        url = push(output_dir, training_args.hub_model_id, token=training_args.hub_token,
-                   private=bool(training_args.hub_private_repo))
-        print(f"Pushed to {url}")
+        _push(output_dir, training_args)
 
 
-def last_complete_checkpoint(output_dir: str, needs_ema: bool = False) -> str | None:
-    """The newest ``checkpoint-N`` folder of ``output_dir`` that was written completely (a run killed while saving
-    leaves a folder without its ``trainer_state.json``, written after the weights and optimizer, or without the EMA
-    file written last); incomplete ones are skipped with a warning. ``None`` if there is none."""
-    if not os.path.isdir(output_dir):
-        return None
-    found = []
-    for name in os.listdir(output_dir):
-        prefix, _, step = name.partition("-")
-        if prefix == "checkpoint" and step.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
-            found.append((int(step), os.path.join(output_dir, name)))
-    for _, folder in sorted(found, reverse=True):
-        needed = ["trainer_state.json"] + ([EMA_WEIGHTS_NAME] if needs_ema else [])
-        missing = [f for f in needed if not os.path.isfile(os.path.join(folder, f))]
-        if not missing and _is_json(os.path.join(folder, "trainer_state.json")):
-            return folder
-        missing = missing or ["complete trainer_state.json"]
-        logger.warning("skipping incomplete checkpoint %s (no %s): the run was stopped while saving it", folder,
-                       ", ".join(missing))
-    return None
+def _push(output_dir: str, training_args) -> None:
+    """Push the saved run; a network or Hub failure becomes a :class:`HubPushError` saying where the model is and
+    the command that pushes it later (the training is not lost, and not repeated)."""
+    from ..hub import push_to_hub
 
-
-def _is_json(path: str) -> bool:
+    repo_id = training_args.hub_model_id
     try:
-        with open(path) as handle:
-            json.load(handle)
-    except (OSError, ValueError):
-        return False
-    return True
+        url = push_to_hub(output_dir, repo_id, token=training_args.hub_token,
+                          private=bool(training_args.hub_private_repo))
+    except _push_errors() as err:
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise HubPushError(
+            f"the model is saved in {os.path.abspath(output_dir)}, but pushing it to {repo_id} failed "
+            f"({type(err).__name__}: {detail}); push it later with: python scripts/push_to_hub.py --checkpoint "
+            f"{output_dir} --repo_id {repo_id}"
+        ) from err
+    print(f"Pushed to {url}")
+
+
+def _push_errors() -> tuple[type[BaseException], ...]:
+    """What a failed upload raises: OSError (huggingface_hub's HTTP errors, ``requests`` connection errors, a
+    full disk), RuntimeError/ValueError (offline mode, a repository refused), and httpx's transport errors, which
+    derive from neither (huggingface_hub uses ``httpx2`` or ``httpx``, whichever it was built for)."""
+    import importlib
+
+    errors: list[type[BaseException]] = [OSError, RuntimeError, ValueError]
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(module).HTTPError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
 
 
 def _redact_path(value):
@@ -502,6 +550,10 @@ def evaluate_checkpoint(
     from ..inference import load_model, load_processor, predict_probabilities
     from ..metrics import multilabel_metrics
 
+    check_metric_args(threshold, top_k, ap_mode)
+    for name, value in (("batch_size", batch_size), ("max_samples", max_samples)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
     subset, split = _evaluation_split(dataset, data_dir, split, dataset_kwargs, max_samples)
     model = load_model(checkpoint)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -510,7 +562,7 @@ def evaluate_checkpoint(
         raise ValueError(
             f"{checkpoint} was trained for labels {names[:8]}... but dataset {dataset!r} has {dataset_names[:8]}..."
         )
-    scores_arr = predict_probabilities(model, subset["image"], batch_size=batch_size, progress=progress,
+    scores_arr = predict_probabilities(model, _DecodedImages(subset), batch_size=batch_size, progress=progress,
                                        desc=f"evaluate {split}", processor=load_processor(checkpoint, model.config))
     labels_arr = np.asarray(subset["labels"], dtype=np.float32)
     mask = np.asarray(subset["ignore_mask"], dtype=bool) if "ignore_mask" in subset.column_names else None
@@ -535,6 +587,25 @@ def evaluate_checkpoint(
     }
 
 
+class _DecodedImages:
+    """The images of a dataset split, read and decoded one row at a time (never the whole column in memory), with
+    errors naming the image; ``__len__`` sizes the progress bar."""
+
+    def __init__(self, subset) -> None:
+        from ..data.transforms import defer_image_decoding
+
+        columns = [c for c in ("image", "image_id") if c in subset.column_names]
+        self.rows = defer_image_decoding(subset).select_columns(columns)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        from ..data.transforms import decode_image
+
+        return (decode_image(row["image"], row.get("image_id")) for row in self.rows)
+
+
 def _evaluation_split(dataset: str, data_dir, split: str | None, dataset_kwargs, max_samples: int | None):
     """(the split ``split`` of ``dataset``, or its default test split, truncated to ``max_samples``; its name)."""
     from ..data import default_splits, load_mlic_dataset
@@ -546,4 +617,5 @@ def _evaluation_split(dataset: str, data_dir, split: str | None, dataset_kwargs,
     subset = data[split]
     if max_samples:
         subset = subset.select(range(min(max_samples, len(subset))))
+    check_not_empty(subset, split, dataset, data_dir)
     return subset, split

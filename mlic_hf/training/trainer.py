@@ -1,5 +1,5 @@
 """`MLICTrainer`: `transformers.Trainer` with a one-cycle schedule, the weight EMA evaluated beside the raw model,
-early stopping on mAP and checkpoints that resume exactly; and the callbacks it trains with."""
+early stopping on mAP and crash-safe checkpoints that resume exactly; and the callbacks it trains with."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
+from .checkpoints import (
+    mark_checkpoint_complete,
+    remove_checkpoint,
+    resolve_resume_checkpoint,
+    rotate_checkpoints,
+)
 from .ema import EMA_WEIGHTS_NAME, ModelEMA
 
 logger = logging.getLogger(__name__)
@@ -40,7 +46,8 @@ class MLICTrainer(Trainer):
 
     Every evaluation reports the raw model's metrics (``eval_mAP``, ...), the EMA model's (``eval_ema_mAP``, ...)
     and ``eval_best_mAP`` = the better of the two, which selects the best checkpoint by default. Checkpoints hold
-    the EMA state (``ema.safetensors``) so that ``resume_from_checkpoint`` continues exactly.
+    the EMA state (``ema.safetensors``) so that ``resume_from_checkpoint`` continues exactly, and end with a
+    completion marker: ``resume_from_checkpoint="last"`` takes the newest complete one (:mod:`.checkpoints`).
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -96,14 +103,40 @@ class MLICTrainer(Trainer):
         return EvalLoopOutput(output.predictions, output.label_ids, metrics, output.num_samples)
 
     # --- checkpoints ----------------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """``Trainer.train``; ``resume_from_checkpoint`` ``"last"`` or ``True`` is the newest *complete* checkpoint
+        of ``output_dir``, and a path to an incomplete one is a ``ValueError`` naming what it lacks (not a crash
+        inside torch)."""
+        expected = (EMA_WEIGHTS_NAME,) if self.ema is not None else ()
+        folder = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir, expected)
+        return super().train(folder, *args, **kwargs)
+
     def _save_checkpoint(self, model, trial):
-        # The EMA goes in first: Trainer writes trainer_state.json after everything else, so a checkpoint folder
-        # that has it is complete (what `--resume_from_checkpoint last` looks for after a killed run).
+        """Trainer's checkpoint with the EMA, made crash-safe: the completion marker is written after every file
+        and before old checkpoints are deleted (see :mod:`.checkpoints`)."""
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save:
+            # a folder of the same step left by a stopped (or earlier) run: its marker must not vouch for the new
+            # files while they are being written, and none of its files may be mixed with them
+            remove_checkpoint(folder)
+        self._wait_for_everyone()  # the other processes write their RNG state into this folder
         if self.ema is not None and self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             os.makedirs(folder, exist_ok=True)
             self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME))
-        super()._save_checkpoint(model, trial)
+        limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotated below, after the marker
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        self._wait_for_everyone()
+        if self.args.should_save:
+            mark_checkpoint_complete(folder, self.state.global_step)
+            rotate_checkpoints(run_dir, limit, keep=[folder, self.state.best_model_checkpoint])
+
+    def _wait_for_everyone(self) -> None:
+        if self.args.world_size > 1:
+            self.accelerator.wait_for_everyone()
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)

@@ -28,6 +28,16 @@ def write_corrupt(path: Path) -> Path:
     return path
 
 
+def write_truncated_jpeg(path: Path) -> Path:
+    """A real JPEG cut in half: its header is intact (``Image.open`` + ``verify()`` pass), its pixels are not."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # mostly entropy-coded data
+    Image.fromarray(noise).save(path, format="JPEG")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
 def write_text(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -5,7 +5,7 @@ import pytest
 from mlic_hf.data.coco import load_coco
 from mlic_hf.data.common import label_names_of, skipped_images_of
 
-from .fixtures import COCO_CATEGORIES, coco_instances, make_coco, write_corrupt, write_text
+from .fixtures import COCO_CATEGORIES, coco_instances, make_coco, write_corrupt, write_image, write_text
 
 
 def col(ds, column):
@@ -102,3 +102,30 @@ def test_verify_images_false_does_not_open_files(tmp_path):
         load_coco(tmp_path, splits="train")
     train = load_coco(tmp_path, splits="train", verify_images=False)["train"]
     assert train.num_rows == 3 and skipped_images_of(train) == 0
+
+
+def test_file_name_leaving_the_root_is_refused_and_absolute_names_stay_inside(tmp_path):
+    make_coco(tmp_path / "coco")
+    write_image(tmp_path / "outside.jpg")  # a real image outside the dataset: it must not be read
+    ann = tmp_path / "coco" / "annotations" / "instances_val2014.json"
+    write_text(ann, json.dumps(coco_instances([(1, "a.jpg"), (2, "../../../outside.jpg")], [])))
+    expected = rf"{ann}: images\[1\]\.file_name '\.\./\.\./\.\./outside\.jpg' leads outside the dataset folder"
+    with pytest.raises(ValueError, match=expected):
+        load_coco(tmp_path / "coco", splits="val", verify_images=False)
+    # an absolute file_name is read inside the image folder (os.path.join would have returned it unchanged)
+    write_text(ann, json.dumps(coco_instances([(1, str(tmp_path / "outside.jpg"))], [])))
+    inside = tmp_path / "coco" / "images" / "val2014" / tmp_path.relative_to("/") / "outside.jpg"
+    with pytest.raises(FileNotFoundError, match=f"image file not found: {inside}"):
+        load_coco(tmp_path / "coco", splits="val")
+
+
+def test_split_without_images_names_the_instances_file(tmp_path):
+    make_coco(tmp_path)
+    ann = tmp_path / "annotations" / "instances_val2014.json"
+    write_text(ann, json.dumps(coco_instances([(7, "COCO_val2014_000000000007.jpg")], [])))
+    expected = rf"split 'val' \({ann}, 1 images without annotations dropped \(keep_empty=False\)\): has no images"
+    with pytest.raises(ValueError, match=expected):
+        load_coco(tmp_path, splits="val", keep_empty=False)
+    write_text(ann, json.dumps(coco_instances([], [])))
+    with pytest.raises(ValueError, match=rf"split 'val' \({ann}\): has no images"):
+        load_coco(tmp_path, splits="val")

@@ -10,8 +10,9 @@ from mlic_hf.data.common import (
     skipped_images_of,
 )
 from mlic_hf.data.folder import load_image_folder
+from mlic_hf.data.transforms import BatchTransform, EvalTransform, defer_image_decoding
 
-from .fixtures import make_folder, write_corrupt, write_image, write_jsonl, write_text
+from .fixtures import make_folder, write_corrupt, write_image, write_jsonl, write_text, write_truncated_jpeg
 
 
 def col(ds, column):
@@ -203,3 +204,82 @@ def test_check_images_many_files_uses_threads_and_keeps_order(tmp_path, caplog):
         check_images(mixed, verify=False)
     with pytest.raises(ValueError, match="on_bad_image"):
         check_images(paths, on_bad_image="warn")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Path safety, truncated images, empty splits
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_file_name_leaving_the_root_is_refused_naming_file_line_and_value(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    write_image(tmp_path / "other" / "x.png")  # a real file outside the dataset: it must not be read
+    meta = root / "train" / "metadata.jsonl"
+    write_jsonl(meta, [{"file_name": "img1.jpg", "labels": ["dog"]}, {"file_name": "../../other/x.png", "labels": []}])
+    expected = rf"{meta}, line 2: file_name '\.\./\.\./other/x\.png' leads outside the dataset folder {root} "
+    with pytest.raises(ValueError, match=expected):
+        load_image_folder(root)
+    write_jsonl(meta, [{"file_name": "..\\..\\other\\x.png", "labels": []}])  # Windows separators too
+    with pytest.raises(ValueError, match=rf"{meta}, line 1: file_name .* leads outside"):
+        load_image_folder(root, verify_images=False)
+
+
+def test_dotdot_inside_the_root_absolute_names_and_symlinks_are_allowed(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    outside = write_image(tmp_path / "elsewhere" / "real.png", color=(1, 2, 3))
+    (root / "train" / "link").symlink_to(outside.parent, target_is_directory=True)
+    meta = root / "train" / "metadata.jsonl"
+    rows = [
+        {"file_name": "../test/img3.jpg", "labels": ["dog"]},  # a sibling split: still inside the dataset
+        {"file_name": "/nested/img2.png", "labels": []},  # absolute: read relative to the split folder
+        {"file_name": "link/real.png", "labels": []},  # a symlink inside the root is the user's choice
+        {"file_name": "link/../img1.jpg", "labels": []},  # normalised lexically: train/img1.jpg, not via the link
+    ]
+    write_jsonl(meta, rows)
+    train = load_image_folder(root, splits="train")["train"]
+    paths = [row["path"] for row in train.cast_column("image", datasets.Image(decode=False))["image"]]
+    train_dir = root / "train"
+    assert paths == [str(root / "test" / "img3.jpg"), str(train_dir / "nested" / "img2.png"),
+                     str(train_dir / "link" / "real.png"), str(train_dir / "img1.jpg")]
+    assert train[2]["image"].getpixel((0, 0)) == (1, 2, 3)
+
+
+def test_truncated_jpeg_raises_naming_the_file_or_is_skipped_and_reported(tmp_path, caplog):
+    make_folder(tmp_path)
+    bad = write_truncated_jpeg(tmp_path / "train" / "img1.jpg")
+    with Image.open(bad) as image:
+        image.verify()  # the header check alone lets it through
+    with pytest.raises(ValueError, match=rf"cannot read image file {bad}: OSError: image file is truncated"):
+        load_image_folder(tmp_path)
+    with caplog.at_level("WARNING", logger="mlic_hf.data.common"):
+        dd = load_image_folder(tmp_path, on_bad_image="skip")
+    assert col(dd["train"], "image_id") == ["img2"] and skipped_images_of(dd["train"]) == 1
+    assert f"skipped 1 of 2 images (first: {bad})" in caplog.text
+
+
+def test_truncated_jpeg_that_slips_through_is_named_when_decoded(tmp_path):
+    make_folder(tmp_path)
+    bad = write_truncated_jpeg(tmp_path / "train" / "img1.jpg")
+    train = load_image_folder(tmp_path, verify_images=False)["train"]  # existence only: the file passes
+    batches = defer_image_decoding(train).with_transform(BatchTransform(EvalTransform(8, [0.5] * 3, [0.5] * 3)))
+    assert tuple(batches[1]["pixel_values"].shape) == (3, 8, 8)
+    with pytest.raises(ValueError, match=rf"image 'img1' \({bad}\): cannot decode: OSError: image file is truncated"):
+        batches[0]
+
+
+def test_empty_metadata_file_has_no_images(tmp_path):
+    make_folder(tmp_path)
+    meta = write_text(tmp_path / "test" / "metadata.jsonl", "\n\n")
+    with pytest.raises(ValueError, match=rf"{meta}: has no images"):
+        load_image_folder(tmp_path)
+    assert list(load_image_folder(tmp_path, splits="train")) == ["train"]  # an empty split not asked for is no error
+
+
+def test_split_whose_images_are_all_skipped_is_an_error(tmp_path):
+    make_folder(tmp_path)
+    bad = write_corrupt(tmp_path / "test" / "img3.jpg")
+    meta = tmp_path / "test" / "metadata.jsonl"
+    with pytest.raises(ValueError, match=rf"split 'test' \({meta}\): all 1 images are missing or unreadable .*{bad}"):
+        load_image_folder(tmp_path, on_bad_image="skip")
+    with pytest.raises(ValueError, match=r"split 'x': has no images"):
+        build_split([], ["a"], split="x")

@@ -75,3 +75,19 @@ def test_missing_flickr_image_is_named_or_skipped(tmp_path):
         load_nus_wide(tmp_path, splits="train", verify_images=False)
     train = load_nus_wide(tmp_path, splits="train", on_bad_image="skip")["train"]
     assert col(train, "image_id") == ["0001_2124494179", "0003_5678"] and skipped_images_of(train) == 1
+
+
+def test_image_path_leaving_the_image_folder_is_refused_naming_list_and_line(tmp_path):
+    make_nus_wide(tmp_path)
+    image_list = write_text(tmp_path / "ImageList" / "TestImagelist.txt", "..\\..\\outside.jpg\r\n")
+    expected = rf"{image_list}, line 1: image path '\.\./\.\./outside\.jpg' leads outside the dataset folder"
+    with pytest.raises(ValueError, match=expected):
+        load_nus_wide(tmp_path, splits="test", verify_images=False)
+
+
+def test_split_emptied_by_drop_unlabeled_is_an_error(tmp_path):
+    make_nus_wide(tmp_path)
+    write_text(tmp_path / "Groundtruth" / "TrainTestLabels" / "Labels_animal_Test.txt", "0\r\n")
+    write_text(tmp_path / "Groundtruth" / "TrainTestLabels" / "Labels_sky_Test.txt", "0\r\n")
+    with pytest.raises(ValueError, match=r"split 'test' \(.*TestImagelist\.txt, 1 images .*\): has no images"):
+        load_nus_wide(tmp_path, splits="test", drop_unlabeled=True)

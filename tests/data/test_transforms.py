@@ -13,6 +13,8 @@ from mlic_hf.data.transforms import (
     EvalTransform,
     TrainTransform,
     collate_fn,
+    decode_image,
+    defer_image_decoding,
     sample_seed,
 )
 
@@ -77,3 +79,25 @@ def test_batch_transform_and_collate_map_ignored_labels_to_minus_one():
     collated = collate_fn([{"pixel_values": p, "labels": l} for p, l in zip(out["pixel_values"], out["labels"])])
     assert collated["pixel_values"].shape == (2, 3, 16, 16)
     assert collated["labels"].tolist() == [[1.0, -1.0, 1.0], [0.0, 0.0, 1.0]]
+
+
+def test_deferred_decoding_gives_the_same_tensors_and_names_a_bad_file(tmp_path):
+    from mlic_hf.data.common import build_split
+
+    paths = [tmp_path / "a.jpg", tmp_path / "b.png"]
+    for seed, path in enumerate(paths):
+        _photo(seed).save(path)
+    dataset = build_split([{"path": p, "label_ids": [0], "image_id": p.stem} for p in paths], ["x"])
+    transform = BatchTransform(EvalTransform(16, [0.5] * 3, [0.5] * 3))
+    deferred = defer_image_decoding(dataset)
+    assert deferred.features["image"].decode is False and defer_image_decoding(deferred) is deferred
+    expected = dataset.with_transform(transform)[:]["pixel_values"]
+    got = deferred.with_transform(transform)[:]["pixel_values"]
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    # bytes (as the fashion mosaics store them) decode too
+    assert decode_image({"path": None, "bytes": paths[1].read_bytes()}).size == (40, 48)
+    paths[0].unlink()
+    with pytest.raises(FileNotFoundError, match=rf"image 'a' \({paths[0]}\): file not found"):
+        deferred.with_transform(transform)[0]
+    with pytest.raises(ValueError, match=r"image 'm' \(in-memory bytes\): cannot decode: UnidentifiedImageError"):
+        decode_image({"path": None, "bytes": b"not an image"}, "m")

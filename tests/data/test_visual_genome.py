@@ -98,3 +98,33 @@ def test_bad_images(tmp_path):
         load_visual_genome(tmp_path, num_labels=0)
     with pytest.raises(ValueError, match="layout"):
         load_visual_genome(tmp_path, num_labels=4, layout="coco")
+
+
+def test_image_paths_leaving_the_root_are_refused_in_every_layout(tmp_path):
+    jsonl = make_vg_jsonl(tmp_path / "jsonl")
+    rows = [{"file_name": "2400.jpg", "labels": []}, {"file_name": "../../x.jpg", "labels": []}]
+    write_jsonl(jsonl / "test.jsonl", rows)
+    with pytest.raises(ValueError, match=rf"{jsonl}/test\.jsonl, line 2: file_name '\.\./\.\./x\.jpg' leads outside"):
+        load_visual_genome(jsonl, num_labels=4, splits="test", verify_images=False)
+    write_jsonl(jsonl / "test.jsonl", [{"file_name": "../2400.jpg", "labels": []}])  # images/.. is still the root
+    with pytest.raises(FileNotFoundError, match=rf"image file not found: {jsonl / '2400.jpg'}"):
+        load_visual_genome(jsonl, num_labels=4, splits="test")
+
+    ssgrl = make_vg_ssgrl(tmp_path / "ssgrl")
+    write_text(ssgrl / "test_list_4.txt", "13.jpg\n../../13.jpg\n")
+    write_text(ssgrl / "vg_category_4_labels_index.json", json.dumps({"13.jpg": [1], "../../13.jpg": [0]}))
+    with pytest.raises(ValueError, match=r"test_list_4\.txt, line 2: image '\.\./\.\./13\.jpg' leads outside"):
+        load_visual_genome(ssgrl, num_labels=4, splits="test", verify_images=False)
+
+    pat = make_vg_pat(tmp_path / "pat")
+    np.save(pat / "formatted_val_images.npy", np.array(["../VG_100K/23.jpg"]))
+    expected = r"formatted_val_images\.npy: entry 0, image path '\.\./VG_100K/23\.jpg' leads outside"
+    with pytest.raises(ValueError, match=expected):
+        load_visual_genome(pat, num_labels=4, splits="test", verify_images=False)
+
+
+def test_empty_jsonl_split_has_no_images(tmp_path):
+    make_vg_jsonl(tmp_path)
+    split_file = write_text(tmp_path / "test.jsonl", "\n")
+    with pytest.raises(ValueError, match=rf"split 'test' \({split_file}\): has no images"):
+        load_visual_genome(tmp_path, num_labels=4)

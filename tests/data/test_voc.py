@@ -149,3 +149,12 @@ def test_corrupt_image_raises_or_is_skipped(tmp_path, caplog):
     assert rows(tv, "ignore_mask") == [mask("person"), mask()]
     assert skipped_images_of(tv) == 1 and "skipped_images=1" in tv.info.description
     assert f"skipped 1 of 3 images (first: {bad})" in caplog.text
+
+
+def test_image_id_leaving_the_voc_folder_is_refused_naming_file_line_and_id(tmp_path):
+    voc = make_voc(tmp_path)
+    split_file = write_text(voc / "ImageSets" / "Main" / "val.txt", "000002\n\n../../../secret\n")
+    write_text(tmp_path / "secret.xml", voc_xml([("dog", 0)]))  # a real annotation outside: it must not be read
+    expected = rf"{split_file}, line 3: image id '(\.\./){{3}}secret', path '(\.\./){{3}}secret\.xml' leads outside"
+    with pytest.raises(ValueError, match=expected):
+        load_voc(tmp_path, splits="val")
