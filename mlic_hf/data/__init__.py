@@ -24,6 +24,8 @@ class DatasetSpec:
     train_split: str = "train"
     eval_split: str = "validation"
     test_split: str = "test"
+    #: generated datasets (no root folder of their own): ``data_dir`` is optional and passed as this keyword
+    data_dir_keyword: str | None = None
 
     @property
     def splits(self) -> dict[str, str]:
@@ -32,7 +34,8 @@ class DatasetSpec:
 
 #: every built-in dataset (the names ``scripts/train.py --dataset`` accepts), one record each
 DATASETS: dict[str, DatasetSpec] = {
-    "fashion_mosaic": DatasetSpec(".fashion_mosaic", "load_fashion_mosaic"),
+    "fashion_mosaic": DatasetSpec(".fashion_mosaic", "load_fashion_mosaic", data_dir_keyword="source_dir"),
+    "fashion_clutter": DatasetSpec(".fashion_clutter", "load_fashion_clutter", data_dir_keyword="source_dir"),
     "voc2007": DatasetSpec(".voc", "load_voc", {"year": "2007"}, "trainval", "test", "test"),
     "voc2012": DatasetSpec(".voc", "load_voc", {"year": "2012", "splits": ("train", "val")}, "train", "val", "val"),
     "coco2014": DatasetSpec(".coco", "load_coco", {"year": "2014"}, "train", "val", "val"),
@@ -52,8 +55,9 @@ def default_splits(name: str) -> dict[str, str]:
 
 
 def load_mlic_dataset(name: str, data_dir: str | None = None, **kwargs):
-    """Load a dataset by name (see :data:`DATASETS`). ``data_dir`` is the dataset's root folder (unused by the
-    built-in ``fashion_mosaic``); further keyword arguments go to the loader."""
+    """Load a dataset by name (see :data:`DATASETS`). ``data_dir`` is the dataset's root folder; for the generated
+    ``fashion_mosaic`` / ``fashion_clutter`` it is optional and names the Fashion-MNIST folder (``source_dir``).
+    Further keyword arguments go to the loader."""
     if name not in DATASETS:
         import difflib
 
@@ -63,9 +67,9 @@ def load_mlic_dataset(name: str, data_dir: str | None = None, **kwargs):
     spec = DATASETS[name]
     loader = getattr(importlib.import_module(spec.module, __name__), spec.loader)
     options = {**spec.fixed, **kwargs}
-    if name == "fashion_mosaic":
+    if spec.data_dir_keyword is not None:
         if data_dir is not None:
-            options.setdefault("source_dir", data_dir)
+            options.setdefault(spec.data_dir_keyword, data_dir)
         return loader(**options)
     if data_dir is None:
         raise ValueError(f"dataset {name!r} needs --data_dir (the dataset's root folder)")

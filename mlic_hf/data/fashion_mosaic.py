@@ -73,6 +73,7 @@ NEVER_TOGETHER: list[tuple[str, str]] = [
 ]
 DISTRACTOR_PROBABILITY = 0.15
 CANVAS, CELL, ITEM = 64, 32, 28
+TRAIN_POOL_SIZE = 54000  # training photos [0, 54000); validation photos [54000, 60000)
 DATASET_VERSION = "1"
 
 DEFAULT_SOURCE_DIR = "/usr/share/datasets/fashion-mnist"
@@ -115,8 +116,17 @@ def read_fashion_mnist(split: str, source_dir: str | os.PathLike | None = None) 
     return images, labels
 
 
-def sample_label_sets(num: int, rng: np.random.Generator) -> list[list[int]]:
-    """Draw ``num`` label sets (sorted class indices) from the scene model described in the module docstring."""
+def sample_label_sets(
+    num: int,
+    rng: np.random.Generator,
+    max_labels: int = 4,
+    extra_probabilities: tuple[float, ...] = (DISTRACTOR_PROBABILITY,),
+) -> list[list[int]]:
+    """Draw ``num`` label sets (sorted class indices) from the scene model described in the module docstring.
+
+    ``extra_probabilities`` holds one chance per extra garment of any class (skipped when it breaks a never-together
+    rule); ``max_labels`` caps the set size. The defaults are the mosaic's; ``fashion_clutter`` asks for more extras.
+    """
     names = list(SCENES)
     weights = np.array([SCENES[n][0] for n in names])
     weights = weights / weights.sum()
@@ -125,14 +135,15 @@ def sample_label_sets(num: int, rng: np.random.Generator) -> list[list[int]]:
     while len(out) < num:
         scene = SCENES[names[rng.choice(len(names), p=weights)]][1]
         chosen = [_C[name] for name, p in scene.items() if rng.random() < p]
-        if rng.random() < DISTRACTOR_PROBABILITY:
-            extra = int(rng.integers(len(FASHION_MNIST_CLASSES)))
-            if extra not in chosen and not any(frozenset((extra, c)) in forbidden for c in chosen):
-                chosen.append(extra)
+        for probability in extra_probabilities:
+            if rng.random() < probability:
+                extra = int(rng.integers(len(FASHION_MNIST_CLASSES)))
+                if extra not in chosen and not any(frozenset((extra, c)) in forbidden for c in chosen):
+                    chosen.append(extra)
         if not chosen:
             continue
-        if len(chosen) > 4:
-            chosen = list(rng.choice(chosen, size=4, replace=False))
+        if len(chosen) > max_labels:
+            chosen = list(rng.choice(chosen, size=max_labels, replace=False))
         out.append(sorted(int(c) for c in chosen))
     return out
 
@@ -149,24 +160,48 @@ def compose_mosaic(items: list[np.ndarray], rng: np.random.Generator) -> np.ndar
     return canvas
 
 
-def _build_split(num, images, labels, pool, rng, prefix):
+def png_bytes(canvas: np.ndarray) -> bytes:
+    """A grayscale uint8 canvas encoded as PNG (lossless, and deterministic for the same pixels)."""
     from PIL import Image
 
+    buffer = io.BytesIO()
+    Image.fromarray(canvas, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def multi_hot(label_set: list[int]) -> list[float]:
+    out = np.zeros(len(FASHION_MNIST_CLASSES), dtype=np.float32)
+    out[label_set] = 1.0
+    return out.tolist()
+
+
+def _build_split(num, images, labels, pool, rng, prefix):
     by_class = [pool[labels[pool] == c] for c in range(len(FASHION_MNIST_CLASSES))]
     label_sets = sample_label_sets(num, rng)
     records = {"image": [], "labels": [], "label_ids": [], "image_id": []}
     for index, label_set in enumerate(label_sets):
         photos = [images[rng.choice(by_class[c])] for c in label_set]
         canvas = compose_mosaic(photos, rng)
-        buffer = io.BytesIO()
-        Image.fromarray(canvas, mode="L").save(buffer, format="PNG")
-        multi_hot = np.zeros(len(FASHION_MNIST_CLASSES), dtype=np.float32)
-        multi_hot[label_set] = 1.0
-        records["image"].append({"bytes": buffer.getvalue(), "path": None})
-        records["labels"].append(multi_hot.tolist())
+        records["image"].append({"bytes": png_bytes(canvas), "path": None})
+        records["labels"].append(multi_hot(label_set))
         records["label_ids"].append(label_set)
         records["image_id"].append(f"{prefix}-{index:06d}")
     return records
+
+
+def fashion_mnist_split_plan(num_train: int, num_validation: int, num_test: int, source_dir=None) -> dict:
+    """``{split: (num, images, labels, pool)}``: training images come from the first 54,000 Fashion-MNIST training
+    photos, validation from the last 6,000 and test from the t10k set, so no photo is shared between splits."""
+    for name, value in (("num_train", num_train), ("num_validation", num_validation), ("num_test", num_test)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    train_images, train_labels = read_fashion_mnist("train", source_dir)
+    test_images, test_labels = read_fashion_mnist("test", source_dir)
+    return {
+        "train": (num_train, train_images, train_labels, np.arange(0, TRAIN_POOL_SIZE)),
+        "validation": (num_validation, train_images, train_labels, np.arange(TRAIN_POOL_SIZE, len(train_images))),
+        "test": (num_test, test_images, test_labels, np.arange(len(test_images))),
+    }
 
 
 def build_fashion_mosaic(
@@ -181,20 +216,11 @@ def build_fashion_mosaic(
 
     from .common import make_features
 
-    for name, value in (("num_train", num_train), ("num_validation", num_validation), ("num_test", num_test)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    train_images, train_labels = read_fashion_mnist("train", source_dir)
-    test_images, test_labels = read_fashion_mnist("test", source_dir)
+    plan = fashion_mnist_split_plan(num_train, num_validation, num_test, source_dir)
     rng = np.random.default_rng(seed)
     features = make_features(FASHION_MNIST_CLASSES, with_ignore_mask=False)
-    splits = {
-        "train": (num_train, train_images, train_labels, np.arange(0, 54000)),
-        "validation": (num_validation, train_images, train_labels, np.arange(54000, len(train_images))),
-        "test": (num_test, test_images, test_labels, np.arange(len(test_images))),
-    }
     out = {}
-    for split, (num, images, labels, pool) in splits.items():
+    for split, (num, images, labels, pool) in plan.items():
         split_rng = np.random.default_rng(rng.integers(2**63))
         records = _build_split(num, images, labels, pool, split_rng, split)
         out[split] = datasets.Dataset.from_dict(records, features=features, split=split)
@@ -224,9 +250,18 @@ def load_fashion_mosaic(
             ``/usr/share/datasets/fashion-mnist``).
         rebuild: ignore a cached copy and build again.
     """
+    name = f"fashion_mosaic-v{DATASET_VERSION}-seed{seed}-{num_train}-{num_validation}-{num_test}"
+    # build_fashion_mosaic is looked up at call time, so the tests can check that a cached copy is not rebuilt
+    return load_cached(
+        name, lambda: build_fashion_mosaic(num_train, num_validation, num_test, seed, source_dir), cache_dir, rebuild
+    )
+
+
+def load_cached(name: str, build, cache_dir: str | os.PathLike | None = None, rebuild: bool = False):
+    """The ``DatasetDict`` cached as ``cache_dir/name``, or ``build()`` saved there first (also when the cached copy
+    is unreadable, or with ``rebuild``). Shared by the generated built-in datasets."""
     import datasets
 
-    name = f"fashion_mosaic-v{DATASET_VERSION}-seed{seed}-{num_train}-{num_validation}-{num_test}"
     target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = target / name
     if path.is_dir() and not rebuild:
@@ -234,8 +269,8 @@ def load_fashion_mosaic(
             return datasets.load_from_disk(str(path))
         except Exception as err:  # a damaged cache is rebuilt, never trusted
             logger.warning("cached dataset %s is unreadable (%s): rebuilding it", path, err)
-    logger.info("building the Fashion-MNIST mosaic dataset into %s", path)
-    dataset = build_fashion_mosaic(num_train, num_validation, num_test, seed, source_dir)
+    logger.info("building the dataset %s into %s", name, path)
+    dataset = build()
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target))
     try:
