@@ -38,7 +38,7 @@ import numpy as np
 
 from .fashion_mosaic import (
     FASHION_MNIST_CLASSES,
-    fashion_mnist_split_plan,
+    build_fashion_splits,
     load_cached,
     multi_hot,
     png_bytes,
@@ -210,20 +210,11 @@ def build_fashion_clutter(
     source_dir: str | os.PathLike | None = None,
 ):
     """Build the cluttered dataset in memory (see the module docstring) as a ``datasets.DatasetDict``."""
-    import datasets
-
     from .common import make_features
 
-    plan = fashion_mnist_split_plan(num_train, num_validation, num_test, source_dir)
-    rng = np.random.default_rng(seed)
     features = make_features(FASHION_MNIST_CLASSES, with_ignore_mask=False)
     features["objects"] = objects_feature()
-    out = {}
-    for split, (num, images, labels, pool) in plan.items():
-        split_rng = np.random.default_rng(rng.integers(2**63))
-        records = _build_split(num, images, labels, pool, split_rng, split)
-        out[split] = datasets.Dataset.from_dict(records, features=features, split=split)
-    return datasets.DatasetDict(out)
+    return build_fashion_splits(_build_split, features, num_train, num_validation, num_test, seed, source_dir)
 
 
 def load_fashion_clutter(

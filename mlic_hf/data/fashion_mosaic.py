@@ -212,17 +212,25 @@ def build_fashion_mosaic(
     source_dir: str | os.PathLike | None = None,
 ):
     """Build the mosaic dataset in memory (see the module docstring) as a ``datasets.DatasetDict``."""
-    import datasets
-
     from .common import make_features
+
+    features = make_features(FASHION_MNIST_CLASSES, with_ignore_mask=False)
+    return build_fashion_splits(_build_split, features, num_train, num_validation, num_test, seed, source_dir)
+
+
+def build_fashion_splits(split_builder, features, num_train: int, num_validation: int, num_test: int, seed: int,
+                         source_dir: str | os.PathLike | None):
+    """The ``train``/``validation``/``test`` splits of a Fashion-MNIST-based dataset: ``split_builder(num, images,
+    labels, pool, rng, split)`` returns one split's records, drawn from the split's own photo pool
+    (:func:`fashion_mnist_split_plan`) with its own generator seeded from ``seed``."""
+    import datasets
 
     plan = fashion_mnist_split_plan(num_train, num_validation, num_test, source_dir)
     rng = np.random.default_rng(seed)
-    features = make_features(FASHION_MNIST_CLASSES, with_ignore_mask=False)
     out = {}
     for split, (num, images, labels, pool) in plan.items():
         split_rng = np.random.default_rng(rng.integers(2**63))
-        records = _build_split(num, images, labels, pool, split_rng, split)
+        records = split_builder(num, images, labels, pool, split_rng, split)
         out[split] = datasets.Dataset.from_dict(records, features=features, split=split)
     return datasets.DatasetDict(out)
 
