@@ -1,0 +1,117 @@
+"""``scripts/pretrain_vit.py``: a tiny offline ViT pretraining run whose weights load into ML-VPT unchanged."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mlic_hf.data.fashion_mosaic import TRAIN_POOL_SIZE
+from mlic_hf.models.multilabel_vpt import MultiLabelVPTConfig, MultiLabelVPTForMultiLabelImageClassification
+
+REPO = Path(__file__).resolve().parents[3]
+TINY_KWARGS = {"patch_size": 8, "embed_dim": 32, "num_heads": 2, "depth": 2}
+IMAGE_SIZE = 32
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("_pretrain_vit_script", REPO / "scripts" / "pretrain_vit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_args(output: Path, seed: int = 0) -> list[str]:
+    return ["--output", str(output), "--steps", "20", "--batch_size", "8", "--image_size", str(IMAGE_SIZE),
+            "--model_kwargs", json.dumps(TINY_KWARGS), "--eval_samples", "40", "--seed", str(seed), "--no_progress"]
+
+
+@pytest.fixture(scope="module")
+def script():
+    return _script()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(script, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vit") / "vit.safetensors"
+    assert script.main(_tiny_args(out)) == 0
+    return out
+
+
+def test_weights_load_into_ml_vpt(tiny_run):
+    saved = load_file(str(tiny_run))
+    assert not any(k.startswith("head.") for k in saved)  # ML-VPT builds the ViT with num_classes=0
+    config = MultiLabelVPTConfig(
+        num_labels=4, backbone="vit_tiny_patch16_224", image_size=IMAGE_SIZE, backbone_kwargs=TINY_KWARGS,
+        backbone_weights=str(tiny_run), num_groups=2, num_prompts_per_group=2,
+    )
+    model = MultiLabelVPTForMultiLabelImageClassification(config)
+    vit = model.vit.state_dict()
+    assert set(vit) == set(saved)  # every key of the backbone came from the file, none left over
+    for key, value in saved.items():
+        torch.testing.assert_close(vit[key], value, rtol=0, atol=0, msg=key)
+    assert model.loaded_weights == str(tiny_run)
+    assert vit["pos_embed"].shape[1] == 1 + (IMAGE_SIZE // TINY_KWARGS["patch_size"]) ** 2
+
+
+def test_record_describes_the_weights(tiny_run):
+    record = json.loads(tiny_run.with_suffix(".json").read_text())
+    assert record["model"] == "vit_tiny_patch16_224" and record["model_kwargs"] == TINY_KWARGS
+    assert record["image_size"] == IMAGE_SIZE and record["steps"] == 20
+    assert record["image_mean"] == [0.5] * 3 and record["image_std"] == [0.5] * 3
+    assert 0.0 <= record["held_out_accuracy"] <= 1.0
+    command = record["train_command"]
+    assert "--preset m3" in command and f"--backbone_weights {tiny_run}" in command
+    assert f"--image_size {IMAGE_SIZE}" in command and json.dumps({"backbone_kwargs": TINY_KWARGS}) in command
+
+
+def test_same_seed_same_weights(script, tiny_run, tmp_path):
+    again, other = tmp_path / "again.safetensors", tmp_path / "other.safetensors"
+    assert script.main(_tiny_args(again)) == 0
+    assert script.main(_tiny_args(other, seed=1)) == 0
+    first, second, third = (load_file(str(p)) for p in (tiny_run, again, other))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], third[k]) for k in first)
+
+
+def test_training_uses_only_the_train_pool(script):
+    args = script.build_parser().parse_args(_tiny_args(Path("x.safetensors")) + ["--eval_samples", "2"])
+    renderer, (pixels, labels) = script.make_renderers(args, [0.5] * 3, [0.5] * 3)
+    assert renderer.pool.max() < TRAIN_POOL_SIZE  # the hard dataset's validation photos are never rendered
+    image, label = renderer.render()
+    assert image.shape == (3, IMAGE_SIZE, IMAGE_SIZE) and 0 <= label < 10
+    assert pixels.shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE) and labels.shape == (2,)
+    assert float(pixels.min()) >= -1 and float(pixels.max()) <= 1  # [0, 255] normalised with mean = std = 0.5
+    assert np.ptp(image) > 0.2  # a garment on a textured background, not a blank canvas
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--lr", "-1"], "--lr must be"),
+        (["--model", "not_a_model"], "--model 'not_a_model'"),
+        (["--model_kwargs", "[1]"], "--model_kwargs must be a JSON object"),
+        (["--model_kwargs", '{"img_size": 64}'], "'img_size' is set by the script"),
+        (["--steps", "many"], "invalid int value: 'many'"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(script, tmp_path, capsys, flags, message):
+    argv = ["--output", str(tmp_path / "w.safetensors"), *flags]
+    with pytest.raises(SystemExit) as exit_info:
+        code = script.main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_output_must_be_safetensors(script, tmp_path, capsys):
+    assert script.main(["--output", str(tmp_path / "w.bin")]) == 2
+    assert "--output must end with .safetensors" in capsys.readouterr().err
