@@ -26,14 +26,9 @@ def load_model(checkpoint: str, device: str | torch.device = "cpu"):
     would otherwise try it as a Hub id and retry the network first."""
     from .auto import AutoModelForMultiLabelImageClassification
 
-    check_checkpoint_path(checkpoint)
-    model = AutoModelForMultiLabelImageClassification.from_pretrained(_expand_home(checkpoint))
+    # before the Auto class, which reads the config (trying the network first) before our from_pretrained runs
+    model = AutoModelForMultiLabelImageClassification.from_pretrained(check_checkpoint_path(checkpoint))
     return model.to(device).eval()
-
-
-def _expand_home(checkpoint):
-    """``~/...`` as the folder it means (transformers would take it for a Hub id)."""
-    return os.path.expanduser(checkpoint) if isinstance(checkpoint, str) and checkpoint.startswith("~") else checkpoint
 
 
 def check_prediction_options(threshold: float = 0.5, top_k: int | None = None, batch_size: int = 32) -> None:
@@ -54,7 +49,7 @@ def load_processor(checkpoint: str, config=None):
     from transformers import AutoImageProcessor
 
     try:
-        return AutoImageProcessor.from_pretrained(_expand_home(checkpoint))
+        return AutoImageProcessor.from_pretrained(check_checkpoint_path(checkpoint))
     except OSError:
         if config is None:
             raise

@@ -163,9 +163,7 @@ class MLICPreTrainedModel(PreTrainedModel):
         a Hub id), ``OSError`` naming a broken weights file, and ``ValueError`` naming the parameter and both shapes
         when the weights do not fit the model the checkpoint's config builds."""
         kwargs.setdefault("use_safetensors", True)
-        check_checkpoint_path(pretrained_model_name_or_path, kwargs)
-        if isinstance(pretrained_model_name_or_path, str) and pretrained_model_name_or_path.startswith("~"):
-            pretrained_model_name_or_path = os.path.expanduser(pretrained_model_name_or_path)
+        pretrained_model_name_or_path = check_checkpoint_path(pretrained_model_name_or_path, kwargs)
         check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
         return _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
 
@@ -239,8 +237,9 @@ def _cached_on_hub(repo_id: str, kwargs) -> bool:
     return isinstance(found, str)
 
 
-def check_checkpoint_path(path, kwargs=None) -> None:
-    """Fail at once, naming the path, for a checkpoint that cannot be found locally.
+def check_checkpoint_path(path, kwargs=None):
+    """``path`` as transformers should be given it (``~`` expanded: transformers would take ``~/x`` for a Hub id),
+    failing at once, naming the path, for a checkpoint that cannot be found locally.
 
     Transformers treats any string that is not a folder as a Hub id, and retries the network for a minute before
     failing on a mistyped local path; so a path that looks local (``./``, ``/``, ``~``, or a first component that is
@@ -248,10 +247,10 @@ def check_checkpoint_path(path, kwargs=None) -> None:
     from huggingface_hub import constants
 
     if path is None:  # from_pretrained(None, config=..., state_dict=...): nothing to look up
-        return
+        return None
     text = os.path.expanduser(os.fspath(path))
     if os.path.isdir(text):
-        return
+        return text if isinstance(path, str) and path.startswith("~") else path
     if os.path.isfile(text):
         raise NotADirectoryError(
             f"{str(path)!r} is a file: pass the checkpoint folder (with config.json and model.safetensors)")
@@ -260,6 +259,7 @@ def check_checkpoint_path(path, kwargs=None) -> None:
     if constants.HF_HUB_OFFLINE and not _cached_on_hub(str(path), kwargs or {}):
         raise FileNotFoundError(
             f"no checkpoint folder {str(path)!r}, and no cached Hub model of that name (HF_HUB_OFFLINE is set)")
+    return path
 
 
 @contextlib.contextmanager

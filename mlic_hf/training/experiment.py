@@ -482,13 +482,6 @@ def _push_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _redact_path(value):
-    """A local path reduced to its last component (Hub ids and plain names are kept)."""
-    if isinstance(value, str) and os.path.exists(value):
-        return os.path.basename(os.path.normpath(value))
-    return value
-
-
 def write_run_files(output_dir, model_args, data_args, training_args, metrics, used_ema, scores, labels, extra=None):
     """Write ``mlic_run.json`` (settings and test metrics, read by the model card) and ``test_predictions.npz``."""
     import dataclasses
@@ -498,15 +491,17 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
             "early_stopping_patience", "seed", "bf16", "fp16", "optim", "adam_beta1", "adam_beta2",
             "channels_last")
     train_dict = training_args.to_dict()
+    from ..configuration_utils import redact_local_path
+
     model_dict, data_dict = dataclasses.asdict(model_args), dataclasses.asdict(data_args)
     # mlic_run.json is uploaded with the model: keep local paths (data folders, caches, weight files) out of it
-    data_dict["data_dir"] = _redact_path(data_dict.get("data_dir"))
+    data_dict["data_dir"] = redact_local_path(data_dict.get("data_dir"))
     if data_dict.get("dataset_kwargs"):
         kwargs = parse_json_object(data_dict["dataset_kwargs"], "dataset_kwargs")
-        data_dict["dataset_kwargs"] = json.dumps({k: _redact_path(v) if k.endswith("_dir") else v
+        data_dict["dataset_kwargs"] = json.dumps({k: redact_local_path(v) if k.endswith("_dir") else v
                                                   for k, v in kwargs.items()})
-    model_dict["backbone_weights"] = _redact_path(model_dict.get("backbone_weights"))
-    model_dict["model_name_or_path"] = _redact_path(model_dict.get("model_name_or_path"))
+    model_dict["backbone_weights"] = redact_local_path(model_dict.get("backbone_weights"))
+    model_dict["model_name_or_path"] = redact_local_path(model_dict.get("model_name_or_path"))
     run = {
         "method": model_args.method,
         "dataset": data_args.dataset,
