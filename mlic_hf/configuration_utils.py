@@ -49,11 +49,12 @@ def redact_local_path(value: Any) -> Any:
     return _last_component(value) if local else value
 
 
-def _redact_nested(value: Any) -> Any:
+def redact_local_paths(value: Any) -> Any:
+    """:func:`redact_local_path` applied to every string in nested dicts and lists."""
     if isinstance(value, dict):
-        return {key: _redact_nested(item) for key, item in value.items()}
+        return {key: redact_local_paths(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_redact_nested(item) for item in value]
+        return [redact_local_paths(item) for item in value]
     return redact_local_path(value)
 
 
@@ -67,7 +68,7 @@ def redact_config_dict(output: dict[str, Any]) -> dict[str, Any]:
         if key == "backbone_weights" and isinstance(value, str):
             output[key] = _last_component(value)
         elif key == "backbone_kwargs":
-            output[key] = _redact_nested(value)
+            output[key] = redact_local_paths(value)
         elif key not in _NOT_PATHS:
             output[key] = redact_local_path(value)
     return output

@@ -4,6 +4,7 @@
     python scripts/compute_label_groups.py --dataset fashion_mosaic --output groups.json
     python scripts/compute_label_groups.py --dataset coco2014 --data_dir /data/coco --num_groups 5 --output coco.json
     python scripts/compute_label_groups.py --dataset folder --data_dir my_images --split train --output groups.json
+    python scripts/compute_label_groups.py --dataset_name my_saved_dataset --output groups.json
 
 Spectral clustering of the label co-occurrence graph (CO groups) and of its complement (DC groups), see
 ``mlic_hf.models.multilabel_vpt.grouping``. The JSON file holds the ``LabelGroups`` fields (``co``, ``dc``,
@@ -41,7 +42,13 @@ KIND_TITLES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The flags; those of a 🤗 Datasets dataset (``--dataset_name`` ...) are ``scripts/train.py``'s."""
+    from transformers import HfArgumentParser
+
+    from mlic_hf.data.hf_dataset import HFDatasetArguments
+
+    parser = HfArgumentParser(HFDatasetArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion_mosaic", help="dataset name (see mlic_hf.data.DATASETS)")
     parser.add_argument("--data_dir", default=None, help="dataset root folder (not needed for fashion_mosaic)")
     parser.add_argument("--dataset_kwargs", default=None, help="JSON object of loader options")
@@ -55,11 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_split(name: str, data_dir: str | None, dataset_kwargs: dict, split: str | None):
-    """One split of a dataset loaded by name, and the split's name."""
+def load_split(name: str, data_dir: str | None, dataset_kwargs: dict, split: str | None, source=None):
+    """One split of a dataset loaded by name (or of the 🤗 Datasets dataset ``source``: its whole ``train`` split by
+    default, no validation split taken out), and the split's name."""
     from mlic_hf.data import default_splits, load_mlic_dataset
 
-    dataset = load_mlic_dataset(name, data_dir, **dataset_kwargs)
+    if source is not None and source.dataset_name:
+        name = source.dataset_name
+        dataset = source.load(data_dir, make_validation=False)
+    else:
+        dataset = load_mlic_dataset(name, data_dir, **dataset_kwargs)
     split = split or default_splits(name)["train"]
     if split not in dataset:
         raise ValueError(f"split {split!r} not in dataset {name!r} (has {list(dataset)})")
@@ -107,7 +119,11 @@ def to_json(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        source, args = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.num_groups < 1:
         parser.error(f"--num_groups must be >= 1, got {args.num_groups}")
     if not args.tau > 0 or not np.isfinite(args.tau):
@@ -122,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         from mlic_hf.training import parse_json_object
 
         dataset_kwargs = parse_json_object(args.dataset_kwargs, "dataset_kwargs")
-        dataset, split = load_split(args.dataset, args.data_dir, dataset_kwargs, args.split)
+        dataset, split = load_split(args.dataset, args.data_dir, dataset_kwargs, args.split, source)
         labels = label_matrix_from_dataset(dataset, label_column=args.label_column)
         names = label_names(dataset, labels.shape[1])
         groups = compute_label_groups(
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             "config_kwargs": groups.to_config_kwargs(),
             "num_labels": groups.num_labels,
             "id2label": {str(index): name for index, name in enumerate(names)},
-            "dataset": args.dataset,
+            "dataset": source.dataset_name or args.dataset,
             "split": split,
             "num_samples": int(labels.shape[0]),
         }
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     print(
-        f"Label groups of {args.dataset}/{split}: {labels.shape[0]} samples, {groups.num_labels} labels, "
+        f"Label groups of {source.dataset_name or args.dataset}/{split}: {labels.shape[0]} samples, {groups.num_labels} labels, "
         f"{groups.num_groups} groups of each kind (tau={groups.tau:g}, seed={groups.seed}, n_init={groups.n_init})"
     )
     print(summary(groups, names, labels))

@@ -2,19 +2,28 @@
 """Metrics of a checkpoint on a dataset split, as JSON.
 
     python scripts/evaluate.py --checkpoint outputs/demo --dataset fashion_mosaic --split test --output metrics.json
+    python scripts/evaluate.py --checkpoint outputs/run --dataset_name my_saved_dataset --split test
+    python scripts/evaluate.py --checkpoint outputs/run --dataset_name parquet --data_files '{"test": "test.parquet"}'
+
+With ``--dataset_name`` (any 🤗 Datasets dataset, the flags of ``scripts/train.py``), the labels are read with the
+checkpoint's label names; the default split is ``test``, else the validation split.
 """
 
 import argparse
 import json
 import sys
 
+from transformers import HfArgumentParser
+
 import mlic_hf  # noqa: F401
+from mlic_hf.data.hf_dataset import HFDatasetArguments
 from mlic_hf.training import evaluate_checkpoint, parse_json_object
 from mlic_hf.metrics import format_metrics_table
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = HfArgumentParser(HFDatasetArguments, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or Hub id")
     parser.add_argument("--dataset", default="fashion_mosaic", help="dataset name (see mlic_hf.data.DATASETS)")
     parser.add_argument("--data_dir", default=None, help="dataset root folder")
@@ -25,9 +34,13 @@ def main(argv=None) -> int:
     parser.add_argument("--top_k", type=int, default=3)
     parser.add_argument("--ap_mode", default="non_interpolated", choices=["non_interpolated", "interpolated", "11point"])
     parser.add_argument("--max_samples", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=42, help=(
+        "with --dataset_name: the training run's --seed, which rebuilds the validation split it made from train"))
     parser.add_argument("--output", default=None, help="write the JSON here (default: print it)")
-    args = parser.parse_args(argv)
     try:
+        source, args = parser.parse_args_into_dataclasses(args=argv)
+        if source.dataset_name and parse_json_object(args.dataset_kwargs, "dataset_kwargs"):
+            raise ValueError("--dataset_kwargs sets options of a built-in dataset's loader, not of --dataset_name")
         result = evaluate_checkpoint(
             args.checkpoint,
             dataset=args.dataset,
@@ -39,6 +52,8 @@ def main(argv=None) -> int:
             top_k=args.top_k,
             ap_mode=args.ap_mode,
             max_samples=args.max_samples,
+            source=source,
+            seed=args.seed,
         )
     except (ValueError, FileNotFoundError, OSError) as err:  # a flag, file or split the user got wrong
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)

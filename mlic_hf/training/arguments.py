@@ -25,7 +25,13 @@ class MLICTrainingArguments(TrainingArguments):
         channels_last: convert the model to ``torch.channels_last`` memory format before training.
         early_stopping_patience: stop after this many evaluations without a better ``metric_for_best_model``
             (``None`` disables).
+
+    ``label_names`` (transformers: the input keys holding the labels) is not an argument here: every mlic_hf model
+    takes its targets as ``labels``, and ``--label_names`` on the command line names the classes of a dataset
+    (:class:`~mlic_hf.data.hf_dataset.HFDatasetArguments`), as multi-label datasets need.
     """
+
+    label_names: list[str] | None = field(default=None, init=False, repr=False)
 
     ema_decay: float = field(default=0.9997, metadata={"help": "EMA decay of the weights (0 disables)."})
     ema_warmup: bool = field(default=True, metadata={"help": "Warm the EMA decay up over the first updates."})

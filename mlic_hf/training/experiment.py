@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.hf_dataset import HFDatasetArguments, is_hub_id
 from .arguments import MLICTrainingArguments
 from .checkpoints import last_complete_checkpoint, resolve_resume_checkpoint
 from .ema import EMA_WEIGHTS_NAME
@@ -33,6 +34,8 @@ __all__ = [
     "checkpoint_config",
     "build_model",
     "split_names",
+    "dataset_label",
+    "load_dataset_dict",
     "load_splits",
     "check_not_empty",
     "attach_transforms",
@@ -80,11 +83,13 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    """Which dataset, splits and augmentation."""
+class DataArguments(HFDatasetArguments):
+    """Which dataset (a built-in one by ``dataset``, or any 🤗 Datasets dataset by ``dataset_name``), splits and
+    augmentation."""
 
     dataset: str = field(default="fashion_mosaic", metadata={"help": "One of the built-in dataset names (mlic_hf.data.DATASETS)."})
-    data_dir: str | None = field(default=None, metadata={"help": "Root folder of the dataset on disk."})
+    data_dir: str | None = field(default=None, metadata={"help": (
+        "Root folder of the dataset on disk (with --dataset_name: load_dataset's data_dir).")})
     dataset_kwargs: str | None = field(default=None, metadata={"help": "JSON object of loader options."})
     train_split: str | None = field(default=None, metadata={"help": "Training split (dataset default if unset)."})
     eval_split: str | None = field(default=None, metadata={"help": "Model-selection split."})
@@ -99,6 +104,10 @@ class DataArguments:
     ap_mode: str = field(default="non_interpolated", metadata={"help": "non_interpolated, interpolated, 11point."})
 
     def __post_init__(self):
+        super().__post_init__()
+        if self.dataset_name and parse_json_object(self.dataset_kwargs, "dataset_kwargs"):
+            raise ValueError("--dataset_kwargs sets options of a built-in dataset's loader; with --dataset_name use "
+                             "--dataset_config_name, --data_files and the column flags")
         check_metric_args(self.threshold, self.top_k, self.ap_mode)
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
@@ -155,6 +164,10 @@ def parse_args(argv: list[str] | None = None):
     from ..presets import get_preset
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    given = {arg.split("=", 1)[0] for arg in argv}
+    if "--dataset" in given and "--dataset_name" in given:
+        raise ValueError("give either --dataset (a built-in dataset) or --dataset_name (a 🤗 Datasets dataset), "
+                         "not both")
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=None)
     known, _ = pre.parse_known_args(argv)
@@ -239,25 +252,54 @@ def build_model(model_args: ModelArguments, label_names: list[str], train=None):
     return AutoModelForMultiLabelImageClassification.from_config(config)
 
 
-def split_names(data_args: DataArguments) -> dict[str, str]:
-    """The split used for each role (``train``, ``eval``, ``test``): the flag if given, else the dataset's default."""
-    from ..data import default_splits
+def dataset_label(data_args: DataArguments) -> str:
+    """The dataset as messages name it: ``--dataset_name`` if given, else the built-in ``--dataset``."""
+    return data_args.dataset_name or data_args.dataset
 
-    names = default_splits(data_args.dataset)
+
+def split_names(data_args: DataArguments, available=None) -> dict[str, str]:
+    """The split used for each role (``train``, ``eval``, ``test``): the flag if given, else the dataset's default.
+
+    A 🤗 Datasets dataset (``dataset_name``) uses ``train``, its validation split (``validation`` when made from
+    ``train``) and ``test``; with ``available`` (its split names) and no ``test``, the validation split is reported
+    as the test split, as COCO's ``val`` is."""
+    from ..data import default_splits
+    from ..data.hf_dataset import VALIDATION_NAMES
+
     given = {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split}
+    if data_args.dataset_name:
+        present = list(available or ())
+        evaluation = given["eval"] or next((n for n in VALIDATION_NAMES if n in present), "validation")
+        test = given["test"] or ("test" if available is None or "test" in present else evaluation)
+        return {"train": given["train"] or "train", "eval": evaluation, "test": test}
+    names = default_splits(data_args.dataset)
     return {role: given[role] or names[role] for role in names}
 
 
-def load_splits(data_args: DataArguments, seed: int = 0):
-    """(train, eval, test) datasets and the label names."""
-    from ..data import label_names_of, load_mlic_dataset
+def load_dataset_dict(data_args: DataArguments, seed: int = 0, label_names=None):
+    """The whole dataset of ``data_args`` as an ``mlic_hf`` DatasetDict: a built-in one by name, or a 🤗 Datasets
+    dataset (``dataset_name``) converted, with a validation split made from train when it has none (and no
+    ``eval_split`` is named)."""
+    from ..data import load_mlic_dataset
 
-    dataset = load_mlic_dataset(data_args.dataset, data_args.data_dir, **parse_json_object(data_args.dataset_kwargs,
-                                                                                    "dataset_kwargs"))
-    names = split_names(data_args)
+    if data_args.dataset_name:
+        return data_args.load(data_args.data_dir, seed=seed, label_names=label_names,
+                              make_validation=data_args.eval_split is None)
+    return load_mlic_dataset(data_args.dataset, data_args.data_dir,
+                             **parse_json_object(data_args.dataset_kwargs, "dataset_kwargs"))
+
+
+def load_splits(data_args: DataArguments, seed: int = 0, return_split_names: bool = False):
+    """(train, eval, test) datasets and the label names; with ``return_split_names``, also the split names used
+    (``{"train": ..., "eval": ..., "test": ...}``: a 🤗 Datasets dataset's depend on the splits it has)."""
+    from ..data import label_names_of
+
+    dataset = load_dataset_dict(data_args, seed)
+    names = split_names(data_args, available=list(dataset))
     for role, split in names.items():
         if split not in dataset:
-            raise ValueError(f"{role} split {split!r} not in dataset {data_args.dataset!r} (has {list(dataset)})")
+            raise ValueError(f"{role} split {split!r} not in dataset {dataset_label(data_args)!r} (has "
+                             f"{list(dataset)})")
     train, evaluation, test = (dataset[names[r]] for r in ("train", "eval", "test"))
     if data_args.max_train_samples:
         train = train.select(range(min(data_args.max_train_samples, len(train))))
@@ -265,7 +307,12 @@ def load_splits(data_args: DataArguments, seed: int = 0):
         evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
         test = test.select(range(min(data_args.max_eval_samples, len(test))))
     for role, split in (("train", train), ("eval", evaluation), ("test", test)):
-        check_not_empty(split, names[role], data_args.dataset, data_args.data_dir)
+        check_not_empty(split, names[role], dataset_label(data_args), data_args.data_dir)
+    if names["test"] == names["eval"] and data_args.dataset_name and data_args.test_split is None:
+        logger.info("dataset %s has no test split: the final report is on %r, the model-selection split",
+                    data_args.dataset_name, names["eval"])
+    if return_split_names:
+        return train, evaluation, test, label_names_of(train), names
     return train, evaluation, test, label_names_of(train)
 
 
@@ -320,7 +367,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir,
                                        (EMA_WEIGHTS_NAME,) if training_args.ema_decay else ())
     set_seed(training_args.seed)
-    train, evaluation, test, label_names = load_splits(data_args, training_args.seed)
+    train, evaluation, test, label_names, splits = load_splits(data_args, training_args.seed,
+                                                                     return_split_names=True)
     model = build_model(model_args, label_names, train)
     train, evaluation, test, train_transform = attach_transforms(
         model, data_args, train, evaluation, test, training_args.seed
@@ -339,6 +387,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             "num_train_samples": len(train),
             "num_test_samples": len(test),
             "world_size": int(training_args.world_size),
+            "splits": splits,  # the names actually used (defaults resolved), shown on the model card
         }
         _finish_run(model_args, data_args, training_args, result, extra, push_to_hub)
     return {"metrics": result.metrics, "used_ema": result.used_ema, "trainer": trainer, "label_names": label_names}
@@ -442,7 +491,7 @@ def _finish_run(model_args, data_args, training_args, result: _TestResult, extra
     write_model_card(output_dir, repo_id=training_args.hub_model_id)
     scalars = {k[len("test_"):]: v for k, v in result.scalars().items()}
     report = format_metrics_table(scalars | {"per_class_AP": result.metrics["per_class_AP"]}, result.label_names)
-    print(f"\nTest metrics ({'EMA' if result.used_ema else 'raw'} weights) on {data_args.dataset}:\n{report}")
+    print(f"\nTest metrics ({'EMA' if result.used_ema else 'raw'} weights) on {dataset_label(data_args)}:\n{report}")
     print(f"Saved model to {os.path.abspath(output_dir)}")
     if push_to_hub:
         _push(output_dir, training_args)
@@ -502,10 +551,15 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
                                                   for k, v in kwargs.items()})
     model_dict["backbone_weights"] = redact_local_path(model_dict.get("backbone_weights"))
     model_dict["model_name_or_path"] = redact_local_path(model_dict.get("model_name_or_path"))
+    data_dict["data_files"] = _redact_data_files(data_dict.get("data_files"))
+    hub_id = data_args.dataset_name if data_args.dataset_name and is_hub_id(data_args.dataset_name) else None
+    if data_args.dataset_name:
+        data_dict["dataset"] = None  # not used: the run's dataset is dataset_name
+        data_dict["dataset_name"] = hub_id or redact_local_path(data_args.dataset_name)
     run = {
         "method": model_args.method,
-        "dataset": data_args.dataset,
-        "dataset_id": None,
+        "dataset": hub_id or data_dict.get("dataset_name") or data_args.dataset,
+        "dataset_id": hub_id,  # the model card links a Hub dataset
         "splits": split_names(data_args),  # the names actually used (defaults resolved), shown on the model card
         "model_args": model_dict,
         "data_args": data_dict,
@@ -525,6 +579,17 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
     )
 
 
+def _redact_data_files(value: str | None) -> str | None:
+    """``--data_files`` with local paths reduced to file names (``mlic_run.json`` is uploaded with the model)."""
+    from ..configuration_utils import redact_local_path, redact_local_paths
+    from ..data.hf_dataset import parse_data_files
+
+    parsed = parse_data_files(value)
+    if parsed is None or isinstance(parsed, str):
+        return redact_local_path(parsed)
+    return json.dumps(redact_local_paths(parsed))
+
+
 def evaluate_checkpoint(
     checkpoint: str,
     dataset: str = "fashion_mosaic",
@@ -537,10 +602,16 @@ def evaluate_checkpoint(
     ap_mode: str = "non_interpolated",
     max_samples: int | None = None,
     progress: bool = True,
+    source: HFDatasetArguments | None = None,
+    seed: int = 42,
 ) -> dict[str, Any]:
     """Metrics of a saved checkpoint on one split of a dataset (mAP, CP/CR/CF1, OP/OR/OF1, top-k, per-class AP).
 
-    The checkpoint's label names must match the dataset's (same names, same order)."""
+    The dataset is the built-in ``dataset``, or the 🤗 Datasets dataset of ``source`` (``source.dataset_name``
+    set), whose labels are read with the checkpoint's label names; its default split is ``test``, else the
+    validation split, which is made from ``train`` as ``scripts/train.py`` made it when the dataset has none
+    (``seed``: the training run's, 42 by default). The checkpoint's label names must match the dataset's (same
+    names, same order)."""
     from ..data import label_names_of
     from ..inference import load_model, load_processor, predict_probabilities
     from ..metrics import multilabel_metrics
@@ -549,9 +620,16 @@ def evaluate_checkpoint(
     for name, value in (("batch_size", batch_size), ("max_samples", max_samples)):
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1, got {value}")
-    subset, split = _evaluation_split(dataset, data_dir, split, dataset_kwargs, max_samples)
     model = load_model(checkpoint)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if source is not None and source.dataset_name:
+        dataset = source.dataset_name
+        data = source.load(data_dir, seed=seed, label_names=names)
+    else:
+        from ..data import load_mlic_dataset
+
+        data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
+    subset, split = _evaluation_split(data, dataset, data_dir, split, max_samples)
     dataset_names = label_names_of(subset)
     if names != dataset_names:
         raise ValueError(
@@ -601,11 +679,14 @@ class _DecodedImages:
         return (decode_image(row["image"], row.get("image_id")) for row in self.rows)
 
 
-def _evaluation_split(dataset: str, data_dir, split: str | None, dataset_kwargs, max_samples: int | None):
-    """(the split ``split`` of ``dataset``, or its default test split, truncated to ``max_samples``; its name)."""
-    from ..data import default_splits, load_mlic_dataset
+def _evaluation_split(data, dataset: str, data_dir, split: str | None, max_samples: int | None):
+    """(the split ``split`` of ``data``, or its default test split, truncated to ``max_samples``; its name). A 🤗
+    Datasets dataset without ``test`` is evaluated on its validation split."""
+    from ..data import DATASETS, default_splits
+    from ..data.hf_dataset import VALIDATION_NAMES
 
-    data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
+    if split is None and dataset not in DATASETS:
+        split = next((n for n in ("test", *VALIDATION_NAMES) if n in data), "test")
     split = split or default_splits(dataset)["test"]
     if split not in data:
         raise ValueError(f"split {split!r} not in dataset {dataset!r} (has {list(data)})")
