@@ -123,6 +123,9 @@ class MLICConfig(PreTrainedConfig):
         defaults to 0.05), asl_eps (`float`, defaults to 1e-8), asl_focal_no_grad (`bool`, defaults to `True`):
             Asymmetric loss (Ridnik et al., 2021): focusing parameters, probability margin, log clamp and whether
             the focusing weight is computed without gradient.
+        asl_clamp_probabilities (`bool`, defaults to `False`):
+            ASL's logs as the official code computes them, ``log(max(p, asl_eps))`` and ``log(max(1 - p_m,
+            asl_eps))``, instead of the exact ``logsigmoid`` (the ML-VPT authors' setting, ``--preset m3-authors``).
         apl_gamma_neg (`float`, defaults to 2.0), apl_gamma_pos (`float`, defaults to 0.0), apl_threshold
         (`float`, defaults to 0.05), apl_alpha1 (`float`, defaults to 0.0), apl_alpha2 (`float`, defaults to 1.75),
         apl_beta1 (`float`, defaults to 1.0), apl_eps (`float`, defaults to 1e-8), apl_focal_no_grad (`bool`,
@@ -156,6 +159,7 @@ class MLICConfig(PreTrainedConfig):
     asl_clip: float | None = 0.05
     asl_eps: float = 1e-8
     asl_focal_no_grad: bool = True
+    asl_clamp_probabilities: bool = False
     apl_gamma_neg: float = 2.0
     apl_gamma_pos: float = 0.0
     apl_threshold: float = 0.05

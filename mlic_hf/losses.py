@@ -108,6 +108,7 @@ ASL_DEFAULTS: dict[str, Any] = {
     "clip": 0.05,
     "eps": 1e-8,
     "focal_no_grad": True,
+    "clamp_probabilities": False,
 }
 
 # APL: gamma_pos = 0, gamma_neg = 2 as in the paper; threshold = the ASL clip of the official code; alpha1,
@@ -395,6 +396,7 @@ def asymmetric_loss(
     clip: float | None = ASL_DEFAULTS["clip"],
     eps: float = ASL_DEFAULTS["eps"],
     focal_no_grad: bool = ASL_DEFAULTS["focal_no_grad"],
+    clamp_probabilities: bool = ASL_DEFAULTS["clamp_probabilities"],
 ) -> torch.Tensor:
     r"""Asymmetric loss (ASL, Ridnik et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021).
 
@@ -423,13 +425,23 @@ def asymmetric_loss(
         focal_no_grad (`bool`, *optional*, defaults to `True`): Treat the focusing weights ``(1 - p)^gamma_pos``
             and ``p_m^gamma_neg`` as constants (no gradient through them), as the official code does. Scoped:
             the global grad mode is never changed.
+        clamp_probabilities (`bool`, *optional*, defaults to `False`): Compute the logs as the official ASL code
+            and the ML-VPT authors' copy of it do (``AsymmetricLossOptimized``, ``losses/aslloss.py:150-151`` of
+            github.com/yu-gi-oh-leilei/ML-VPT): ``log(max(p, eps))`` and ``log(max(1 - p_m, eps))``, instead of the
+            exact ``logsigmoid``. With their ``eps=1e-5`` an element's loss is capped at ``-log(1e-5) ≈ 11.5`` and a
+            label beyond the clamp gets no gradient.
 
     Returns:
         `torch.Tensor`: The loss in float32 (float64 if ``logits`` is float64).
     """
     _check_asymmetric(gamma_neg, gamma_pos, "clip", clip, eps)
     logits, labels, weight = _prepare(logits, labels, weight, reduction)
-    log_p, _, _, log_1m_pm = _asymmetric_terms(logits, clip, eps)
+    if clamp_probabilities:
+        p = torch.sigmoid(logits)
+        q = 1 - p if clip is None or clip == 0 else (1 - p + clip).clamp(max=1)
+        log_p, log_1m_pm = torch.log(p.clamp(min=eps)), torch.log(q.clamp(min=eps))
+    else:
+        log_p, _, _, log_1m_pm = _asymmetric_terms(logits, clip, eps)
     w_pos, w_neg = _asymmetric_focusing(logits, clip, gamma_pos, gamma_neg, focal_no_grad)
     loss = -(labels * w_pos * log_p + (1 - labels) * w_neg * log_1m_pm)
     return _finish(loss, weight, reduction)
@@ -584,12 +596,13 @@ class AsymmetricLoss(_MultiLabelLoss):
         clip (`float`, *optional*, defaults to 0.05): Probability margin; ``0`` / ``None`` disables it.
         eps (`float`, *optional*, defaults to 1e-8): Clamp inside ``log(1 - p_m)``.
         focal_no_grad (`bool`, *optional*, defaults to `True`): No gradient through the focusing weights.
+        clamp_probabilities (`bool`, *optional*, defaults to `False`): The official code's clamped logs.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
     """
 
     _loss_fn = staticmethod(asymmetric_loss)
 
-    _hyper_names = ("gamma_neg", "gamma_pos", "clip", "eps", "focal_no_grad")
+    _hyper_names = ("gamma_neg", "gamma_pos", "clip", "eps", "focal_no_grad", "clamp_probabilities")
 
     def __init__(
         self,
@@ -598,10 +611,12 @@ class AsymmetricLoss(_MultiLabelLoss):
         clip: float | None = ASL_DEFAULTS["clip"],
         eps: float = ASL_DEFAULTS["eps"],
         focal_no_grad: bool = ASL_DEFAULTS["focal_no_grad"],
+        clamp_probabilities: bool = ASL_DEFAULTS["clamp_probabilities"],
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction)
         _check_asymmetric(gamma_neg, gamma_pos, "clip", clip, eps)
+        self.clamp_probabilities = bool(clamp_probabilities)
         self.gamma_neg = gamma_neg
         self.gamma_pos = gamma_pos
         self.clip = clip

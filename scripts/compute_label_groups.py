@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tau", type=float, default=DEFAULT_TAU, help="root of eq. 5 (> 0)")
     parser.add_argument("--seed", type=int, default=0, help="spectral-clustering seed")
     parser.add_argument("--n_init", type=int, default=10, help="k-means initialisations per clustering")
+    parser.add_argument("--n_runs", type=int, default=1, help=(
+        "seeded clusterings (seeds seed..seed+n_runs-1) to keep the best of by Calinski-Harabasz score (CPSD: 4)"))
     parser.add_argument("--output", default=None, help="write the groups as JSON here (default: only print them)")
     return parser
 
@@ -130,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--tau must be a finite number > 0, got {args.tau}")
     if args.n_init < 1:
         parser.error(f"--n_init must be >= 1, got {args.n_init}")
+    if args.n_runs < 1:
+        parser.error(f"--n_runs must be >= 1, got {args.n_runs}")
     if not 0 <= args.seed < 2**32:
         parser.error(f"--seed must be in [0, 2**32), got {args.seed}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = label_matrix_from_dataset(dataset, label_column=args.label_column)
         names = label_names(dataset, labels.shape[1])
         groups = compute_label_groups(
-            labels, num_groups=args.num_groups, tau=args.tau, seed=args.seed, n_init=args.n_init
+            labels, num_groups=args.num_groups, tau=args.tau, seed=args.seed, n_init=args.n_init, n_runs=args.n_runs
         )
         result = {
             **groups.to_dict(),
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"Label groups of {source.dataset_name or args.dataset}/{split}: {labels.shape[0]} samples, {groups.num_labels} labels, "
-        f"{groups.num_groups} groups of each kind (tau={groups.tau:g}, seed={groups.seed}, n_init={groups.n_init})"
+        f"{groups.num_groups} groups of each kind (tau={groups.tau:g}, seed={groups.seed}, n_init={groups.n_init}, n_runs={groups.n_runs})"
     )
     print(summary(groups, names, labels))
     if args.output:

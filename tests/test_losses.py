@@ -566,6 +566,7 @@ def test_loss_config_defaults():
         "asl_clip": 0.05,
         "asl_eps": 1e-8,
         "asl_focal_no_grad": True,
+        "asl_clamp_probabilities": False,
         "apl_gamma_neg": 2.0,
         "apl_gamma_pos": 0.0,
         "apl_threshold": 0.05,

@@ -156,7 +156,8 @@ def parse_json_object(value: str | None, name: str) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None):
-    """Parse the three argument groups; ``--preset`` (or ``preset`` in a JSON/YAML file) sets the defaults."""
+    """Parse the three argument groups; ``--preset`` (or ``preset`` in a JSON/YAML file) sets the defaults. A
+    ``--config_overrides`` on the command line is merged into the preset's (its keys win), not a replacement."""
     import argparse
 
     from transformers import HfArgumentParser
@@ -181,7 +182,14 @@ def parse_args(argv: list[str] | None = None):
         parser.set_defaults(**preset)
     if "--output_dir" not in argv and not preset.get("output_dir"):
         parser.set_defaults(output_dir="outputs/run")
-    return parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if preset.get("config_overrides") and "--config_overrides" in given:
+        # a preset's config fields (e.g. m3-authors' switches) stay unless the command line sets the same field
+        model_args.config_overrides = json.dumps({
+            **parse_json_object(preset["config_overrides"], f"config_overrides of preset {known.preset!r}"),
+            **parse_json_object(model_args.config_overrides, "config_overrides"),
+        })
+    return model_args, data_args, training_args
 
 
 def _config_overrides(model_args: ModelArguments, config_class) -> dict[str, Any]:

@@ -19,7 +19,8 @@ The pipeline, one function per step:
    ``M_plus = (R + R.T) / 2`` (CO graph) and ``M_minus = 1 - M_plus`` (DC graph); see the function for why the
    complement is taken with the all-ones matrix rather than the identity written in eq. 5.
 4. :func:`spectral_groups`: :class:`sklearn.cluster.SpectralClustering` on a precomputed affinity, seeded, with several
-   k-means initialisations, relabelled canonically.
+   k-means initialisations, relabelled canonically; with ``n_runs > 1``, the best of that many seeded clusterings by
+   Calinski-Harabasz score, as CPSD's partition code keeps the best of its runs.
 
 :func:`compute_label_groups` runs all of it and returns a :class:`LabelGroups`, whose
 :meth:`LabelGroups.to_config_kwargs` gives the ``co_groups`` / ``dc_groups`` lists stored in the M3 model config (so
@@ -309,17 +310,23 @@ def _canonical_groups(assignment: np.ndarray) -> np.ndarray:
     return out
 
 
-def spectral_groups(affinity: Any, num_groups: int, seed: int = 0, n_init: int = 10) -> np.ndarray:
+def spectral_groups(affinity: Any, num_groups: int, seed: int = 0, n_init: int = 10, n_runs: int = 1) -> np.ndarray:
     """Split ``K`` labels into ``num_groups`` groups by spectral clustering of a precomputed affinity matrix.
 
     Uses ``sklearn.cluster.SpectralClustering(n_clusters=num_groups, affinity="precomputed", random_state=seed,
     n_init=n_init, assign_labels="kmeans")`` (normalised-cut spectral embedding, then k-means with ``n_init``
     initialisations; the one of lowest inertia is kept). The result is deterministic for a given seed.
 
-    Differences from CPSD's ``partition/generate_with_adj.py``: CPSD runs the same clustering unseeded with
-    ``n_init=20`` four times (its loop over ``gamma`` has no effect with a precomputed affinity) and keeps the run with
-    the best Calinski-Harabasz score computed on the affinity rows; here a single seeded run is made, so the groups are
-    reproducible (raise ``n_init`` for more k-means restarts).
+    With ``n_runs > 1`` the clustering is run with the seeds ``seed, seed + 1, ..., seed + n_runs - 1`` and the run
+    with the highest Calinski-Harabasz score is kept (the first of equal scores), the score computed by
+    ``sklearn.metrics.calinski_harabasz_score`` with the *affinity rows* as the points, as CPSD's partition code does
+    (github.com/Robbie-Xu/CPSD, ``partition/generate_with_adj.py``, ``turn_arg``: ``calinski_harabasz_score(X,
+    pred_y)`` with ``X`` the affinity matrix, not the spectral embedding). Runs that leave a group empty are skipped.
+    This matters for the DC graph, where many partitions have almost the same normalised cut and single runs differ
+    from seed to seed.
+
+    Remaining differences from CPSD: it runs the clustering unseeded with ``n_init=20`` four times (its loop over
+    ``gamma`` has no effect with a precomputed affinity), so ``n_runs=4, n_init=20`` is its procedure, seeded.
 
     Group ids are canonical: groups are numbered in order of the smallest label index they contain (label 0 is in
     group 0, the first label not in group 0 is in group 1, ...), so equal partitions give equal arrays.
@@ -330,20 +337,25 @@ def spectral_groups(affinity: Any, num_groups: int, seed: int = 0, n_init: int =
     Args:
         affinity: a symmetric, non-negative ``(K, K)`` matrix (the diagonal is ignored).
         num_groups: number of groups, ``1 <= num_groups <= K``.
-        seed: seed of the eigen-solver start vector and of k-means (``0 <= seed < 2**32``).
+        seed: seed of the eigen-solver start vector and of k-means (``0 <= seed < 2**32``); run ``r`` uses
+            ``seed + r``.
         n_init: number of k-means initialisations (``>= 1``).
+        n_runs: number of seeded clusterings to choose from by Calinski-Harabasz score (``>= 1``; 1 = one run).
 
     Returns:
         An ``int64`` array of shape ``(K,)`` with the group id (``0 .. num_groups - 1``) of every label; every id is
         used.
 
     Raises:
-        ValueError: on an invalid affinity, ``num_groups`` outside ``[1, K]``, a graph without any edge, or when the
-            clustering yields fewer distinct groups than requested (use fewer groups).
+        ValueError: on an invalid affinity, ``num_groups`` outside ``[1, K]``, a graph without any edge, or when
+            every run yields fewer distinct groups than requested (use fewer groups).
     """
     num_groups = _check_int(num_groups, "num_groups", 1)
     seed = _check_seed(seed)
     n_init = _check_int(n_init, "n_init", 1)
+    n_runs = _check_int(n_runs, "n_runs", 1)
+    if seed + n_runs > 2**32:
+        raise ValueError(f"seed + n_runs must be at most 2**32 (run r uses seed + r), got {seed} + {n_runs}")
     affinity = _as_square(affinity, "affinity")
     num_labels = affinity.shape[0]
     if (affinity < 0).any():
@@ -368,29 +380,46 @@ def spectral_groups(affinity: Any, num_groups: int, seed: int = 0, n_init: int =
         )
     try:
         from sklearn.cluster import SpectralClustering
+        from sklearn.metrics import calinski_harabasz_score
     except ImportError as err:  # scikit-learn is only a development dependency of mlic_hf
         raise ImportError("label grouping needs scikit-learn: pip install scikit-learn") from err
 
-    clustering = SpectralClustering(
-        n_clusters=num_groups,
-        affinity="precomputed",
-        assign_labels="kmeans",
-        random_state=seed,
-        n_init=n_init,
-    )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assignment = clustering.fit_predict(affinity)
-    for warning in caught:  # e.g. "Graph is not fully connected": report it through logging, once per message
-        logger.warning("spectral clustering (%d labels, %d groups): %s", num_labels, num_groups, warning.message)
-    groups = _canonical_groups(np.asarray(assignment))
-    found = int(groups.max()) + 1
-    if found != num_groups:
+    best, best_score, best_seed, found = None, -math.inf, seed, 0
+    messages: dict[str, None] = {}
+    for run_seed in range(seed, seed + n_runs):
+        clustering = SpectralClustering(
+            n_clusters=num_groups,
+            affinity="precomputed",
+            assign_labels="kmeans",
+            random_state=run_seed,
+            n_init=n_init,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assignment = clustering.fit_predict(affinity)
+        messages.update(dict.fromkeys(str(warning.message) for warning in caught))
+        groups = _canonical_groups(np.asarray(assignment))
+        found = max(found, int(groups.max()) + 1)
+        if int(groups.max()) + 1 != num_groups:
+            continue
+        if n_runs == 1:
+            best = groups
+            break
+        score = float(calinski_harabasz_score(affinity, groups))
+        if score > best_score:  # strictly: the first of equal scores stays
+            best, best_score, best_seed = groups, score, run_seed
+    for message in messages:  # e.g. "Graph is not fully connected": report it through logging, once per message
+        logger.warning("spectral clustering (%d labels, %d groups): %s", num_labels, num_groups, message)
+    if best is None:
         raise ValueError(
             f"spectral clustering found only {found} of the {num_groups} requested groups for {num_labels} labels "
-            f"(some groups would be empty); use fewer groups (num_groups <= {found})"
+            f"(some groups would be empty){f' in each of {n_runs} runs' if n_runs > 1 else ''}; use fewer groups "
+            f"(num_groups <= {found})"
         )
-    return groups
+    if n_runs > 1:
+        logger.info("spectral clustering: best of %d runs is seed %d (Calinski-Harabasz score %.4g)", n_runs,
+                    best_seed, best_score)
+    return best
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -428,6 +457,7 @@ class LabelGroups:
         tau: the root of eq. 5 used to compute them.
         seed: the spectral-clustering seed used.
         n_init: the number of k-means initialisations used.
+        n_runs: the number of seeded clusterings the groups were chosen from (by Calinski-Harabasz score).
 
     Group ids are canonical (numbered by the smallest label index they contain) and every id is used.
     """
@@ -438,6 +468,7 @@ class LabelGroups:
     tau: float
     seed: int
     n_init: int = 10
+    n_runs: int = 1
 
     def __post_init__(self) -> None:
         num_groups = _check_int(self.num_groups, "num_groups", 1)
@@ -445,6 +476,7 @@ class LabelGroups:
         object.__setattr__(self, "tau", _check_tau(self.tau))
         object.__setattr__(self, "seed", _check_seed(self.seed))
         object.__setattr__(self, "n_init", _check_int(self.n_init, "n_init", 1))
+        object.__setattr__(self, "n_runs", _check_int(self.n_runs, "n_runs", 1))
         co = _check_assignment(self.co, "co", num_groups)
         dc = _check_assignment(self.dc, "dc", num_groups)
         if len(co) != len(dc):
@@ -489,6 +521,7 @@ class LabelGroups:
             "tau": self.tau,
             "seed": self.seed,
             "n_init": self.n_init,
+            "n_runs": self.n_runs,
         }
 
     @classmethod
@@ -506,7 +539,7 @@ class LabelGroups:
         missing = [key for key in ("co", "dc", "num_groups", "tau", "seed") if key not in values and key not in data]
         if missing:
             raise ValueError(f"LabelGroups.from_dict: missing keys {missing} (got {sorted(data)})")
-        for key in ("num_groups", "tau", "seed", "n_init"):
+        for key in ("num_groups", "tau", "seed", "n_init", "n_runs"):
             if key in data:
                 values[key] = data[key]
         return cls(**values)
@@ -534,6 +567,7 @@ def compute_label_groups(
     tau: float = DEFAULT_TAU,
     seed: int = 0,
     n_init: int = 10,
+    n_runs: int = 1,
 ) -> LabelGroups:
     """CO and DC label groups of a training label matrix (section 3.3 / eq. 5 of the ML-VPT paper).
 
@@ -558,6 +592,8 @@ def compute_label_groups(
         tau: root of eq. 5 (``> 0``); 2 as in CPSD.
         seed: spectral-clustering seed; the same inputs and seed give the same groups.
         n_init: k-means initialisations of each spectral clustering.
+        n_runs: seeded clusterings of each graph to keep the best of by Calinski-Harabasz score (see
+            :func:`spectral_groups`); 1 = a single run.
 
     Returns:
         A :class:`LabelGroups`.
@@ -566,6 +602,7 @@ def compute_label_groups(
     tau = _check_tau(tau)
     seed = _check_seed(seed)
     n_init = _check_int(n_init, "n_init", 1)
+    n_runs = _check_int(n_runs, "n_runs", 1)
     array = _as_label_matrix(labels)
     num_samples, num_labels = array.shape
     if num_labels < num_groups:
@@ -595,8 +632,8 @@ def compute_label_groups(
     index = np.flatnonzero(seen)
     probabilities = conditional_probabilities(counts[np.ix_(index, index)], observed[np.ix_(index, index)])
     m_plus, m_minus = affinity_matrices(probabilities, tau)
-    co_seen = spectral_groups(m_plus, num_groups, seed=seed, n_init=n_init)
-    dc_seen = spectral_groups(m_minus, num_groups, seed=seed, n_init=n_init)
+    co_seen = spectral_groups(m_plus, num_groups, seed=seed, n_init=n_init, n_runs=n_runs)
+    dc_seen = spectral_groups(m_minus, num_groups, seed=seed, n_init=n_init, n_runs=n_runs)
 
     co = np.zeros(num_labels, dtype=np.int64)
     dc = np.zeros(num_labels, dtype=np.int64)
@@ -605,7 +642,7 @@ def compute_label_groups(
         co = _canonical_groups(_assign_to_smallest(co, seen, num_groups))
         dc = _canonical_groups(_assign_to_smallest(dc, seen, num_groups))
     groups = LabelGroups(co=tuple(co.tolist()), dc=tuple(dc.tolist()), num_groups=num_groups, tau=tau, seed=seed,
-                         n_init=n_init)
+                         n_init=n_init, n_runs=n_runs)
     logger.info(
         "label groups of %d labels from %d samples: CO sizes %s, DC sizes %s",
         num_labels,
@@ -736,7 +773,8 @@ def groups_from_dataset(
     n_init: int = 10,
     label_column: str = "labels",
     ignore_column: str | None = "ignore_mask",
+    n_runs: int = 1,
 ) -> LabelGroups:
     """:func:`compute_label_groups` on the label matrix of a dataset split (:func:`label_matrix_from_dataset`)."""
     labels = label_matrix_from_dataset(dataset, label_column=label_column, ignore_column=ignore_column)
-    return compute_label_groups(labels, num_groups=num_groups, tau=tau, seed=seed, n_init=n_init)
+    return compute_label_groups(labels, num_groups=num_groups, tau=tau, seed=seed, n_init=n_init, n_runs=n_runs)

@@ -79,7 +79,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             self.prompts = PromptTokens(len(self.prompt_groups), dim, prompt_depth, patch_size, config.prompt_dropout)
             self.head = DualGroupHead(kinds, config.num_groups, config.num_prompts_per_group, dim,
                                       config.expert_hidden_size, config.expert_activation, config.use_moe,
-                                      config.head_fusion)
+                                      config.head_fusion, gate_bias=config.gate_bias)
         else:
             if config.variant == "vpt":
                 self.prompts = PromptTokens(config.vpt_num_prompts, dim, prompt_depth, patch_size,
@@ -90,10 +90,14 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         self.post_init()
 
     def loss_logits(self, output: MultiLabelImageClassifierOutput) -> list[torch.Tensor]:
-        """Eq. 17 sums the loss of the CO and DC heads (the baselines have one head)."""
+        """Eq. 17 sums the loss of the CO and DC heads (the baselines have one head); with ``gate_logit_loss`` the
+        gate logits of each kind follow, the authors' four terms (``losses/builder_criterion.py:286``)."""
         if self.head is None:
             return [output.logits]
-        return [output.extras[f"{kind}_logits"] for kind in self.head.kinds]
+        terms = [output.extras[f"{kind}_logits"] for kind in self.head.kinds]
+        if self.config.gate_logit_loss:
+            terms += [output.extras[f"{kind}_gate_logits"] for kind in self.head.kinds]
+        return terms
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -128,17 +132,16 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             head_out = self.head(features)
             logits, label_features = head_out["logits"], head_out["label_features"]
             extras = {k: v for k, v in head_out.items() if k not in ("logits", "label_features")}
-            loss = None
-            if labels is not None:  # eq. 17: the loss of each head, summed
-                loss = sum(self.compute_loss(head_out[f"{kind}_logits"], labels) for kind in self.head.kinds)
         else:
             pooled = vit.forward_head(vit.norm(tokens), pre_logits=True)
             logits, label_features = self.classifier(pooled), None
-            loss = self.compute_loss(logits, labels)
         if output_hidden_states:
             extras = dict(extras or {}, tokens=tokens, prompt_outputs=prompt_outputs)
-        output = MultiLabelImageClassifierOutput(loss=loss, logits=logits, label_features=label_features,
-                                                 extras=extras)
+        output = MultiLabelImageClassifierOutput(logits=logits, label_features=label_features, extras=extras)
+        if labels is not None:  # eq. 17: the loss of each head (and gate, see loss_logits), summed
+            loss = self.config.loss_scale * sum(self.compute_loss(term, labels) for term in self.loss_logits(output))
+            # a new output, so that the loss comes first in to_tuple()
+            output = MultiLabelImageClassifierOutput(loss=loss, **output)
         return output if return_dict else output.to_tuple()
 
 

@@ -7,8 +7,13 @@ Each label group ``t`` owns ``N_m`` prompt tokens; their outputs ``z_t^e`` are t
 * Gates (eqs. 12–13): one per class ``k`` in group ``t``: ``w_k = softmax_e(z_t^e · g_k^e + b_k^e)``. Each class has
   a ``D × N_m`` weight, one column per token of its group — the parameter count of the paper's Table 4 (1.02 M for
   80 COCO labels on DINOv2/B) and the layout of the authors' gate (a weight vector per class and expert). The gate
-  reads the representations before the experts, as in eq. 12 and the authors' code.
+  reads the representations before the experts, as in eq. 12 and the authors' code. The bias ``b_k^e`` of eqs.
+  12–13 is optional (``gate_bias=False``): the authors' ``Gate_MOE`` allocates it but never adds it
+  (``code/MLIC-MoE/models/builder_network.py:200-202`` and the commented-out lines 231-232 of ML-VPT's public code).
 * Label-aware features (eqs. 14–15): ``c_k = Σ_e w_k^e E_t^e(z_t^e)``.
+* Gate logits (the authors' code only, not in the paper): ``Σ_e w_k^e s_k^e`` with ``s_k^e`` the gate's scores
+  before the softmax — one logit per label, which the authors train with ASL like the heads' logits
+  (``builder_network.py:213-225`` ``moe_attention``, returned as ``moe_co_logit`` / ``moe_cl_logit`` at 457-458).
 
 Everything is batched: all experts of all groups are one pair of ``einsum`` calls, all gates another.
 """
@@ -39,12 +44,15 @@ class GroupAwareMoE(nn.Module):
         hidden_size: expert bottleneck width (5 in the paper).
         activation: expert activation, ``"relu"`` (the paper's text) or ``"gelu"`` (the authors' code).
         use_experts: ``False`` skips the experts (``E = identity``; the gated sum remains).
+        gate_bias: learn the gate bias ``b_k`` of eqs. 12–13 (``False``: scores without bias, as the authors' code).
 
-    Input ``(B, N_c, N_m, D)``; output ``(features (B, K, D), gate weights (B, K, N_m))``.
+    Input ``(B, N_c, N_m, D)``; output ``(features (B, K, D), gate weights (B, K, N_m))``, and with
+    ``return_scores=True`` also the gate scores before the softmax ``(B, K, N_m)``.
     """
 
     def __init__(self, label_groups: Sequence[int], num_groups: int, num_experts: int, dim: int,
-                 hidden_size: int = 5, activation: str = "relu", use_experts: bool = True) -> None:
+                 hidden_size: int = 5, activation: str = "relu", use_experts: bool = True,
+                 gate_bias: bool = True) -> None:
         super().__init__()
         label_groups = [int(g) for g in label_groups]
         if not label_groups or min(label_groups) < 0 or max(label_groups) >= num_groups:
@@ -63,16 +71,18 @@ class GroupAwareMoE(nn.Module):
             self.up_weight = nn.Parameter(torch.empty(experts, hidden_size, dim))
             self.up_bias = nn.Parameter(torch.empty(experts, dim))
         self.gate_weight = nn.Parameter(torch.empty(len(label_groups), num_experts, dim))
-        self.gate_bias = nn.Parameter(torch.empty(len(label_groups), num_experts))
+        # without a bias no parameter is created (the authors' unused one would only be decayed by AdamW)
+        self.gate_bias = nn.Parameter(torch.empty(len(label_groups), num_experts)) if gate_bias else None
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """``nn.Linear``'s default init for every expert and gate (as the authors' code)."""
-        def linear_init(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
+        def linear_init(weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int) -> None:
             bound = 1.0 / math.sqrt(fan_in)
             init.uniform_(weight, -bound, bound)
-            init.uniform_(bias, -bound, bound)
+            if bias is not None:
+                init.uniform_(bias, -bound, bound)
 
         if self.use_experts:
             linear_init(self.down_weight, self.down_bias, self.dim)
@@ -89,16 +99,26 @@ class GroupAwareMoE(nn.Module):
         out = flat + torch.einsum("beh,ehd->bed", hidden, self.up_weight) + self.up_bias
         return out.reshape_as(tokens)
 
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, return_scores: bool = False) -> tuple[torch.Tensor, ...]:
         expected = (self.num_groups, self.num_experts, self.dim)
         if tokens.dim() != 4 or tuple(tokens.shape[1:]) != expected:
             raise ValueError(f"GroupAwareMoE expects (batch, {', '.join(map(str, expected))}), got {tuple(tokens.shape)}")
         index = torch.as_tensor(self.groups, device=tokens.device)
         per_label = tokens[:, index]  # (B, K, N_m, D): each label's group representations
-        weights = torch.softmax(torch.einsum("bkmd,kmd->bkm", per_label, self.gate_weight) + self.gate_bias, dim=-1)
+        scores = torch.einsum("bkmd,kmd->bkm", per_label, self.gate_weight)
+        if self.gate_bias is not None:
+            scores = scores + self.gate_bias
+        weights = torch.softmax(scores, dim=-1)
         expert_out = self.experts(tokens)[:, index]
         features = (weights.unsqueeze(-1) * expert_out).sum(dim=2)
-        return features, weights
+        return (features, weights, scores) if return_scores else (features, weights)
+
+
+def gate_logits(weights: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """The authors' per-label gate logit ``Σ_e softmax(s)_e · s_e`` from the gate weights ``softmax(s)`` and scores
+    ``s``, both ``(B, K, N_m)`` → ``(B, K)`` (``moe_attention`` in ``builder_network.py:213-225`` of ML-VPT's code,
+    where the same scores are passed as both arguments)."""
+    return (weights * scores).sum(dim=-1)
 
 
 def fuse_dual_logits(co_logits: torch.Tensor, dc_logits: torch.Tensor, mode: str = "probability") -> torch.Tensor:
@@ -153,17 +173,18 @@ class DualGroupHead(nn.Module):
     Args:
         kinds: ``{"co": label_groups, "dc": label_groups}`` — one or both grouping kinds, each the group id of every
             label (the order of the prompt tokens follows the order of this mapping).
-        num_groups, tokens_per_group, dim, hidden_size, activation: as :class:`GroupAwareMoE`.
+        num_groups, tokens_per_group, dim, hidden_size, activation, gate_bias: as :class:`GroupAwareMoE`.
         use_moe: ``False`` gives the paper's GVPT ablation (Fig. 3): each label reads the mean of its group's tokens.
         fusion: ``"probability"`` or ``"logit"`` (see :func:`fuse_dual_logits`).
 
     ``forward(prompt_tokens (B, P, D))`` returns a dict with ``logits`` (B, K), per-kind ``<kind>_logits``,
-    ``label_features`` (B, K, kinds·D) and per-kind ``<kind>_gates`` (B, K, N_m) when the MoE is used.
+    ``label_features`` (B, K, kinds·D) and, when the MoE is used, per-kind ``<kind>_gates`` (B, K, N_m) and
+    ``<kind>_gate_logits`` (B, K; see :func:`gate_logits`).
     """
 
     def __init__(self, kinds: dict[str, Sequence[int]], num_groups: int, tokens_per_group: int, dim: int,
                  hidden_size: int = 5, activation: str = "relu", use_moe: bool = True,
-                 fusion: str = "probability") -> None:
+                 fusion: str = "probability", gate_bias: bool = True) -> None:
         super().__init__()
         from ...layers.decoder import GroupWiseLinear
 
@@ -182,7 +203,8 @@ class DualGroupHead(nn.Module):
         self.moe = nn.ModuleDict()
         if use_moe:
             for kind, groups in kinds.items():
-                self.moe[kind] = GroupAwareMoE(groups, num_groups, tokens_per_group, dim, hidden_size, activation)
+                self.moe[kind] = GroupAwareMoE(groups, num_groups, tokens_per_group, dim, hidden_size, activation,
+                                               gate_bias=gate_bias)
         self.heads = nn.ModuleDict({kind: GroupWiseLinear(self.num_labels, dim) for kind in kinds})
 
     @property
@@ -199,8 +221,9 @@ class DualGroupHead(nn.Module):
         for index, kind in enumerate(self.kinds):
             tokens = grouped[:, index]
             if self.use_moe:
-                label_features, gates = self.moe[kind](tokens)
+                label_features, gates, scores = self.moe[kind](tokens, return_scores=True)
                 out[f"{kind}_gates"] = gates
+                out[f"{kind}_gate_logits"] = gate_logits(gates, scores)
             else:
                 index = torch.as_tensor(self.label_groups[kind], device=tokens.device)
                 label_features = tokens[:, index].mean(dim=2)
@@ -213,5 +236,5 @@ class DualGroupHead(nn.Module):
         return out
 
 
-__all__ = ["ACTIVATIONS", "HEAD_FUSIONS", "DualGroupHead", "GroupAwareMoE", "fuse_dual_logits",
+__all__ = ["ACTIVATIONS", "HEAD_FUSIONS", "DualGroupHead", "GroupAwareMoE", "fuse_dual_logits", "gate_logits",
            "group_prompt_layout", "label_group_kinds", "validate_label_groups"]

@@ -93,7 +93,7 @@ class MLVPTConfig(PeftConfig):
             :func:`mlic_hf.models.multilabel_vpt.grouping.compute_label_groups`); their length is the number of labels.
         num_groups (5), num_prompts_per_group (3), prompt_depth ("deep"), prompt_mask ("group"),
         prompt_dropout (0.0), use_co_groups / use_dc_groups (True), use_moe (True), expert_hidden_size (5),
-        expert_activation ("relu"), head_fusion ("probability"), prompt_features_norm (True).
+        expert_activation ("relu"), head_fusion ("probability"), prompt_features_norm (True), gate_bias (True).
     """
 
     co_groups: Optional[list[int]] = field(default=None, metadata={"help": "CO group of every label"})
@@ -110,6 +110,7 @@ class MLVPTConfig(PeftConfig):
     expert_activation: str = field(default="relu", metadata={"help": "'relu' (paper) or 'gelu' (authors' code)"})
     head_fusion: str = field(default="probability", metadata={"help": "'probability' (paper) or 'logit'"})
     prompt_features_norm: bool = field(default=True, metadata={"help": "final ViT norm on the prompt outputs"})
+    gate_bias: bool = field(default=True, metadata={"help": "gate bias of eqs. 12-13 (False: the authors' code)"})
     target_modules: Optional[list[str]] = field(default_factory=lambda: ["blocks", "head"],
                                                 metadata={"help": "the ViT's blocks and head (fixed)"})
 
@@ -141,7 +142,7 @@ class MLVPTConfig(PeftConfig):
         """The adapter config matching a :class:`mlic_hf.MultiLabelVPTConfig` (its groups and switches)."""
         fields = ("co_groups", "dc_groups", "num_groups", "num_prompts_per_group", "prompt_depth", "prompt_mask",
                   "prompt_dropout", "use_co_groups", "use_dc_groups", "use_moe", "expert_hidden_size",
-                  "expert_activation", "head_fusion", "prompt_features_norm")
+                  "expert_activation", "head_fusion", "prompt_features_norm", "gate_bias")
         return cls(**{name: getattr(config, name) for name in fields}, **kwargs)
 
 
@@ -314,14 +315,15 @@ class MLVPTModel(_PromptTuner):
             layer.update_layer(adapter_name, DualGroupHead(
                 kinds, peft_config.num_groups, peft_config.num_prompts_per_group, vit.embed_dim,
                 peft_config.expert_hidden_size, peft_config.expert_activation, peft_config.use_moe,
-                peft_config.head_fusion), peft_config.prompt_features_norm)
+                peft_config.head_fusion, gate_bias=peft_config.gate_bias), peft_config.prompt_features_norm)
         setattr(parent, target_name, layer)
 
 
 def last_ml_vpt_outputs(model: nn.Module) -> dict[str, torch.Tensor]:
     """The ML-VPT head's outputs of the last forward of ``model`` (a PeftModel or the wrapped ViT):
-    ``logits``, ``co_logits``, ``dc_logits``, gates and ``label_features`` — e.g. to train with eq. 17,
-    ``loss = asl(out["co_logits"], y) + asl(out["dc_logits"], y)``."""
+    ``logits``, ``co_logits``, ``dc_logits``, gates, gate logits and ``label_features`` — e.g. to train with eq. 17,
+    ``loss = asl(out["co_logits"], y) + asl(out["dc_logits"], y)``, plus ``asl(out["co_gate_logits"], y) +
+    asl(out["dc_gate_logits"], y)`` for the authors' gate-logit terms (``MultiLabelVPTConfig.gate_logit_loss``)."""
     for module in model.modules():
         if isinstance(module, MLVPTHeadLayer):
             if module.last_outputs is None:

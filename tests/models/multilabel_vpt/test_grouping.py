@@ -464,3 +464,21 @@ def test_script_errors_are_messages(tmp_path, capsys):
         script.main(["--tau", "0"])
     assert exit_info.value.code == 2
     assert "--tau must be" in capsys.readouterr().err
+
+
+def test_script_n_runs_keeps_the_best_run(tmp_path):
+    """``--n_runs`` gives the groups of ``compute_label_groups(..., n_runs=...)`` (best Calinski-Harabasz run)."""
+    from mlic_hf.data import load_mlic_dataset
+
+    script = load_script()
+    make_folder_dataset(tmp_path / "data")
+    output = tmp_path / "groups.json"
+    argv = ["--dataset", "folder", "--data_dir", str(tmp_path / "data"), "--num_groups", "3", "--n_runs", "3",
+            "--output", str(output)]
+    assert script.main(argv) == 0
+    written = LabelGroups.from_dict(json.loads(output.read_text(encoding="utf-8")))
+    labels = np.asarray(list(load_mlic_dataset("folder", str(tmp_path / "data"))["train"]["labels"]))
+    expected = compute_label_groups(labels, num_groups=3, n_runs=3)
+    assert (written.co, written.dc, written.n_runs) == (expected.co, expected.dc, 3)
+    with pytest.raises(SystemExit):
+        script.main(["--n_runs", "0"])

@@ -156,15 +156,19 @@ def test_config_validation():
                                                                            num_groups=2))
 
 
-def test_peft_adapter_computes_the_same_function():
+@pytest.mark.parametrize("switches", [{}, {"gate_bias": False, "prompt_mask": "self", "head_fusion": "logit"}],
+                         ids=["paper", "authors"])
+def test_peft_adapter_computes_the_same_function(switches):
     import timm
 
     from mlic_hf.models.multilabel_vpt.peft_methods import MLVPTConfig
 
-    model = tiny().eval()
+    model = tiny(**switches).eval()
+    adapter_config = MLVPTConfig.from_model_config(model.config)
+    assert adapter_config.gate_bias is switches.get("gate_bias", True)
     vit = timm.create_model(TINY["backbone"], img_size=32, num_classes=6, **TINY["backbone_kwargs"])
     vit.load_state_dict(model.vit.state_dict(), strict=False)  # same backbone; its own head is unused
-    peft_model = get_peft_model(vit, MLVPTConfig.from_model_config(model.config)).eval()
+    peft_model = get_peft_model(vit, adapter_config).eval()
     state = {}
     for key, value in model.state_dict().items():
         if key.startswith("prompts."):
