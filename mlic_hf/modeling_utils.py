@@ -165,7 +165,15 @@ class MLICPreTrainedModel(PreTrainedModel):
         kwargs.setdefault("use_safetensors", True)
         pretrained_model_name_or_path = check_checkpoint_path(pretrained_model_name_or_path, kwargs)
         check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
-        return _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
+        model = _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
+        # transformers 5 re-creates every loaded parameter as trainable (requires_grad=True): a method's frozen
+        # parts (ML-VPT's ViT) would silently train when a checkpoint is fine-tuned
+        model.freeze_parameters()
+        return model
+
+    def freeze_parameters(self) -> None:
+        """Set ``requires_grad=False`` on the parameters the method never trains (none by default; ML-VPT: its
+        ViT). Called by ``__init__`` and again after ``from_pretrained`` loaded the weights."""
 
 
 def _defines_own_init(module: nn.Module) -> bool:

@@ -159,6 +159,19 @@ def test_save_and_load_through_both_auto_classes(method, tmp_path):
     assert list(processor.image_mean) == list(model.config.image_mean)
 
 
+def test_loaded_model_trains_the_same_parameters(method, tmp_path):
+    """transformers re-creates loaded parameters as trainable: a method's frozen parts (ML-VPT's ViT) must stay
+    frozen in a loaded checkpoint, or fine-tuning it would silently train them."""
+    config_class, model_class = method
+    model = model_class(tiny_config(config_class))
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForMultiLabelImageClassification.from_pretrained(tmp_path)
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert {name for name, parameter in loaded.named_parameters() if parameter.requires_grad} == trainable
+    if config_class.model_type == "mlic-ml-vpt":
+        assert not any(name.startswith("vit.") for name in trainable)
+
+
 def test_from_pretrained_with_another_label_set(method, tmp_path):
     config_class, model_class = method
     model_class(tiny_config(config_class)).save_pretrained(tmp_path)

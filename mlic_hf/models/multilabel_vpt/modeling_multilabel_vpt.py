@@ -85,9 +85,13 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
                 self.prompts = PromptTokens(config.vpt_num_prompts, dim, prompt_depth, patch_size,
                                             config.prompt_dropout)
             self.classifier = nn.Linear(dim, config.num_labels)
-        if config.variant != "full-finetune":
-            self.vit.requires_grad_(False)
+        self.freeze_parameters()
         self.post_init()
+
+    def freeze_parameters(self) -> None:
+        """The ViT is frozen except for ``variant="full-finetune"``."""
+        if self.config.variant != "full-finetune":
+            self.vit.requires_grad_(False)
 
     def loss_logits(self, output: MultiLabelImageClassifierOutput) -> list[torch.Tensor]:
         """Eq. 17 sums the loss of the CO and DC heads (the baselines have one head); with ``gate_logit_loss`` the
