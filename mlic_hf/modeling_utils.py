@@ -171,6 +171,11 @@ class MLICPreTrainedModel(PreTrainedModel):
         model.freeze_parameters()
         return model
 
+    def get_backbone(self) -> nn.Module | None:
+        """The pretrained feature extractor (``self.backbone`` by default; ML-VPT: its ViT), which
+        ``--backbone_learning_rate`` trains at its own rate."""
+        return getattr(self, "backbone", None)
+
     def freeze_parameters(self) -> None:
         """Set ``requires_grad=False`` on the parameters the method never trains (none by default; ML-VPT: its
         ViT). Called by ``__init__`` and again after ``from_pretrained`` loaded the weights."""

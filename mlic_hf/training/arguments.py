@@ -25,6 +25,10 @@ class MLICTrainingArguments(TrainingArguments):
         channels_last: convert the model to ``torch.channels_last`` memory format before training.
         early_stopping_patience: stop after this many evaluations without a better ``metric_for_best_model``
             (``None`` disables).
+        backbone_learning_rate: peak learning rate of the pretrained backbone (``model.get_backbone()``); the
+            layers the method adds on top keep ``learning_rate``. ``None`` (default): one rate for the whole model.
+            A pretrained CNN adapting to new images often wants a higher rate than freshly initialised Transformer
+            heads tolerate (see the model zoo in the README).
 
     ``label_names`` (transformers: the input keys holding the labels) is not an argument here: every mlic_hf model
     takes its targets as ``labels``, and ``--label_names`` on the command line names the classes of a dataset
@@ -46,6 +50,8 @@ class MLICTrainingArguments(TrainingArguments):
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Evaluations without improvement before stopping (None: never)."}
     )
+    backbone_learning_rate: float | None = field(default=None, metadata={"help": (
+        "Peak learning rate of the pretrained backbone (default: --learning_rate, one rate for the whole model).")})
     # defaults of the MLIC recipe
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
@@ -80,6 +86,8 @@ class MLICTrainingArguments(TrainingArguments):
         silently wrong: a negative learning rate ascends the loss), as the one-line message naming it."""
         checks = (
             ("learning_rate", self.learning_rate > 0, "a positive number"),
+            ("backbone_learning_rate", self.backbone_learning_rate is None or self.backbone_learning_rate > 0,
+             "a positive number (leave it unset for --learning_rate)"),
             ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, "at least 1"),
             ("per_device_eval_batch_size", self.per_device_eval_batch_size >= 1, "at least 1"),
             ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, "at least 1"),

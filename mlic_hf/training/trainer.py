@@ -64,7 +64,34 @@ class MLICTrainer(Trainer):
 
             self.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
 
-    # --- schedule -------------------------------------------------------------------------------------------
+    # --- optimiser and schedule -----------------------------------------------------------------------------
+    def create_optimizer(self, model=None):
+        """transformers' AdamW groups (weight decay or not), each split into backbone and head parameters when
+        ``args.backbone_learning_rate`` is set, the backbone's at that rate (every group records its ``peak_lr``)."""
+        optimizer = super().create_optimizer(model)
+        backbone_lr = getattr(self.args, "backbone_learning_rate", None)
+        if backbone_lr is None or any("peak_lr" in group for group in optimizer.param_groups):
+            return optimizer
+        backbone = self.accelerator.unwrap_model(model if model is not None else self.model).get_backbone()
+        in_backbone = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+        groups = []
+        for group in optimizer.param_groups:
+            for is_backbone in (True, False):
+                params = [p for p in group["params"] if (id(p) in in_backbone) is is_backbone]
+                if params:
+                    lr = backbone_lr if is_backbone else group["lr"]
+                    groups.append({**group, "params": params, "lr": lr, "peak_lr": lr})
+        # before the first step the optimiser holds no state, so its groups can be replaced
+        optimizer.param_groups[:] = groups
+        trained = sum(1 for group in groups for p in group["params"] if id(p) in in_backbone)
+        logger.info("learning rates: %g for the backbone (%d tensors), %g for the rest", backbone_lr, trained,
+                    self.args.learning_rate)
+        return optimizer
+
+    def _peak_learning_rates(self, optimizer) -> list[float]:
+        """Each parameter group's peak learning rate (``args.learning_rate`` unless a backbone rate split it)."""
+        return [group.get("peak_lr", self.args.learning_rate) for group in optimizer.param_groups]
+
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """OneCycleLR when ``args.one_cycle`` (whose arguments reject transformers' scheduler settings), else
         transformers' ``lr_scheduler_type`` schedule."""
@@ -73,7 +100,7 @@ class MLICTrainer(Trainer):
         optimizer = optimizer if optimizer is not None else self.optimizer
         self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
-            max_lr=self.args.learning_rate,
+            max_lr=self._peak_learning_rates(optimizer),
             total_steps=max(num_training_steps, 2),
             pct_start=self.args.one_cycle_pct_start,
         )

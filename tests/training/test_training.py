@@ -289,3 +289,35 @@ def test_unknown_config_override_is_one_clear_error(tmp_path, data_cache, capsys
     assert error.startswith("error: --config_overrides: unknown field") and "\n" not in error
     assert "'hidden_size'" in error and "mlic-resnet-probabilistic" in error
     assert not (tmp_path / "x" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_backbone_learning_rate_splits_the_groups(method, tmp_path, data_cache):
+    """``--backbone_learning_rate`` puts exactly the backbone's trainable parameters in groups of that peak rate,
+    and OneCycleLR keeps the ratio of the two rates at every step."""
+    from mlic_hf.data.transforms import collate_fn
+    from mlic_hf.training.experiment import attach_transforms, build_model, load_splits
+    from mlic_hf.training.trainer import MLICTrainer
+
+    model_args, data_args, training_args = parse_args(_argv(
+        tmp_path / "run", data_cache, method=method, max_steps=10, learning_rate=1e-3, backbone_learning_rate=1e-2))
+    train, evaluation, test, names = load_splits(data_args)
+    model = build_model(model_args, names, train)
+    train, evaluation, _, _ = attach_transforms(model, data_args, train, evaluation, test, 0)
+    trainer = MLICTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
+                          data_collator=collate_fn)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    groups = trainer.optimizer.param_groups
+    by_rate = {rate: {id(p) for g in groups if g["peak_lr"] == rate for p in g["params"]} for rate in (1e-2, 1e-3)}
+    backbone = {id(p) for p in model.get_backbone().parameters() if p.requires_grad}
+    assert by_rate[1e-2] == backbone  # empty for ML-VPT, whose ViT is frozen
+    assert by_rate[1e-3] == {id(p) for p in model.parameters() if p.requires_grad} - backbone
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+    for _ in range(4):
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+        rates = {g["peak_lr"]: g["lr"] for g in groups}
+        if backbone:
+            assert rates[1e-2] == pytest.approx(10 * rates[1e-3])
+    with pytest.raises(ValueError, match="--backbone_learning_rate must be a positive number"):
+        parse_args(_argv(tmp_path / "bad", data_cache, backbone_learning_rate=0))

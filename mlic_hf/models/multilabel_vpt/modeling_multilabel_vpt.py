@@ -88,6 +88,9 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         self.freeze_parameters()
         self.post_init()
 
+    def get_backbone(self) -> nn.Module:
+        return self.vit
+
     def freeze_parameters(self) -> None:
         """The ViT is frozen except for ``variant="full-finetune"``."""
         if self.config.variant != "full-finetune":
