@@ -165,11 +165,12 @@ class MLICPreTrainedModel(PreTrainedModel):
         kwargs.setdefault("use_safetensors", True)
         pretrained_model_name_or_path = check_checkpoint_path(pretrained_model_name_or_path, kwargs)
         check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
-        model = _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
+        loaded = _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
         # transformers 5 re-creates every loaded parameter as trainable (requires_grad=True): a method's frozen
         # parts (ML-VPT's ViT) would silently train when a checkpoint is fine-tuned
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, info) with output_loading_info
         model.freeze_parameters()
-        return model
+        return loaded
 
     def get_backbone(self) -> nn.Module | None:
         """The pretrained feature extractor (``self.backbone`` by default; ML-VPT: its ViT), which
