@@ -95,6 +95,16 @@ class HFDatasetArguments:
         )
 
 
+def default_split_roles(available=None, eval_split: str | None = None) -> dict[str, str]:
+    """The splits a 🤗 Datasets dataset with splits ``available`` (``None``: not known yet) uses by role: ``train``,
+    ``eval`` (``eval_split``, else the first of :data:`VALIDATION_NAMES` it has, else ``validation``, the one made
+    from train) and ``test`` (``test``, else the eval split: reported on like COCO's ``val``)."""
+    present = set(available or ())
+    evaluation = eval_split or next((n for n in VALIDATION_NAMES if n in present), "validation")
+    return {"train": "train", "eval": evaluation,
+            "test": "test" if available is None or "test" in present else evaluation}
+
+
 def parse_label_names(value: str | None) -> list[str] | None:
     """``--label_names`` as a list: a JSON list or comma-separated names (``None`` stays ``None``)."""
     import json

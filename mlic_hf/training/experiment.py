@@ -272,15 +272,13 @@ def split_names(data_args: DataArguments, available=None) -> dict[str, str]:
     ``train``) and ``test``; with ``available`` (its split names) and no ``test``, the validation split is reported
     as the test split, as COCO's ``val`` is."""
     from ..data import default_splits
-    from ..data.hf_dataset import VALIDATION_NAMES
+    from ..data.hf_dataset import default_split_roles
 
     given = {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split}
     if data_args.dataset_name:
-        present = list(available or ())
-        evaluation = given["eval"] or next((n for n in VALIDATION_NAMES if n in present), "validation")
-        test = given["test"] or ("test" if available is None or "test" in present else evaluation)
-        return {"train": given["train"] or "train", "eval": evaluation, "test": test}
-    names = default_splits(data_args.dataset)
+        names = default_split_roles(available, given["eval"])
+    else:
+        names = default_splits(data_args.dataset)
     return {role: given[role] or names[role] for role in names}
 
 
@@ -691,11 +689,10 @@ def _evaluation_split(data, dataset: str, data_dir, split: str | None, max_sampl
     """(the split ``split`` of ``data``, or its default test split, truncated to ``max_samples``; its name). A 🤗
     Datasets dataset without ``test`` is evaluated on its validation split."""
     from ..data import DATASETS, default_splits
-    from ..data.hf_dataset import VALIDATION_NAMES
+    from ..data.hf_dataset import default_split_roles
 
-    if split is None and dataset not in DATASETS:
-        split = next((n for n in ("test", *VALIDATION_NAMES) if n in data), "test")
-    split = split or default_splits(dataset)["test"]
+    if split is None:
+        split = (default_splits(dataset) if dataset in DATASETS else default_split_roles(list(data)))["test"]
     if split not in data:
         raise ValueError(f"split {split!r} not in dataset {dataset!r} (has {list(data)})")
     subset = data[split]
