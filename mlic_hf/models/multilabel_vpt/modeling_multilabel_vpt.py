@@ -19,6 +19,7 @@ from .prompts import (
     PromptTokens,
     check_vision_transformer,
     embed_tokens,
+    patch_in_chans,
     prompt_attention_mask,
     run_prompted_blocks,
 )
@@ -76,14 +77,15 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
                 config.label_groups_source = "fallback"
             kinds = label_group_kinds(config.co_groups, config.dc_groups, config.use_co_groups, config.use_dc_groups)
             self.prompt_groups = group_prompt_layout(config.num_groups, config.num_prompts_per_group, len(kinds))
-            self.prompts = PromptTokens(len(self.prompt_groups), dim, prompt_depth, patch_size, config.prompt_dropout)
+            self.prompts = PromptTokens(len(self.prompt_groups), dim, prompt_depth, patch_size, config.prompt_dropout,
+                                        patch_in_chans(self.vit))
             self.head = DualGroupHead(kinds, config.num_groups, config.num_prompts_per_group, dim,
                                       config.expert_hidden_size, config.expert_activation, config.use_moe,
                                       config.head_fusion, gate_bias=config.gate_bias)
         else:
             if config.variant == "vpt":
                 self.prompts = PromptTokens(config.vpt_num_prompts, dim, prompt_depth, patch_size,
-                                            config.prompt_dropout)
+                                            config.prompt_dropout, patch_in_chans(self.vit))
             self.classifier = nn.Linear(dim, config.num_labels)
         self.freeze_parameters()
         self.post_init()

@@ -47,7 +47,15 @@ from .moe import (
     label_group_kinds,
     validate_label_groups,
 )
-from .prompts import PROMPT_DEPTHS, PROMPT_MASKS, PromptTokens, check_vision_transformer, prompt_attention_mask, run_prompted_blocks
+from .prompts import (
+    PROMPT_DEPTHS,
+    PROMPT_MASKS,
+    PromptTokens,
+    check_vision_transformer,
+    patch_in_chans,
+    prompt_attention_mask,
+    run_prompted_blocks,
+)
 from .peft_registry import add_peft_type, register_method
 
 VPT_PREFIX = "vptprompt_"
@@ -272,7 +280,7 @@ class _PromptTuner(BaseTuner):
     def _prompt_tokens(self, num_tokens: int, depth: str, dropout: float) -> PromptTokens:
         vit = self.model
         return PromptTokens(num_tokens, vit.embed_dim, len(vit.blocks) if depth == "deep" else 1,
-                            vit.patch_embed.patch_size, dropout)
+                            vit.patch_embed.patch_size, dropout, patch_in_chans(vit))
 
 
 class VPTModel(_PromptTuner):

