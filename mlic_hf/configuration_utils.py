@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -18,6 +19,8 @@ from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
+
+logger = logging.getLogger(__name__)
 
 #: Loss names understood by :func:`mlic_hf.losses.loss_from_config`.
 LOSS_NAMES = ("bce", "focal", "asl", "apl")
@@ -126,6 +129,13 @@ class MLICConfig(PreTrainedConfig):
         asl_clamp_probabilities (`bool`, defaults to `False`):
             ASL's logs as the official code computes them, ``log(max(p, asl_eps))`` and ``log(max(1 - p_m,
             asl_eps))``, instead of the exact ``logsigmoid`` (the ML-VPT authors' setting, ``--preset m3-authors``).
+        thresholds (`list[float]`, *optional*):
+            Per-class decision thresholds on the sigmoid probabilities, one per label, chosen on a validation split
+            (:mod:`mlic_hf.calibration`: ``scripts/calibrate_thresholds.py``, or ``scripts/train.py`` after
+            training). ``predict.py``, ``multilabel_pipeline`` and the demo use them unless a threshold is given;
+            ``None`` means one global threshold (0.5).
+        thresholds_objective (`str`, *optional*):
+            How ``thresholds`` were chosen, for the model card: e.g. ``"f1"`` or ``"precision>=0.9"``.
         apl_gamma_neg (`float`, defaults to 2.0), apl_gamma_pos (`float`, defaults to 0.0), apl_threshold
         (`float`, defaults to 0.05), apl_alpha1 (`float`, defaults to 0.0), apl_alpha2 (`float`, defaults to 1.75),
         apl_beta1 (`float`, defaults to 1.0), apl_eps (`float`, defaults to 1e-8), apl_focal_no_grad (`bool`,
@@ -168,6 +178,9 @@ class MLICConfig(PreTrainedConfig):
     apl_beta1: float = 1.0
     apl_eps: float = 1e-8
     apl_focal_no_grad: bool = True
+
+    thresholds: list[float] | None = None
+    thresholds_objective: str | None = None
 
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:
@@ -217,6 +230,15 @@ class MLICConfig(PreTrainedConfig):
             value = getattr(self, name)
             if value is not None and len(value) != 3:
                 raise ValueError(f"{name} must have 3 values (RGB), got {value!r}")
+        if self.thresholds is not None and len(self.thresholds) != self.num_labels:
+            # e.g. from_pretrained(..., num_labels=N, ignore_mismatched_sizes=True): they belong to the old labels
+            logger.warning("thresholds has %d values but the config has %d labels: dropping them (calibrate again "
+                           "for this label set)", len(self.thresholds), self.num_labels)
+            self.thresholds, self.thresholds_objective = None, None
+        if self.thresholds is not None:
+            from .calibration import check_thresholds
+
+            self.thresholds = check_thresholds(self.thresholds, self.num_labels)
 
 
 def pop_renamed_fields(config: PreTrainedConfig, kwargs: dict[str, Any]) -> None:

@@ -31,10 +31,11 @@ def load_model(checkpoint: str, device: str | torch.device = "cpu"):
     return model.to(device).eval()
 
 
-def check_prediction_options(threshold: float = 0.5, top_k: int | None = None, batch_size: int = 32) -> None:
+def check_prediction_options(threshold: float | None = 0.5, top_k: int | None = None, batch_size: int = 32) -> None:
     """Raise ``ValueError`` naming the option for a threshold outside [0, 1], ``top_k`` < 1 or ``batch_size`` < 1
-    (``top_k=0`` would report no label and ``batch_size=0`` no image at all, silently)."""
-    if not 0.0 <= threshold <= 1.0:
+    (``top_k=0`` would report no label and ``batch_size=0`` no image at all, silently). ``threshold=None`` means
+    the checkpoint's calibrated thresholds (else 0.5)."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1 (or unset for every label above the threshold), got {top_k}")
@@ -105,7 +106,7 @@ def predict_probabilities(
 def predict_files(
     model,
     inputs: Sequence[str | os.PathLike],
-    threshold: float = 0.5,
+    threshold: float | None = None,
     top_k: int | None = None,
     batch_size: int = 32,
     skip_bad: bool = False,
@@ -116,8 +117,14 @@ def predict_files(
 
     Returns (results, skipped): one ``{"file", "labels", "scores"}`` dict per readable image — ``labels`` are the
     names with probability ≥ ``threshold`` (highest first; at most ``top_k`` if given), ``scores`` every label's
-    probability — and the ``(file, reason)`` pairs skipped when ``skip_bad`` (otherwise a bad file raises)."""
+    probability — and the ``(file, reason)`` pairs skipped when ``skip_bad`` (otherwise a bad file raises).
+    ``threshold=None``: the checkpoint's calibrated per-class thresholds (``config.thresholds``), else 0.5."""
+    from .calibration import thresholds_from_config
+
     check_prediction_options(threshold, top_k, batch_size)
+    cutoffs = thresholds_from_config(model.config) if threshold is None else None
+    if cutoffs is None:
+        cutoffs = np.full(model.config.num_labels, 0.5 if threshold is None else threshold)
     paths = expand_inputs(inputs)
     images, kept, skipped = [], [], []
     for path in paths:
@@ -135,7 +142,7 @@ def predict_files(
     results = []
     for path, row in zip(kept, probs):
         order = np.argsort(-row, kind="stable")
-        chosen = [names[i] for i in order if row[i] >= threshold]
+        chosen = [names[i] for i in order if row[i] >= cutoffs[i]]
         if top_k is not None:
             chosen = chosen[:top_k]
         results.append({"file": str(path), "labels": chosen, "scores": {names[i]: float(row[i]) for i in order}})

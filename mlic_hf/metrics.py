@@ -187,6 +187,19 @@ def _check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
+def _check_class_thresholds(threshold: Any, num_classes: int) -> float | np.ndarray:
+    """A global threshold (float) or one per class (``(C,)`` array, e.g. calibrated ``config.thresholds``)."""
+    if np.ndim(threshold) == 0:
+        return _check_threshold(threshold)
+    values = np.asarray(threshold, dtype=np.float64)
+    if values.shape != (num_classes,):
+        raise ValueError(f"`threshold` must be a number or one value per class ({num_classes}), got shape "
+                         f"{values.shape}.")
+    if not np.isfinite(values).all():
+        raise ValueError("`threshold` values must be finite.")
+    return values
+
+
 def _check_label_names(label_names: Sequence[str] | None, num_classes: int) -> list[str] | None:
     if label_names is None:
         return None
@@ -565,7 +578,7 @@ def multilabel_metrics(
     scores: Any,
     targets: Any,
     *,
-    threshold: float = 0.5,
+    threshold: float | Sequence[float] = 0.5,
     top_k: int | None = 3,
     ignore_mask: Any | None = None,
     ap_mode: str = "non_interpolated",
@@ -578,9 +591,9 @@ def multilabel_metrics(
         scores (array-like or `torch.Tensor` of shape `(N, C)`):
             Probabilities (default) or logits (`scores_are_logits=True`).
         targets (array-like or `torch.Tensor` of shape `(N, C)`): ground truth in {0, 1}.
-        threshold (`float`, *optional*, defaults to 0.5):
+        threshold (`float` or sequence of `float`, *optional*, defaults to 0.5):
             Probability threshold of the thresholded metrics (a label is predicted when its probability is
-            `>= threshold`).
+            `>= threshold`): one for every class, or one per class (e.g. calibrated, [`mlic_hf.calibration`]).
         top_k (`int`, *optional*, defaults to 3):
             Also report the `*_top{k}` metrics, where a label is predicted when it is among the `k` highest-scoring
             labels of the image **and** its probability is `>= threshold` (the ML-GCN convention). `None` skips them.
@@ -603,10 +616,10 @@ def multilabel_metrics(
             unknown `ap_mode`.
     """
     _check_mode(ap_mode, "ap_mode")
-    threshold = _check_threshold(threshold)
     if top_k is not None:
         top_k = _check_k(top_k, "top_k")
     scores = _as_scores(scores)
+    threshold = _check_class_thresholds(threshold, scores.shape[1])
     names = _check_label_names(label_names, scores.shape[1])
     mask = _as_ignore_mask(ignore_mask, scores.shape)
     positives = _as_binary(targets, "targets", scores.shape, mask)
@@ -626,7 +639,7 @@ def multilabel_metrics(
         if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
             warnings.warn(
                 "`scores` has values outside [0, 1] but `scores_are_logits=False`: the thresholded metrics compare "
-                f"them with the probability threshold {threshold}. Pass `scores_are_logits=True` for logits.",
+                "them with a probability threshold. Pass `scores_are_logits=True` for logits.",
                 UserWarning,
                 stacklevel=2,
             )

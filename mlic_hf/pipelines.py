@@ -3,7 +3,9 @@
 ``pipeline("image-classification", model=DIR)`` works for every mlic_hf checkpoint out of the box (sigmoid scores,
 pass ``top_k=num_labels`` to get every label). This module adds the task ``"multi-label-image-classification"``
 (:class:`MultiLabelImageClassificationPipeline`), which additionally returns every label by default (``top_k=None``
-means all labels) and can keep only scores ≥ ``threshold``.
+means all labels) and can keep only scores ≥ ``threshold``; a checkpoint with calibrated per-class thresholds
+(``config.thresholds``, :mod:`mlic_hf.calibration`) keeps the labels above their own thresholds unless a
+``threshold`` is given (``threshold=0`` returns every label).
 
 Both pipelines read local files and PIL images of mlic_hf checkpoints with :func:`read_image_input`: 16-bit and
 float images are rescaled and alpha is composited on white, as in training and ``scripts/predict.py``.
@@ -69,7 +71,8 @@ _preprocess_reading_with_mlic.transformers_preprocess = _transformers_preprocess
 
 class MultiLabelImageClassificationPipeline(ImageClassificationPipeline):
     """Image classification with independent per-label sigmoid scores. Call with an image, a path, or a list; keyword
-    arguments: ``top_k`` (default: all labels), ``threshold`` (default: none), ``timeout``."""
+    arguments: ``top_k`` (default: all labels), ``threshold`` (default: the checkpoint's calibrated per-class
+    ``config.thresholds`` if it has them, else none: every label), ``timeout``."""
 
     def _sanitize_parameters(self, top_k=None, function_to_apply=None, timeout=None, threshold=None):
         preprocess, forward, postprocess = super()._sanitize_parameters(
@@ -92,7 +95,11 @@ class MultiLabelImageClassificationPipeline(ImageClassificationPipeline):
             function_to_apply = ClassificationFunction(function_to_apply.lower())
         results = super().postprocess(model_outputs, function_to_apply=function_to_apply, top_k=top_k)
         if threshold is not None:
-            results = [r for r in results if r["score"] >= threshold]
+            return [r for r in results if r["score"] >= threshold]
+        calibrated = getattr(self.model.config, "thresholds", None)
+        if calibrated is not None:
+            label2id = self.model.config.label2id
+            results = [r for r in results if r["score"] >= calibrated[label2id[r["label"]]]]
         return results
 
 

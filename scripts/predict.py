@@ -5,7 +5,8 @@
     python scripts/predict.py --checkpoint outputs/demo images/ --output predictions.jsonl
 
 Prints one line per image (labels above the threshold with their probabilities), or writes JSON lines with every
-label's probability (``--output``). A bad flag, checkpoint or image file is reported in one line (``error: ...``,
+label's probability (``--output``). Without ``--threshold``, a checkpoint's calibrated per-class thresholds
+(``scripts/calibrate_thresholds.py``; ``scripts/train.py`` saves them) decide, else 0.5. A bad flag, checkpoint or image file is reported in one line (``error: ...``,
 exit code 2); ``--skip_bad`` skips unreadable images (including decompression bombs) instead.
 """
 
@@ -21,7 +22,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or Hub id")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability above which a label is predicted")
+    parser.add_argument("--threshold", type=float, default=None, help=(
+        "probability above which a label is predicted (default: the checkpoint's calibrated per-class thresholds, "
+        "else 0.5)"))
     parser.add_argument("--top_k", type=int, default=None, help="report at most this many labels per image")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--skip_bad", action="store_true", help="skip unreadable files instead of stopping")

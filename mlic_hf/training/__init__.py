@@ -9,15 +9,17 @@
   callbacks;
 - :mod:`.checkpoints`: crash-safe checkpoints (the completion marker written last, what ``last`` resumes from);
 - :mod:`.experiment`: the command-line experiment (arguments, model and splits, the run with its test report and
-  run files, evaluation of a saved checkpoint).
+  run files, evaluation of a saved checkpoint);
+- :mod:`.calibrate`: per-class thresholds of a saved checkpoint chosen on a validation split.
 """
 
 from . import experiment as _experiment
 from .arguments import MLICTrainingArguments
+from .calibrate import calibrate_checkpoint
 from .checkpoints import COMPLETE_MARKER
 from .ema import EMA_WEIGHTS_NAME, ModelEMA
 from .experiment import *  # noqa: F403  (the command-line experiment: see experiment.__all__)
 from .trainer import EpochSetterCallback, MLICTrainer
 
-__all__ = ["COMPLETE_MARKER", "EMA_WEIGHTS_NAME", "EpochSetterCallback", "MLICTrainer", "MLICTrainingArguments",
+__all__ = ["COMPLETE_MARKER", "calibrate_checkpoint", "EMA_WEIGHTS_NAME", "EpochSetterCallback", "MLICTrainer", "MLICTrainingArguments",
            "ModelEMA", *_experiment.__all__]

@@ -32,6 +32,8 @@ __all__ = [
     "parse_args",
     "build_config",
     "checkpoint_config",
+    "SplitScores",
+    "score_checkpoint_split",
     "build_model",
     "split_names",
     "dataset_label",
@@ -102,9 +104,17 @@ class DataArguments(HFDatasetArguments):
     threshold: float = field(default=0.5, metadata={"help": "Probability threshold of CP/CR/CF1/OP/OR/OF1."})
     top_k: int = field(default=3, metadata={"help": "k of the top-k metrics."})
     ap_mode: str = field(default="non_interpolated", metadata={"help": "non_interpolated, interpolated, 11point."})
+    calibrate_thresholds: str = field(default="f1", metadata={"help": (
+        "After training, choose per-class thresholds on the eval split and save them in the config: f1 (best F1 "
+        "per class), precision (lowest threshold reaching --target_precision) or none.")})
+    target_precision: float | None = field(default=None, metadata={"help": (
+        "The precision each class must reach with --calibrate_thresholds precision, in (0, 1].")})
 
     def __post_init__(self):
         super().__post_init__()
+        from ..calibration import check_calibration_args
+
+        check_calibration_args(self.calibrate_thresholds, self.target_precision)
         if self.dataset_name and parse_json_object(self.dataset_kwargs, "dataset_kwargs"):
             raise ValueError("--dataset_kwargs sets options of a built-in dataset's loader; with --dataset_name use "
                              "--dataset_config_name, --data_files and the column flags")
@@ -224,6 +234,9 @@ def checkpoint_config(model_args: ModelArguments, label_names: list[str]):
     old_names = [saved.id2label[i] for i in range(saved.num_labels)]
     fields = saved.to_dict()
     fields.update(_config_overrides(model_args, type(saved)))
+    # thresholds calibrated for the checkpoint's weights: fine-tuning changes the scores (train.py calibrates again)
+    fields.pop("thresholds", None)
+    fields.pop("thresholds_objective", None)
     fields["id2label"] = dict(enumerate(label_names))
     fields["label2id"] = {name: index for index, name in enumerate(label_names)}
     fields.pop("num_labels", None)
@@ -447,7 +460,7 @@ def make_trainer(model, data_args: DataArguments, training_args, train, evaluati
 class _TestResult:
     """The test split predicted once, with the weights (raw or EMA) chosen on the eval split."""
 
-    metrics: dict[str, Any]  # multilabel_metrics, with per_class_AP
+    metrics: dict[str, Any]  # multilabel_metrics, with per_class_AP (and CF1_calibrated ... when calibrated)
     used_ema: bool
     probabilities: np.ndarray
     labels: np.ndarray  # the test label_ids: negative entries are unknown labels
@@ -461,18 +474,16 @@ class _TestResult:
 
 
 def _test_with_best_weights(trainer: MLICTrainer, test, data_args: DataArguments, label_names) -> _TestResult:
-    """Choose raw or EMA weights on the eval split, then predict the test split once with the chosen weights."""
-    from ..metrics import multilabel_metrics, sigmoid
+    """Choose raw or EMA weights on the eval split, then predict the test split once with the chosen weights, and
+    calibrate per-class thresholds on the eval split (reported on test as ``*_calibrated``)."""
+    from ..metrics import multilabel_metrics
 
     eval_metrics = trainer.evaluate()
     used_ema = trainer.use_best_weights(eval_metrics)
     # The chosen weights are in the model now: detached, the EMA is not evaluated a second time on the test split.
     ema, trainer.ema = trainer.ema, None
     prediction = trainer.predict(test, metric_key_prefix="test")
-    trainer.ema = ema
-    labels = np.asarray(prediction.label_ids)
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    probabilities = sigmoid(logits)
+    probabilities, labels = _probabilities_and_labels(prediction)
     metrics = multilabel_metrics(
         probabilities,
         np.clip(labels, 0, 1),
@@ -482,7 +493,40 @@ def _test_with_best_weights(trainer: MLICTrainer, test, data_args: DataArguments
         ap_mode=data_args.ap_mode,
         label_names=label_names,
     )
+    thresholds = _calibrate_on_eval_split(trainer, data_args)
+    trainer.ema = ema
+    if thresholds is not None:
+        from ..calibration import metrics_at_thresholds
+
+        metrics.update(metrics_at_thresholds(probabilities, np.clip(labels, 0, 1), thresholds, labels < 0))
     return _TestResult(metrics, used_ema, probabilities, labels, label_names)
+
+
+def _probabilities_and_labels(prediction) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid probabilities and label ids of a ``Trainer.predict`` output (logits first when it is a tuple)."""
+    from ..metrics import sigmoid
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return sigmoid(logits), np.asarray(prediction.label_ids)
+
+
+def _calibrate_on_eval_split(trainer: MLICTrainer, data_args: DataArguments) -> np.ndarray | None:
+    """Per-class thresholds chosen on the eval split with the final weights (``--calibrate_thresholds``), stored in
+    the model's config (saved with it); None when switched off."""
+    from ..calibration import calibrate_thresholds, objective_name
+
+    if data_args.calibrate_thresholds == "none" or trainer.eval_dataset is None:
+        return None
+    probabilities, labels = _probabilities_and_labels(trainer.predict(trainer.eval_dataset, metric_key_prefix="cal"))
+    thresholds = calibrate_thresholds(probabilities, np.clip(labels, 0, 1), ignore_mask=labels < 0,
+                                      objective=data_args.calibrate_thresholds,
+                                      target_precision=data_args.target_precision)
+    config = trainer.model.config
+    config.thresholds = [float(t) for t in thresholds]
+    config.thresholds_objective = objective_name(data_args.calibrate_thresholds, data_args.target_precision)
+    logger.info("calibrated per-class thresholds on the eval split (%s): %s", config.thresholds_objective,
+                np.array2string(thresholds, precision=3, max_line_width=120, threshold=12))
+    return thresholds
 
 
 def _finish_run(model_args, data_args, training_args, result: _TestResult, extra: dict, push_to_hub: bool) -> None:
@@ -596,6 +640,68 @@ def _redact_data_files(value: str | None) -> str | None:
     return json.dumps(redact_local_paths(parsed))
 
 
+@dataclass
+class SplitScores:
+    """A checkpoint's probabilities on one dataset split, with the split's labels."""
+
+    model: Any
+    dataset: str
+    split: str
+    scores: np.ndarray  # (N, C) sigmoid probabilities
+    labels: np.ndarray  # (N, C) multi-hot
+    ignore_mask: np.ndarray | None  # (N, C) True where a label is unknown
+    label_names: list[str]
+
+
+def score_checkpoint_split(
+    checkpoint: str,
+    dataset: str = "fashion_mosaic",
+    data_dir: str | None = None,
+    split: str | None = None,
+    dataset_kwargs: dict[str, Any] | None = None,
+    batch_size: int = 64,
+    max_samples: int | None = None,
+    progress: bool = True,
+    source: HFDatasetArguments | None = None,
+    seed: int = 42,
+    role: str = "test",
+) -> SplitScores:
+    """Load ``checkpoint`` and predict one split of a dataset (``split``, else the dataset's ``role`` split:
+    ``"test"`` or ``"eval"``).
+
+    The dataset is the built-in ``dataset``, or the 🤗 Datasets dataset of ``source`` (``source.dataset_name``
+    set), whose labels are read with the checkpoint's label names; its default test split is ``test``, else the
+    validation split, which is made from ``train`` as ``scripts/train.py`` made it when the dataset has none
+    (``seed``: the training run's, 42 by default). The checkpoint's label names must match the dataset's (same
+    names, same order)."""
+    from ..data import label_names_of
+    from ..inference import load_model, load_processor, predict_probabilities
+
+    for name, value in (("batch_size", batch_size), ("max_samples", max_samples)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
+    model = load_model(checkpoint)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if source is not None and source.dataset_name:
+        dataset = source.dataset_name
+        data = source.load(data_dir, seed=seed, label_names=names)
+    else:
+        from ..data import load_mlic_dataset
+
+        data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
+    subset, split = _evaluation_split(data, dataset, data_dir, split, max_samples, role)
+    dataset_names = label_names_of(subset)
+    if names != dataset_names:
+        raise ValueError(
+            f"{checkpoint} was trained for labels {names[:8]}... but dataset {dataset!r} has {dataset_names[:8]}..."
+        )
+    scores = predict_probabilities(model, _DecodedImages(subset), batch_size=batch_size, progress=progress,
+                                   desc=f"predict {split}", processor=load_processor(checkpoint, model.config))
+    labels = np.asarray(subset["labels"], dtype=np.float32)
+    mask = np.asarray(subset["ignore_mask"], dtype=bool) if "ignore_mask" in subset.column_names else None
+    return SplitScores(model, dataset, split, scores, labels, mask, names)
+
+
 def evaluate_checkpoint(
     checkpoint: str,
     dataset: str = "fashion_mosaic",
@@ -611,55 +717,27 @@ def evaluate_checkpoint(
     source: HFDatasetArguments | None = None,
     seed: int = 42,
 ) -> dict[str, Any]:
-    """Metrics of a saved checkpoint on one split of a dataset (mAP, CP/CR/CF1, OP/OR/OF1, top-k, per-class AP).
-
-    The dataset is the built-in ``dataset``, or the 🤗 Datasets dataset of ``source`` (``source.dataset_name``
-    set), whose labels are read with the checkpoint's label names; its default split is ``test``, else the
-    validation split, which is made from ``train`` as ``scripts/train.py`` made it when the dataset has none
-    (``seed``: the training run's, 42 by default). The checkpoint's label names must match the dataset's (same
-    names, same order)."""
-    from ..data import label_names_of
-    from ..inference import load_model, load_processor, predict_probabilities
+    """Metrics of a saved checkpoint on one split of a dataset (mAP, CP/CR/CF1, OP/OR/OF1, top-k, per-class AP;
+    with calibrated ``config.thresholds``, also CP/CR/CF1/OP/OR/OF1 at them, as ``*_calibrated``). The split and
+    dataset arguments are those of :func:`score_checkpoint_split`."""
+    from ..calibration import metrics_at_thresholds, thresholds_from_config
     from ..metrics import multilabel_metrics
 
     check_metric_args(threshold, top_k, ap_mode)
-    for name, value in (("batch_size", batch_size), ("max_samples", max_samples)):
-        if value is not None and value < 1:
-            raise ValueError(f"--{name} must be at least 1, got {value}")
-    model = load_model(checkpoint)
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if source is not None and source.dataset_name:
-        dataset = source.dataset_name
-        data = source.load(data_dir, seed=seed, label_names=names)
-    else:
-        from ..data import load_mlic_dataset
-
-        data = load_mlic_dataset(dataset, data_dir, **(dataset_kwargs or {}))
-    subset, split = _evaluation_split(data, dataset, data_dir, split, max_samples)
-    dataset_names = label_names_of(subset)
-    if names != dataset_names:
-        raise ValueError(
-            f"{checkpoint} was trained for labels {names[:8]}... but dataset {dataset!r} has {dataset_names[:8]}..."
-        )
-    scores_arr = predict_probabilities(model, _DecodedImages(subset), batch_size=batch_size, progress=progress,
-                                       desc=f"evaluate {split}", processor=load_processor(checkpoint, model.config))
-    labels_arr = np.asarray(subset["labels"], dtype=np.float32)
-    mask = np.asarray(subset["ignore_mask"], dtype=bool) if "ignore_mask" in subset.column_names else None
-    metrics = multilabel_metrics(
-        scores_arr,
-        labels_arr,
-        threshold=threshold,
-        top_k=top_k,
-        ignore_mask=mask,
-        ap_mode=ap_mode,
-        label_names=names,
-    )
+    run = score_checkpoint_split(checkpoint, dataset, data_dir, split, dataset_kwargs, batch_size, max_samples,
+                                 progress, source, seed)
+    metrics = multilabel_metrics(run.scores, run.labels, threshold=threshold, top_k=top_k,
+                                 ignore_mask=run.ignore_mask, ap_mode=ap_mode, label_names=run.label_names)
+    calibrated = thresholds_from_config(run.model.config)
+    if calibrated is not None:  # the thresholded metrics again at the checkpoint's own per-class thresholds
+        metrics.update(metrics_at_thresholds(run.scores, run.labels, calibrated, run.ignore_mask))
     return {
         "checkpoint": checkpoint,
-        "dataset": dataset,
-        "split": split,
-        "num_samples": len(subset),
+        "dataset": run.dataset,
+        "split": run.split,
+        "num_samples": len(run.scores),
         "threshold": threshold,
+        "thresholds_objective": run.model.config.thresholds_objective if calibrated is not None else None,
         "ap_mode": ap_mode,
         "metrics": {k: float(v) for k, v in metrics.items() if k != "per_class_AP"},
         "per_class_AP": {k: float(v) for k, v in metrics["per_class_AP"].items()},
@@ -685,14 +763,14 @@ class _DecodedImages:
         return (decode_image(row["image"], row.get("image_id")) for row in self.rows)
 
 
-def _evaluation_split(data, dataset: str, data_dir, split: str | None, max_samples: int | None):
-    """(the split ``split`` of ``data``, or its default test split, truncated to ``max_samples``; its name). A 🤗
-    Datasets dataset without ``test`` is evaluated on its validation split."""
+def _evaluation_split(data, dataset: str, data_dir, split: str | None, max_samples: int | None, role: str = "test"):
+    """(the split ``split`` of ``data``, or its default ``role`` split (``"test"``/``"eval"``), truncated to
+    ``max_samples``; its name). A 🤗 Datasets dataset without ``test`` is evaluated on its validation split."""
     from ..data import DATASETS, default_splits
     from ..data.hf_dataset import default_split_roles
 
     if split is None:
-        split = (default_splits(dataset) if dataset in DATASETS else default_split_roles(list(data)))["test"]
+        split = (default_splits(dataset) if dataset in DATASETS else default_split_roles(list(data)))[role]
     if split not in data:
         raise ValueError(f"split {split!r} not in dataset {dataset!r} (has {list(data)})")
     subset = data[split]

@@ -77,6 +77,10 @@ def test_two_step_training_run_per_method(method, tmp_path, data_cache):
     assert run["test_metrics"]["mAP"] == pytest.approx(metrics["mAP"])
     assert str(data_cache) not in (out / "mlic_run.json").read_text()  # no local paths in uploaded files
     assert run["training_args"]["adam_beta2"] == 0.999 and run["data_args"]["cutout"] == 0.5
+    # per-class thresholds calibrated on the eval split (best F1) are saved with the model and reported on test
+    saved = json.loads((out / "config.json").read_text())
+    assert len(saved["thresholds"]) == 10 and saved["thresholds_objective"] == "f1"
+    assert 0.0 <= run["test_metrics"]["CF1_calibrated"] <= 1.0
     loaded = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(out)
     assert loaded.config.id2label[0] == "T-shirt/top"
 
