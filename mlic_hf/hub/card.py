@@ -407,6 +407,8 @@ def _metric_rows(test_metrics: Mapping[str, float | None]) -> tuple[list[str], l
         {key.split("_", 1)[1] for key in test_metrics if "_top" in key and key.split("_", 1)[0] in _HEADLINE_METRICS},
         key=lambda s: int(s[3:]) if s[3:].isdigit() else 0,
     )
+    if any(key.endswith("_calibrated") and key.split("_", 1)[0] in _HEADLINE_METRICS for key in test_metrics):
+        suffixes.append("calibrated")  # at the per-class thresholds chosen on the validation split
     rows = []
     for key, (_, _, description) in _HEADLINE_METRICS.items():
         if key not in test_metrics and not any(f"{key}_{s}" in test_metrics for s in suffixes):

@@ -75,6 +75,19 @@ def test_card_body(checkpoint):
     assert "threshold 0.5 is a default, not a calibration" in text
 
 
+def test_card_with_calibrated_thresholds_adds_their_column(checkpoint):
+    run = json.loads((checkpoint / "mlic_run.json").read_text())
+    run["test_metrics"].update({f"{k}_calibrated": v + 0.1 for k, v in TEST_METRICS.items() if len(k) <= 3
+                                and k != "mAP"})
+    (checkpoint / "mlic_run.json").write_text(json.dumps(run))
+    text = write_model_card(checkpoint, repo_id=REPO_ID).read_text()
+    assert "| Metric | Description | Value (%) | Top-3 (%) | calibrated (%) |" in text
+    assert re.search(r"\| CF1 \| [^|]+ \| 33\.33 \| 45\.86 \| 43\.33 \|", text)
+    assert "| mAP | mean average precision over classes | 87.65 | – | – |" in text
+    assert "per-class thresholds chosen on the validation split" in text
+    assert "not a calibration" not in text and "CF1_calibrated" not in text  # in the table, not in "other"
+
+
 def test_card_without_run_file_or_predictions(checkpoint):
     write_model_card(checkpoint)  # draws both plots
     (checkpoint / "mlic_run.json").unlink()
