@@ -29,6 +29,35 @@ from .configuration_multilabel_vpt import MultiLabelVPTConfig
 logger = logging.getLogger(__name__)
 
 
+class _LastAttentionInput:
+    """Records the input (and attention mask) of a timm ``Attention`` module while registered: timm's fused
+    attention never materialises its weights, so :func:`last_block_attention` recomputes them from this input."""
+
+    def __init__(self, attention: nn.Module) -> None:
+        self.input: torch.Tensor | None = None
+        self.mask: torch.Tensor | None = None
+        self.handle = attention.register_forward_pre_hook(self._record, with_kwargs=True)
+
+    def _record(self, module, args, kwargs):
+        self.input = args[0]
+        self.mask = kwargs.get("attn_mask", args[1] if len(args) > 1 else None)
+
+    def remove(self) -> None:
+        self.handle.remove()
+
+
+def last_block_attention(attention: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The head-averaged attention weights ``(B, N, N)`` a timm ``Attention`` module computes for input ``x``
+    (softmax of ``q·kᵀ·scale`` plus the additive ``mask``), as its non-fused path does."""
+    batch, length, _ = x.shape
+    qkv = attention.qkv(x).reshape(batch, length, 3, attention.num_heads, attention.head_dim).permute(2, 0, 3, 1, 4)
+    q, k = attention.q_norm(qkv[0]), attention.k_norm(qkv[1])
+    scores = (q * attention.scale) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores + mask
+    return scores.softmax(-1).mean(1)
+
+
 class MultiLabelVPTPreTrainedModel(MLICPreTrainedModel):
     config_class = MultiLabelVPTConfig
     base_model_prefix = "multilabel_vpt"
@@ -108,6 +137,39 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             terms += [output.extras[f"{kind}_gate_logits"] for kind in self.head.kinds]
         return terms
 
+    def _group_prompt_maps(self, capture: "_LastAttentionInput", extras: dict) -> torch.Tensor:
+        """ML-VPT's label maps: the last block's attention from a label's group prompts to the patches, weighted as
+        the label reads those prompts (its MoE gates; the plain mean without MoE), averaged over its CO and DC
+        groups and over heads, renormalised over the patches. Labels that share both groups share a map only
+        without MoE: the gates are per label."""
+        vit, config = self.vit, self.config
+        weights = last_block_attention(vit.blocks[-1].attn, capture.input, capture.mask)  # (B, N, N)
+        start = vit.num_prefix_tokens
+        stop = start + len(self.prompt_groups)
+        prompt_to_patch = weights[:, start:stop, stop:]  # (B, P, patches)
+        prompt_to_patch = prompt_to_patch / prompt_to_patch.sum(-1, keepdim=True).clamp_min(1e-12)
+        per_group = prompt_to_patch.unflatten(1, (-1, config.num_prompts_per_group))  # (B, kinds·N_c, N_m, patches)
+        maps = []
+        for index, kind in enumerate(self.head.kinds):
+            groups = torch.as_tensor(self.head.label_groups[kind], device=per_group.device)
+            group_ids = index * config.num_groups + groups
+            label_prompts = per_group[:, group_ids]  # (B, K, N_m, patches)
+            gates = extras.get(f"{kind}_gates")
+            if gates is None:
+                maps.append(label_prompts.mean(2))
+            else:
+                maps.append(torch.einsum("bke,bkep->bkp", gates, label_prompts))
+        return torch.stack(maps).mean(0).unflatten(-1, tuple(vit.patch_embed.grid_size))
+
+    def _patch_logit_maps(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The baselines' label maps (VPT, linear probing, full fine-tuning): the linear head applied to every
+        normalised patch token, ``W_c · norm(x_hw) + b_c``. With average pooling of normalised tokens
+        (``global_pool="avg", fc_norm=False``) a map averages exactly to the logit; otherwise (the class token, or a
+        norm after pooling) it shows what the head would read at each patch."""
+        vit = self.vit
+        patches = vit.fc_norm(vit.norm(tokens)[:, vit.num_prefix_tokens:])  # (B, patches, D)
+        return self.classifier(patches).transpose(1, 2).unflatten(-1, tuple(vit.patch_embed.grid_size))
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.config.variant != "full-finetune":
@@ -120,6 +182,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        output_label_maps: bool | None = None,
         **kwargs,
     ) -> MultiLabelImageClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -127,14 +190,19 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         tokens = embed_tokens(vit, pixel_values)
         num_prefix = vit.num_prefix_tokens
         prompt_outputs = None
-        if self.prompts is not None:
-            mask = None
-            if self.head is not None:
-                mask = prompt_attention_mask(num_prefix, self.prompt_groups, tokens.shape[1] - num_prefix,
-                                             self.config.prompt_mask, tokens.dtype, tokens.device)
-            tokens, prompt_outputs = run_prompted_blocks(vit.blocks, tokens, self.prompts, num_prefix, mask)
-        else:
-            tokens = vit.blocks(tokens)
+        capture = _LastAttentionInput(vit.blocks[-1].attn) if output_label_maps and self.head is not None else None
+        try:
+            if self.prompts is not None:
+                mask = None
+                if self.head is not None:
+                    mask = prompt_attention_mask(num_prefix, self.prompt_groups, tokens.shape[1] - num_prefix,
+                                                 self.config.prompt_mask, tokens.dtype, tokens.device)
+                tokens, prompt_outputs = run_prompted_blocks(vit.blocks, tokens, self.prompts, num_prefix, mask)
+            else:
+                tokens = vit.blocks(tokens)
+        finally:
+            if capture is not None:
+                capture.remove()
         extras = None
         if self.head is not None:
             features = vit.norm(prompt_outputs) if self.config.prompt_features_norm else prompt_outputs
@@ -146,7 +214,12 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             logits, label_features = self.classifier(pooled), None
         if output_hidden_states:
             extras = dict(extras or {}, tokens=tokens, prompt_outputs=prompt_outputs)
-        output = MultiLabelImageClassifierOutput(logits=logits, label_features=label_features, extras=extras)
+        label_maps = None
+        if output_label_maps:
+            label_maps = (self._group_prompt_maps(capture, extras) if self.head is not None
+                          else self._patch_logit_maps(tokens))
+        output = MultiLabelImageClassifierOutput(logits=logits, label_features=label_features, label_maps=label_maps,
+                                                 extras=extras)
         if labels is not None:  # eq. 17: the loss of each head (and gate, see loss_logits), summed
             loss = self.config.loss_scale * sum(self.compute_loss(term, labels) for term in self.loss_logits(output))
             # a new output, so that the loss comes first in to_tuple()

@@ -56,6 +56,21 @@ class SharedLinear(nn.Module):
         return self.linear(label_features).squeeze(-1)
 
 
+def _mean_of_resized(maps: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of (B, K, h_i, w_i) attention maps after bilinear resizing to the largest grid, each rescaled to
+    its own total (an attention map keeps summing to 1)."""
+    height = max(m.shape[-2] for m in maps)
+    width = max(m.shape[-1] for m in maps)
+    resized = []
+    for m in maps:
+        if m.shape[-2:] != (height, width):
+            total = m.sum((-2, -1), keepdim=True)
+            m = nn.functional.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
+            m = m * total / m.sum((-2, -1), keepdim=True).clamp_min(1e-12)
+        resized.append(m)
+    return torch.stack(resized).mean(0)
+
+
 class MultiScaleThreeBranchPreTrainedModel(MLICPreTrainedModel):
     config_class = MultiScaleThreeBranchConfig
     base_model_prefix = "multiscale_three_branch"
@@ -71,7 +86,11 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
     (after the hierarchical scale attention; the same tensors when it is off), ``encoder_outputs`` (B, h_i·w_i, d),
     and ``branch_label_features`` (B, K, d; the paper's Z_i) or, without region selection, ``pooled_features``
     (B, 3d). With ``output_attentions=True``, ``attentions`` are the decoder cross-attention maps (B, K, h_i·w_i),
-    branch by branch, layer by layer (3 × num_decoder_layers maps).
+    branch by branch, layer by layer (3 × num_decoder_layers maps). With ``output_label_maps=True``, ``extras``
+    holds ``branch_label_maps``: per branch, the last decoder layer's cross-attention of each label query (B, K, h_i,
+    w_i; averaged over heads, each map sums to 1), and ``label_maps`` is their mean after bilinear resizing to the
+    largest branch grid (B, K, h, w): the regions each branch's region selection read for the label (eq. 10).
+    Without region selection there are no label queries, and asking for label maps is an error.
     """
 
     def __init__(self, config: MultiScaleThreeBranchConfig) -> None:
@@ -115,13 +134,17 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        output_label_maps: bool | None = None,
     ) -> MultiLabelImageClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if output_label_maps and not self.config.region_selection:
+            raise ValueError("label maps are the label queries' cross-attention: this model has region_selection="
+                             "False (no label queries)")
         output_attentions = bool(output_attentions) and self.config.region_selection
         feature_maps = self.backbone(pixel_values)
         scales = self.stem(feature_maps)  # eq. 1: 2H, H, H/2
         fused = self.scale_attention(scales) if self.scale_attention is not None else scales  # eqs. 2-5
-        encoded, branch_features, attentions = [], [], []
+        encoded, branch_features, attentions, branch_maps = [], [], [], []
         for branch, x in enumerate(fused):
             transformer = self.branch_transformer(branch)
             _, _, height, width = x.shape
@@ -130,10 +153,12 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
             tokens = transformer.encode(tokens, height, width)  # eqs. 8-9
             encoded.append(tokens)
             if transformer.decoder is not None:
-                z, maps = transformer.decode(tokens, output_attentions)  # eq. 10: Z_i (B, K, d)
+                z, maps = transformer.decode(tokens, output_attentions or bool(output_label_maps))  # eq. 10: Z_i
                 branch_features.append(z)
                 if output_attentions:
                     attentions.extend(maps)
+                if output_label_maps:
+                    branch_maps.append(maps[-1].unflatten(-1, (height, width)))
         extras = None
         if self.config.region_selection:
             label_features = torch.cat(branch_features, dim=-1)  # eq. 11: Z' (B, K, 3d)
@@ -148,12 +173,17 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
                 extras = {"pooled_features": pooled}
         if output_hidden_states:
             extras.update(scales=tuple(scales), scales_after_attention=tuple(fused), encoder_outputs=tuple(encoded))
+        label_maps = None
+        if output_label_maps:
+            label_maps = _mean_of_resized(branch_maps)
+            extras = dict(extras or {}, branch_label_maps=tuple(branch_maps))
         output = MultiLabelImageClassifierOutput(
             loss=self.compute_loss(logits, labels),
             logits=logits,
             label_features=label_features,
             feature_maps=tuple(feature_maps) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
+            label_maps=label_maps,
             extras=extras,
         )
         return output if return_dict else output.to_tuple()

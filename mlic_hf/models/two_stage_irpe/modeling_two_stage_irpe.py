@@ -19,7 +19,13 @@ class TwoStageIRPEPreTrainedModel(MLICPreTrainedModel):
 
 
 class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
-    """Backbone → projection + position embedding → iRPE encoder → label-query decoder → per-class linear."""
+    """Backbone → projection + position embedding → iRPE encoder → label-query decoder → per-class linear.
+
+    With ``output_attentions=True``, ``attentions`` are the decoder's cross-attention maps (B, K, h·w), one per layer
+    (averaged over heads). With ``output_label_maps=True``, ``label_maps`` (B, K, h, w) are the last decoder layer's
+    cross-attention of each label query over the image tokens (averaged over heads; each map sums to 1): where the
+    label's features were read from, as Query2Label visualises its queries.
+    """
 
     def __init__(self, config: TwoStageIRPEConfig) -> None:
         super().__init__(config)
@@ -62,6 +68,7 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        output_label_maps: bool | None = None,
     ) -> MultiLabelImageClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         feature_maps = self.backbone(pixel_values)
@@ -76,14 +83,17 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
         for layer in self.encoder:
             tokens = layer(tokens, height, width)
         queries = self.label_embeddings.weight.unsqueeze(0).expand(batch, -1, -1)
-        label_features, attentions = self.decoder(queries, tokens, output_attentions=bool(output_attentions))
+        label_features, attentions = self.decoder(queries, tokens,
+                                                  output_attentions=bool(output_attentions or output_label_maps))
         logits = self.classifier(label_features)
+        label_maps = attentions[-1].unflatten(-1, (height, width)) if output_label_maps else None
         output = MultiLabelImageClassifierOutput(
             loss=self.compute_loss(logits, labels),
             logits=logits,
             label_features=label_features,
             feature_maps=tuple(feature_maps) if output_hidden_states else None,
-            attentions=attentions,
+            attentions=attentions if output_attentions else None,
+            label_maps=label_maps,
         )
         return output if return_dict else output.to_tuple()
 
