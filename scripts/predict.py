@@ -3,11 +3,14 @@
 
     python scripts/predict.py --checkpoint outputs/demo photo.jpg more_photos/ --threshold 0.5
     python scripts/predict.py --checkpoint outputs/demo images/ --output predictions.jsonl
+    python scripts/predict.py --checkpoint outputs/demo photo.jpg --explain maps/   # label maps on the image
 
 Prints one line per image (labels above the threshold with their probabilities), or writes JSON lines with every
 label's probability (``--output``). Without ``--threshold``, a checkpoint's calibrated per-class thresholds
 (``scripts/calibrate_thresholds.py``; ``scripts/train.py`` saves them) decide, else 0.5. A bad flag, checkpoint or image file is reported in one line (``error: ...``,
-exit code 2); ``--skip_bad`` skips unreadable images (including decompression bombs) instead.
+exit code 2); ``--skip_bad`` skips unreadable images (including decompression bombs) instead. ``--explain DIR``
+also writes ``DIR/<image>_labels.png`` per image: the image and a heat-map overlay of each predicted label's map
+(:mod:`mlic_hf.explain`; what a map is depends on the method, see the README's "Label maps").
 """
 
 import argparse
@@ -29,6 +32,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--skip_bad", action="store_true", help="skip unreadable files instead of stopping")
     parser.add_argument("--output", default=None, help="write JSON lines here instead of printing")
+    parser.add_argument("--explain", default=None, metavar="DIR",
+                        help="also write each image with its predicted labels' maps overlaid to DIR")
     args = parser.parse_args(argv)
     try:
         # the flags first: a bad one should not wait for the model to load
@@ -39,6 +44,12 @@ def main(argv=None) -> int:
             skip_bad=args.skip_bad, processor=load_processor(args.checkpoint, model.config),
         )
         report(results, args.output)
+        if args.explain:
+            from mlic_hf.explain import explain_files
+
+            written = explain_files(model, [r["file"] for r in results], args.explain, threshold=args.threshold,
+                                    processor=load_processor(args.checkpoint, model.config))
+            print(f"wrote {len(written)} label-map figure(s) to {args.explain}")
     except (ValueError, OSError) as err:  # FileNotFoundError and the checkpoint/weights errors are OSErrors
         # one line: some library messages (e.g. huggingface_hub's offline error) span several
         print("error: " + " ".join(str(err).split()), file=sys.stderr)
