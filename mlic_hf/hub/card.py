@@ -56,6 +56,8 @@ PREDICTIONS_FILE = "test_predictions.npz"
 PLOTS_DIR = "plots"
 PER_CLASS_AP_PLOT = f"{PLOTS_DIR}/per_class_ap.png"
 PRECISION_RECALL_PLOT = f"{PLOTS_DIR}/precision_recall.png"
+#: Drawn by the training script (it needs the model and a test image), shown by the card when present.
+LABEL_MAPS_PLOT = f"{PLOTS_DIR}/label_maps.png"
 
 REQUIRED_FILES: tuple[str, ...] = ("config.json", "model.safetensors")
 """Files a checkpoint directory must contain (a sharded ``model.safetensors.index.json`` replaces the weights file)."""
@@ -461,7 +463,8 @@ def _write_plots(checkpoint: _Checkpoint, per_class_aps: dict[str, float | None]
     uploaded files agree).
 
     Returns:
-        `dict`: ``{"per_class_ap": path or None, "precision_recall": path or None}``, paths relative to the checkpoint.
+        `dict`: ``{"per_class_ap": ..., "precision_recall": ..., "label_maps": ...}``, each a path relative to the
+        checkpoint or None (``label_maps`` is the training script's example, shown when the file exists).
     """
     run, directory = checkpoint.run, checkpoint.path
     plots: dict[str, str | None] = {"per_class_ap": None, "precision_recall": None}
@@ -478,6 +481,7 @@ def _write_plots(checkpoint: _Checkpoint, per_class_aps: dict[str, float | None]
             plots["precision_recall"] = PRECISION_RECALL_PLOT
         else:
             logger.warning("%s has no positive label: no precision-recall plot.", directory / PREDICTIONS_FILE)
+    plots["label_maps"] = LABEL_MAPS_PLOT if (directory / LABEL_MAPS_PLOT).is_file() else None
     for key, relative in (("per_class_ap", PER_CLASS_AP_PLOT), ("precision_recall", PRECISION_RECALL_PLOT)):
         stale = directory / relative
         if plots[key] is None and stale.is_file():

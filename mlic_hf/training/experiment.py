@@ -389,6 +389,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     train, evaluation, test, label_names, splits = load_splits(data_args, training_args.seed,
                                                                      return_split_names=True)
     model = build_model(model_args, label_names, train)
+    raw_test = test
     train, evaluation, test, train_transform = attach_transforms(
         model, data_args, train, evaluation, test, training_args.seed
     )
@@ -401,6 +402,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     trainer.save_metrics("test", {**result.scalars(), "test_per_class_AP": result.metrics["per_class_AP"]})
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
+        write_label_map_example(trainer.model, raw_test, training_args.output_dir)
         extra = {
             "train_runtime_s": float(train_result.metrics.get("train_runtime", 0.0)),
             "num_train_samples": len(train),
@@ -410,6 +412,25 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         }
         _finish_run(model_args, data_args, training_args, result, extra, push_to_hub)
     return {"metrics": result.metrics, "used_ema": result.used_ema, "trainer": trainer, "label_names": label_names}
+
+
+def write_label_map_example(model, test, output_dir: str) -> None:
+    """``plots/label_maps.png``: the first test image with its predicted labels' maps, for the model card. A model
+    without label maps (e.g. M4 without region selection) or an unreadable image only logs a warning: the trained
+    model is saved already."""
+    from ..explain import explain_images, model_thresholds, save_explanation
+    from ..hub.card import LABEL_MAPS_PLOT
+    from ..image_processing import MLICImageProcessor
+
+    path = os.path.join(output_dir, LABEL_MAPS_PLOT)
+    try:
+        image = next(iter(_DecodedImages(test.select([0]))))
+        (explanation,) = explain_images(model, [image], MLICImageProcessor.from_model_config(model.config))
+        save_explanation(explanation, path, model_thresholds(model), title="first test image")
+    except (ValueError, RuntimeError, OSError) as err:
+        logger.warning("no label-map example for the model card: %s", " ".join(str(err).split()))
+        if os.path.isfile(path):
+            os.remove(path)  # a stale example of an earlier run in the same folder
 
 
 def _check_push_to_hub(training_args) -> bool:

@@ -70,7 +70,7 @@ def test_two_step_training_run_per_method(method, tmp_path, data_cache):
     assert len(metrics["per_class_AP"]) == 10
     assert len(_losses(result["trainer"])) == 2
     for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md", "mlic_run.json",
-                 "test_predictions.npz"):
+                 "test_predictions.npz", "plots/label_maps.png"):
         assert (out / name).is_file(), name
     assert (out / "checkpoint-2" / "ema.safetensors").is_file()
     run = json.loads((out / "mlic_run.json").read_text())
@@ -81,6 +81,7 @@ def test_two_step_training_run_per_method(method, tmp_path, data_cache):
     saved = json.loads((out / "config.json").read_text())
     assert len(saved["thresholds"]) == 10 and saved["thresholds_objective"] == "f1"
     assert 0.0 <= run["test_metrics"]["CF1_calibrated"] <= 1.0
+    assert "![Label maps of a test image](plots/label_maps.png)" in (out / "README.md").read_text()
     loaded = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(out)
     assert loaded.config.id2label[0] == "T-shirt/top"
 
