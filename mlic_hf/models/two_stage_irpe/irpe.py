@@ -90,6 +90,10 @@ def product_bucket_ids(
     The returned tensor is shared with the cache: do not modify it in place.
     """
     device = torch.device("cpu") if device is None else torch.device(device)
+    if torch.compiler.is_compiling():
+        # under torch.export / torch.compile (ONNX export) the table is a traced tensor: caching it would hand a fake
+        # tensor to every later eager forward
+        return _compute_product_bucket_ids(height, width, alpha, beta, gamma).to(device)
     key = (height, width, alpha, beta, gamma, str(device))
     with _BUCKET_CACHE_LOCK:
         ids = _BUCKET_CACHE.get(key)
