@@ -2,7 +2,8 @@
 # the package with its dev extras, Fashion-MNIST); a second run finds the set-up done and skips it.
 #
 #   make demo               train the baseline on the built-in dataset (README "Quick start")
-#   make test               run the test suite, slowest tests listed at the end (what CI runs)
+#   make test               run the test suite, slowest tests listed at the end (what CI runs; also installs Debian's
+#                           chromium for the demo's screenshot test)
 #   make finetune-example   optional: fine-tune the demo checkpoint on a folder dataset with other labels
 #
 # Overridable: PYTHON (the interpreter that creates the venv), VENV, TORCH_PACKAGES (e.g. a CUDA or CPU build for your
@@ -18,12 +19,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mlic_hf-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test finetune-example setup data
+.PHONY: demo test finetune-example setup data browser
 
 demo: setup data
 	$(PY) scripts/train.py --preset demo
 
-test: setup data
+test: setup data browser
 	$(PY) -m pytest -q tests --durations=15
 
 finetune-example: setup data
@@ -51,6 +52,17 @@ data:
 			$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 		else \
 			echo "error: Fashion-MNIST not found in $(FASHION_MNIST_DIR): put its four IDX .gz files there" >&2; exit 2; \
+		fi; \
+	fi
+
+# Debian's headless Chromium: tests/demo screenshots the Gradio demo with it (demo/check_screenshot.py).
+browser:
+	@if ! command -v chromium >/dev/null; then \
+		if command -v apt-get >/dev/null; then \
+			echo "installing Chromium (Debian package chromium, for the demo's screenshot test)"; \
+			$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "error: chromium not found: install it (the demo's screenshot test uses it)" >&2; exit 2; \
 		fi; \
 	fi
 
