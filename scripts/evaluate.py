@@ -6,7 +6,9 @@
     python scripts/evaluate.py --checkpoint outputs/run --dataset_name parquet --data_files '{"test": "test.parquet"}'
 
 With ``--dataset_name`` (any 🤗 Datasets dataset, the flags of ``scripts/train.py``), the labels are read with the
-checkpoint's label names; the default split is ``test``, else the validation split.
+checkpoint's label names; the default split is ``test``, else the validation split. A checkpoint with calibrated
+per-class thresholds (``config.thresholds``) also gets CP/CR/CF1/OP/OR/OF1 at them (``*_calibrated``), beside the
+metrics at ``--threshold``.
 """
 
 import argparse
