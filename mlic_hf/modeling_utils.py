@@ -41,7 +41,8 @@ class MultiLabelImageClassifierOutput(ModelOutput):
             `output_hidden_states=True`.
         attentions (`tuple[torch.FloatTensor]`, *optional*): attention maps, method-specific.
         label_maps (`torch.FloatTensor` of shape `(batch_size, num_labels, height, width)`, *optional*): where in the
-            image each label's evidence lies, on the method's feature grid, when `output_label_maps=True` (see
+            image each label's evidence lies, on the method's feature grid, when `output_class_maps=True` (not
+            `output_label_maps`: transformers' Trainer takes every forward argument named "*label*" for a label; see
             :meth:`MLICPreTrainedModel.label_maps` and each method's docstring for what the maps are).
         extras (`dict`, *optional*): further method-specific outputs (e.g. auxiliary logits).
     """
@@ -103,13 +104,13 @@ class MLICPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def label_maps(self, pixel_values: torch.Tensor) -> MultiLabelImageClassifierOutput:
         """Logits and per-label spatial maps ``(B, num_labels, h, w)`` on the method's feature grid, in eval mode
-        (``forward(pixel_values, output_label_maps=True)``). What a map is depends on the method: class activation
+        (``forward(pixel_values, output_class_maps=True)``). What a map is depends on the method: class activation
         maps (M1), the label queries' cross-attention (M2, M4), group-prompt attention to the patches (ML-VPT); see
         the method's ``forward``. :func:`mlic_hf.explain.overlay_label_maps` draws them on the image."""
         was_training = self.training
         self.eval()
         try:
-            return self(pixel_values=pixel_values, output_label_maps=True, return_dict=True)
+            return self(pixel_values=pixel_values, output_class_maps=True, return_dict=True)
         finally:
             self.train(was_training)
 

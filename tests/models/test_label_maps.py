@@ -1,4 +1,4 @@
-"""Per-label spatial maps (``output_label_maps=True`` / ``model.label_maps``) for every registered method."""
+"""Per-label spatial maps (``output_class_maps=True`` / ``model.label_maps``) for every registered method."""
 
 import pytest
 import torch
@@ -42,6 +42,15 @@ def test_maps_per_label_on_the_feature_grid(config_class, model_class):
 
 
 @pytest.mark.parametrize("config_class, model_class", METHODS, ids=IDS)
+def test_trainer_sees_only_labels_as_label_inputs(config_class, model_class):
+    """transformers' Trainer treats every forward argument whose name contains "label" as a label input (and skips
+    the metrics when one is missing): the maps switch is ``output_class_maps`` for that reason."""
+    from transformers.utils import find_labels
+
+    assert find_labels(model_class) == ["labels"]
+
+
+@pytest.mark.parametrize("config_class, model_class", METHODS, ids=IDS)
 def test_maps_only_when_asked(config_class, model_class):
     model = _model(config_class, model_class)
     with torch.no_grad():
@@ -53,7 +62,7 @@ def test_m2_maps_are_the_last_decoder_layers_cross_attention():
     model = _model(mlic_hf.TwoStageIRPEConfig, mlic_hf.TwoStageIRPEForMultiLabelImageClassification)
     with torch.no_grad():
         out = model(pixel_values=torch.randn(1, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), output_attentions=True,
-                    output_label_maps=True)
+                    output_class_maps=True)
     torch.testing.assert_close(out.label_maps.flatten(2), out.attentions[-1])
 
 

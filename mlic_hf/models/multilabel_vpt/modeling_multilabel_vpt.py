@@ -182,7 +182,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        output_label_maps: bool | None = None,
+        output_class_maps: bool | None = None,
         **kwargs,
     ) -> MultiLabelImageClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -190,7 +190,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         tokens = embed_tokens(vit, pixel_values)
         num_prefix = vit.num_prefix_tokens
         prompt_outputs = None
-        capture = _LastAttentionInput(vit.blocks[-1].attn) if output_label_maps and self.head is not None else None
+        capture = _LastAttentionInput(vit.blocks[-1].attn) if output_class_maps and self.head is not None else None
         try:
             if self.prompts is not None:
                 mask = None
@@ -215,7 +215,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         if output_hidden_states:
             extras = dict(extras or {}, tokens=tokens, prompt_outputs=prompt_outputs)
         label_maps = None
-        if output_label_maps:
+        if output_class_maps:
             label_maps = (self._group_prompt_maps(capture, extras) if self.head is not None
                           else self._patch_logit_maps(tokens))
         output = MultiLabelImageClassifierOutput(logits=logits, label_features=label_features, label_maps=label_maps,

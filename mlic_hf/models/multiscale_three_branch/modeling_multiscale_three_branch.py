@@ -86,7 +86,7 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
     (after the hierarchical scale attention; the same tensors when it is off), ``encoder_outputs`` (B, h_i·w_i, d),
     and ``branch_label_features`` (B, K, d; the paper's Z_i) or, without region selection, ``pooled_features``
     (B, 3d). With ``output_attentions=True``, ``attentions`` are the decoder cross-attention maps (B, K, h_i·w_i),
-    branch by branch, layer by layer (3 × num_decoder_layers maps). With ``output_label_maps=True``, ``extras``
+    branch by branch, layer by layer (3 × num_decoder_layers maps). With ``output_class_maps=True``, ``extras``
     holds ``branch_label_maps``: per branch, the last decoder layer's cross-attention of each label query (B, K, h_i,
     w_i; averaged over heads, each map sums to 1), and ``label_maps`` is their mean after bilinear resizing to the
     largest branch grid (B, K, h, w): the regions each branch's region selection read for the label (eq. 10).
@@ -134,10 +134,10 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        output_label_maps: bool | None = None,
+        output_class_maps: bool | None = None,
     ) -> MultiLabelImageClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if output_label_maps and not self.config.region_selection:
+        if output_class_maps and not self.config.region_selection:
             raise ValueError("label maps are the label queries' cross-attention: this model has region_selection="
                              "False (no label queries)")
         output_attentions = bool(output_attentions) and self.config.region_selection
@@ -153,11 +153,11 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
             tokens = transformer.encode(tokens, height, width)  # eqs. 8-9
             encoded.append(tokens)
             if transformer.decoder is not None:
-                z, maps = transformer.decode(tokens, output_attentions or bool(output_label_maps))  # eq. 10: Z_i
+                z, maps = transformer.decode(tokens, output_attentions or bool(output_class_maps))  # eq. 10: Z_i
                 branch_features.append(z)
                 if output_attentions:
                     attentions.extend(maps)
-                if output_label_maps:
+                if output_class_maps:
                     branch_maps.append(maps[-1].unflatten(-1, (height, width)))
         extras = None
         if self.config.region_selection:
@@ -174,7 +174,7 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
         if output_hidden_states:
             extras.update(scales=tuple(scales), scales_after_attention=tuple(fused), encoder_outputs=tuple(encoded))
         label_maps = None
-        if output_label_maps:
+        if output_class_maps:
             label_maps = _mean_of_resized(branch_maps)
             extras = dict(extras or {}, branch_label_maps=tuple(branch_maps))
         output = MultiLabelImageClassifierOutput(

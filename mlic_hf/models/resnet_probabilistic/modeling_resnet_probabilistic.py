@@ -18,7 +18,7 @@ class ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticPre
     """Backbone features → global average pooling → dropout → linear → logits; ``sigmoid(logits)`` gives
     P(y_i = 1 | x) for every label independently. With ``labels`` the configured loss (BCE by default) is returned.
 
-    With ``output_label_maps=True``, ``label_maps`` are the class activation maps (Zhou et al., CVPR 2016) on the last
+    With ``output_class_maps=True``, ``label_maps`` are the class activation maps (Zhou et al., CVPR 2016) on the last
     feature map: ``W_c · F(h, w) + b_c``. For global average pooling + linear they are exact: a label's map averages
     to its logit (in eval mode, where dropout is the identity).
     """
@@ -37,7 +37,7 @@ class ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticPre
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        output_label_maps: bool | None = None,
+        output_class_maps: bool | None = None,
         **kwargs,
     ) -> MultiLabelImageClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -46,7 +46,7 @@ class ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticPre
         logits = self.classifier(self.dropout(pooled))
         loss = self.compute_loss(logits, labels)
         label_maps = None
-        if output_label_maps:
+        if output_class_maps:
             weight, bias = self.classifier.weight, self.classifier.bias
             label_maps = torch.einsum("ck,bkhw->bchw", weight, feature_maps[-1]) + bias[None, :, None, None]
         output = MultiLabelImageClassifierOutput(

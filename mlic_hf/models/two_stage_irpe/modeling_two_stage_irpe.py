@@ -22,7 +22,7 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
     """Backbone → projection + position embedding → iRPE encoder → label-query decoder → per-class linear.
 
     With ``output_attentions=True``, ``attentions`` are the decoder's cross-attention maps (B, K, h·w), one per layer
-    (averaged over heads). With ``output_label_maps=True``, ``label_maps`` (B, K, h, w) are the last decoder layer's
+    (averaged over heads). With ``output_class_maps=True``, ``label_maps`` (B, K, h, w) are the last decoder layer's
     cross-attention of each label query over the image tokens (averaged over heads; each map sums to 1): where the
     label's features were read from, as Query2Label visualises its queries.
     """
@@ -68,7 +68,7 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        output_label_maps: bool | None = None,
+        output_class_maps: bool | None = None,
     ) -> MultiLabelImageClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         feature_maps = self.backbone(pixel_values)
@@ -84,9 +84,9 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
             tokens = layer(tokens, height, width)
         queries = self.label_embeddings.weight.unsqueeze(0).expand(batch, -1, -1)
         label_features, attentions = self.decoder(queries, tokens,
-                                                  output_attentions=bool(output_attentions or output_label_maps))
+                                                  output_attentions=bool(output_attentions or output_class_maps))
         logits = self.classifier(label_features)
-        label_maps = attentions[-1].unflatten(-1, (height, width)) if output_label_maps else None
+        label_maps = attentions[-1].unflatten(-1, (height, width)) if output_class_maps else None
         output = MultiLabelImageClassifierOutput(
             loss=self.compute_loss(logits, labels),
             logits=logits,

@@ -123,7 +123,7 @@ def test_output_must_be_safetensors(script, tmp_path, capsys):
 def test_default_hybrid_starts_from_imagenet_stem_and_saves_it(script, tmp_path):
     """The default model's CNN stem starts from the offline ImageNet EfficientNet-Lite0, is fine-tuned, and the
     saved file holds it (a checkpoint load needs no stem weights)."""
-    from mlic_hf.layers.hybrid_vit import HYBRID_VIT_TINY, efficientnet_lite0_stem
+    from mlic_hf.models.multilabel_vpt.hybrid_vit import HYBRID_VIT_TINY, efficientnet_lite0_stem
 
     out = tmp_path / "hybrid.safetensors"
     assert script.main(["--output", str(out), "--steps", "3", "--batch_size", "4", "--image_size", "32",

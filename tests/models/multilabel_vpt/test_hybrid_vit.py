@@ -1,4 +1,4 @@
-"""``mlic_hf.layers.hybrid_vit``: the offline hybrid ViT is a timm ViT on EfficientNet-Lite0's stride-16 map."""
+"""``mlic_hf.models.multilabel_vpt.hybrid_vit``: the offline hybrid ViT is a timm ViT on EfficientNet-Lite0's stride-16 map."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import timm
 import torch
 
 from mlic_hf.layers.backbone import create_timm_model
-from mlic_hf.layers.hybrid_vit import HYBRID_VIT_TINY, STEM_OUT_INDEX, efficientnet_lite0_stem
+from mlic_hf.models.multilabel_vpt.hybrid_vit import HYBRID_VIT_TINY, STEM_OUT_INDEX, efficientnet_lite0_stem
 from mlic_hf.models.multilabel_vpt import MultiLabelVPTConfig, MultiLabelVPTForMultiLabelImageClassification
 from mlic_hf.models.multilabel_vpt.prompts import patch_in_chans, vpt_init_bound
 
