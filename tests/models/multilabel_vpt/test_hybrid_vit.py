@@ -1,4 +1,5 @@
-"""``mlic_hf.models.multilabel_vpt.hybrid_vit``: the offline hybrid ViT is a timm ViT on EfficientNet-Lite0's stride-16 map."""
+"""``mlic_hf.models.multilabel_vpt.hybrid_vit``: the offline hybrid ViT is a timm ViT on EfficientNet-Lite0's
+stride-16 map."""
 
 from __future__ import annotations
 
