@@ -39,9 +39,9 @@ images; the CNN groups M1, M2 and M4 share one budget, so that M2 and M4 compare
 * M3 rows (ML-VPT and its baselines): the pretrained small ViT of ``scripts/pretrain_vit.py`` (the hybrid
   ``vit_tiny_efficientnet_lite0_s16``, depth 6: ViT-Tiny blocks on EfficientNet-Lite0's stride-16 map, see
   :mod:`mlic_hf.models.multilabel_vpt.hybrid_vit`) at its pretraining size (96 px, the CNN rows' size), 3 epochs,
-  batch 64, the same 4,000 training images, with the ``m3`` preset's recipe and the learning rate of the earlier ML-
-  VPT / linear-probing comparison (5e-4; AdamW + one-cycle, ASL, RandAugment + Cutout, EMA 0.9997 with warm-up), the
-  same for every row; except ``ml-vpt-authors``, which takes the recipe of ``--preset m3-authors`` (the authors'
+  batch 64, the same 4,000 training images, with the ``m3`` preset's recipe and the learning rate of the earlier
+  ML-VPT / linear-probing comparison (5e-4; AdamW + one-cycle, ASL, RandAugment + Cutout, EMA 0.9997 with warm-up),
+  the same for every row; except ``ml-vpt-authors``, which takes the recipe of ``--preset m3-authors`` (the authors'
   code: their mask, GELU experts, logit fusion, gate losses, ASL settings, weight decay 1e-2, no flips, EMA without
   warm-up...) on the same ViT and budget, with ``--ema_decay`` by the authors' rule 0.82 ** (1 / steps per epoch) =
   0.996855 (the preset's 0.999845 is COCO's); it is skipped, with a note, where that preset is not registered.
