@@ -167,11 +167,14 @@ def test_journey_2_pipelines_on_real_photos(trained, photo_files):
         with torch.no_grad():
             logits = model(**processor(images=image, return_tensors="pt")).logits[0]
         expected = {model.config.id2label[i]: torch.sigmoid(logits[i]).item() for i in range(num_labels)}
-        for result in (classifier(str(path), top_k=num_labels), multi(str(path))):
+        for result in (classifier(str(path), top_k=num_labels), multi(str(path), threshold=0.0)):
             assert len(result) == num_labels  # one sigmoid score per label
             assert {r["label"] for r in result} == set(expected)
             for entry in result:
                 assert entry["score"] == pytest.approx(expected[entry["label"]], abs=1e-5)
+        # by default the multi-label pipeline keeps the labels at or above the thresholds training calibrated
+        thresholds = dict(zip(expected, model.config.thresholds))
+        assert {r["label"] for r in multi(str(path))} == {n for n, p in expected.items() if p >= thresholds[n]}
         # scripts/predict.py's code path preprocesses exactly like the pipeline (the checkpoint's processor)
         for name, score in row["scores"].items():
             assert score == pytest.approx(expected[name], abs=1e-5)
