@@ -19,6 +19,7 @@ from torch import nn
 from safetensors import SafetensorError, safe_open
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_utils import MLICConfig
@@ -68,6 +69,8 @@ class MLICPreTrainedModel(PreTrainedModel):
     base_model_prefix = "mlic"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    # True for the methods with Transformer layers (GradientCheckpointingLayer, or ML-VPT's ViT blocks): M1's only
+    # activations are its CNN's, and checkpointing a BatchNorm CNN would update the running statistics twice a step
     supports_gradient_checkpointing = False
     # Our losses normalise themselves (see `loss_reduction`); Trainer must not pass `num_items_in_batch` nor rescale
     # the loss by the number of processes (it would double the gradients with 2 DDP processes).
@@ -100,6 +103,14 @@ class MLICPreTrainedModel(PreTrainedModel):
     def post_init(self):
         super().post_init()
         self.loss_fn = loss_from_config(self.config)
+        # per instance (M2 has iRPE or plain encoder layers, or none): FSDP's TRANSFORMER_BASED_WRAP shards at these
+        # classes and fails on a name the model does not contain
+        self._no_split_modules = self.repeated_layer_names()
+
+    def repeated_layer_names(self) -> list[str]:
+        """Class names of the model's repeated Transformer layers (``_no_split_modules``: the units FSDP shards
+        and activation checkpointing recomputes): its ``GradientCheckpointingLayer`` subclasses by default."""
+        return sorted({type(m).__name__ for m in self.modules() if isinstance(m, GradientCheckpointingLayer)})
 
     @torch.no_grad()
     def label_maps(self, pixel_values: torch.Tensor) -> MultiLabelImageClassifierOutput:

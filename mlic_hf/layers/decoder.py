@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 #: Named per-layer self-attention settings: ``none``; ``all``; ``second_only`` (layer 2); ``first_only`` (layer 1);
 #: ``except_first`` (layers 2..n).
@@ -44,8 +45,9 @@ def self_attention_layers(mode: str | Sequence[bool], num_layers: int) -> list[b
     return flags
 
 
-class LabelDecoderLayer(nn.Module):
-    """[self-attention →] cross-attention → FFN, each with residual + LayerNorm (post-norm)."""
+class LabelDecoderLayer(GradientCheckpointingLayer):
+    """[self-attention →] cross-attention → FFN, each with residual + LayerNorm (post-norm). Checkpointed under
+    ``model.gradient_checkpointing_enable()`` (a transformers ``GradientCheckpointingLayer``)."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  self_attention: bool = False, activation: str = "relu") -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -39,9 +40,13 @@ class SelfAttention(nn.Module):
         return self.merge_heads(out)
 
 
-class TransformerEncoderLayer(nn.Module):
+class TransformerEncoderLayer(GradientCheckpointingLayer):
     """Post-norm Transformer encoder layer (as DETR and Query2Label): self-attention → residual + LayerNorm → FFN →
-    residual + LayerNorm. ``attention`` replaces the plain :class:`SelfAttention` (e.g. M2's iRPE attention)."""
+    residual + LayerNorm. ``attention`` replaces the plain :class:`SelfAttention` (e.g. M2's iRPE attention).
+
+    A transformers ``GradientCheckpointingLayer``: after ``model.gradient_checkpointing_enable()`` (Trainer's
+    ``--gradient_checkpointing``) a training forward keeps only the layer's input and recomputes the rest in the
+    backward pass."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", attention: nn.Module | None = None) -> None:

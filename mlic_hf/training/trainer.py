@@ -53,6 +53,17 @@ class MLICTrainer(Trainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         targs = self.args
+        model = self.accelerator.unwrap_model(self.model)
+        if targs.activation_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
+            # transformers would only find out inside train(), after the data and model are loaded
+            name = getattr(model.config, "model_type", type(model).__name__)
+            raise ValueError(f"--activation_checkpointing (--gradient_checkpointing): {name} has no Transformer "
+                             "layers to checkpoint (the methods with encoder, decoder or ViT blocks have); leave the "
+                             "flag out for it")
+        if targs.fp16 and self.accelerator.device.type == "cpu":
+            # accelerate enables fp16 autocast only on accelerators: on CPU the run would silently be float32
+            raise ValueError("--fp16 needs a GPU (or another accelerator): on CPU accelerate would train in float32 "
+                             "without saying so; use --bf16 on CPU")
         if getattr(targs, "channels_last", False):
             self.model.to(memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, targs.ema_decay, targs.ema_warmup) if getattr(targs, "ema_decay", 0) else None

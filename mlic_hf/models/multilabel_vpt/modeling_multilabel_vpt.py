@@ -21,6 +21,7 @@ from .prompts import (
     embed_tokens,
     patch_in_chans,
     prompt_attention_mask,
+    run_block,
     run_prompted_blocks,
 )
 from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
@@ -29,21 +30,13 @@ from .configuration_multilabel_vpt import MultiLabelVPTConfig
 logger = logging.getLogger(__name__)
 
 
-class _LastAttentionInput:
-    """Records the input (and attention mask) of a timm ``Attention`` module while registered: timm's fused
-    attention never materialises its weights, so :func:`last_block_attention` recomputes them from this input."""
+def attention_input(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What a timm ViT block's ``attn`` reads of the block input ``x``: ``norm1(x)`` in the pre-norm ``Block`` (ViT,
+    DeiT, DINOv2, ...), ``x`` itself in the post-norm ``ResPostBlock``. Computed here rather than recorded by a hook,
+    so that the forward with label maps compiles into one graph."""
+    from timm.models.vision_transformer import ResPostBlock
 
-    def __init__(self, attention: nn.Module) -> None:
-        self.input: torch.Tensor | None = None
-        self.mask: torch.Tensor | None = None
-        self.handle = attention.register_forward_pre_hook(self._record, with_kwargs=True)
-
-    def _record(self, module, args, kwargs):
-        self.input = args[0]
-        self.mask = kwargs.get("attn_mask", args[1] if len(args) > 1 else None)
-
-    def remove(self) -> None:
-        self.handle.remove()
+    return x if isinstance(block, ResPostBlock) else block.norm1(x)
 
 
 def last_block_attention(attention: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,6 +54,7 @@ def last_block_attention(attention: nn.Module, x: torch.Tensor, mask: torch.Tens
 class MultiLabelVPTPreTrainedModel(MLICPreTrainedModel):
     config_class = MultiLabelVPTConfig
     base_model_prefix = "multilabel_vpt"
+    supports_gradient_checkpointing = True  # the ViT blocks (see ``forward``)
 
 
 class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel):
@@ -116,11 +110,18 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
                 self.prompts = PromptTokens(config.vpt_num_prompts, dim, prompt_depth, patch_size,
                                             config.prompt_dropout, patch_in_chans(self.vit))
             self.classifier = nn.Linear(dim, config.num_labels)
+        # set by transformers' gradient_checkpointing_enable() (with _gradient_checkpointing_func): the ViT blocks are
+        # recomputed in the backward pass; timm's Block is not a GradientCheckpointingLayer, so forward does it
+        self.gradient_checkpointing = False
         self.freeze_parameters()
         self.post_init()
 
     def get_backbone(self) -> nn.Module:
         return self.vit
+
+    def repeated_layer_names(self) -> list[str]:
+        """The ViT's block class (timm's ``Block``): what FSDP shards and checkpointing recomputes."""
+        return sorted({type(block).__name__ for block in self.vit.blocks})
 
     def freeze_parameters(self) -> None:
         """The ViT is frozen except for ``variant="full-finetune"``."""
@@ -137,13 +138,15 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             terms += [output.extras[f"{kind}_gate_logits"] for kind in self.head.kinds]
         return terms
 
-    def _group_prompt_maps(self, capture: "_LastAttentionInput", extras: dict) -> torch.Tensor:
+    def _group_prompt_maps(self, last_input: torch.Tensor, mask: torch.Tensor | None, extras: dict) -> torch.Tensor:
         """ML-VPT's label maps: the last block's attention from a label's group prompts to the patches, weighted as
         the label reads those prompts (its MoE gates; the plain mean without MoE), averaged over its CO and DC
         groups and over heads, renormalised over the patches. Labels that share both groups share a map only
-        without MoE: the gates are per label."""
+        without MoE: the gates are per label. ``last_input`` is the last block's input sequence (prompts included),
+        ``mask`` the prompt attention mask."""
         vit, config = self.vit, self.config
-        weights = last_block_attention(vit.blocks[-1].attn, capture.input, capture.mask)  # (B, N, N)
+        block = vit.blocks[-1]
+        weights = last_block_attention(block.attn, attention_input(block, last_input), mask)  # (B, N, N)
         start = vit.num_prefix_tokens
         stop = start + len(self.prompt_groups)
         prompt_to_patch = weights[:, start:stop, stop:]  # (B, P, patches)
@@ -190,19 +193,19 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         tokens = embed_tokens(vit, pixel_values)
         num_prefix = vit.num_prefix_tokens
         prompt_outputs = None
-        capture = _LastAttentionInput(vit.blocks[-1].attn) if output_class_maps and self.head is not None else None
-        try:
-            if self.prompts is not None:
-                mask = None
-                if self.head is not None:
-                    mask = prompt_attention_mask(num_prefix, self.prompt_groups, tokens.shape[1] - num_prefix,
-                                                 self.config.prompt_mask, tokens.dtype, tokens.device)
-                tokens, prompt_outputs = run_prompted_blocks(vit.blocks, tokens, self.prompts, num_prefix, mask)
-            else:
-                tokens = vit.blocks(tokens)
-        finally:
-            if capture is not None:
-                capture.remove()
+        checkpoint = None
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            checkpoint = self._gradient_checkpointing_func
+        mask = last_input = None
+        if self.prompts is not None:
+            if self.head is not None:
+                mask = prompt_attention_mask(num_prefix, self.prompt_groups, tokens.shape[1] - num_prefix,
+                                             self.config.prompt_mask, tokens.dtype, tokens.device)
+            tokens, prompt_outputs, last_input = run_prompted_blocks(
+                vit.blocks, tokens, self.prompts, num_prefix, mask, checkpoint, return_last_input=True)
+        else:
+            for block in vit.blocks:
+                tokens = run_block(block, tokens, checkpoint=checkpoint)
         extras = None
         if self.head is not None:
             features = vit.norm(prompt_outputs) if self.config.prompt_features_norm else prompt_outputs
@@ -216,7 +219,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             extras = dict(extras or {}, tokens=tokens, prompt_outputs=prompt_outputs)
         label_maps = None
         if output_class_maps:
-            label_maps = (self._group_prompt_maps(capture, extras) if self.head is not None
+            label_maps = (self._group_prompt_maps(last_input, mask, extras) if self.head is not None
                           else self._patch_logit_maps(tokens))
         output = MultiLabelImageClassifierOutput(logits=logits, label_features=label_features, label_maps=label_maps,
                                                  extras=extras)

@@ -15,7 +15,8 @@ from them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -130,18 +131,31 @@ def embed_tokens(vit: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     return vit.norm_pre(x)
 
 
+def run_block(block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+              checkpoint: Callable | None = None) -> torch.Tensor:
+    """One timm ViT block on ``x``; through ``checkpoint`` (``torch.utils.checkpoint.checkpoint``-like: keep the
+    input, recompute the block in the backward pass) when given. timm's own ``set_grad_checkpointing`` only covers
+    ``forward_features``, which prompt tuning does not call."""
+    call = partial(block, attn_mask=attn_mask) if attn_mask is not None else block
+    return checkpoint(call, x) if checkpoint is not None else call(x)
+
+
 def run_prompted_blocks(blocks: Sequence[nn.Module], tokens: torch.Tensor, prompts: PromptTokens,
                         num_prefix_tokens: int, attn_mask: torch.Tensor | None = None,
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        checkpoint: Callable | None = None, return_last_input: bool = False,
+                        ) -> tuple[torch.Tensor, ...]:
     """Run ViT ``blocks`` on ``tokens`` with prompts inserted after the ``num_prefix_tokens`` prefix tokens.
 
     With ``prompts.depth == len(blocks)`` (deep VPT) every block gets fresh prompts and the previous block's prompt
     outputs are dropped; with depth 1 (shallow VPT) the prompts are inserted once and flow through all blocks.
+    ``checkpoint`` recomputes every block in the backward pass instead of keeping its activations (see
+    :func:`run_block`).
 
     Returns:
         ``(tokens, prompt_outputs)``: the sequence without prompts, ``(B, N, D)``, exactly the shape the ViT's own
         blocks return (so its ``norm`` and head work unchanged), and the last block's outputs at the prompt
-        positions, ``(B, P, D)``.
+        positions, ``(B, P, D)``; with ``return_last_input``, also the last block's input sequence (prompts
+        included, ``(B, N + P, D)``), from which its attention can be recomputed.
     """
     if prompts.depth not in (1, len(blocks)):
         raise ValueError(f"{prompts.depth} prompt sets for {len(blocks)} blocks: use 1 (shallow) or one per block (deep)")
@@ -150,11 +164,14 @@ def run_prompted_blocks(blocks: Sequence[nn.Module], tokens: torch.Tensor, promp
     x = torch.cat([tokens[:, :start], prompts(0, batch).to(tokens.dtype), tokens[:, start:]], dim=1)
     if attn_mask is not None:
         attn_mask = attn_mask.to(dtype=x.dtype, device=x.device)
+    last_input = x
     for index, block in enumerate(blocks):
         if index > 0 and prompts.depth > 1:
             x = torch.cat([x[:, :start], prompts(index, batch).to(x.dtype), x[:, stop:]], dim=1)
-        x = block(x, attn_mask=attn_mask) if attn_mask is not None else block(x)
-    return torch.cat([x[:, :start], x[:, stop:]], dim=1), x[:, start:stop]
+        last_input = x
+        x = run_block(block, x, attn_mask, checkpoint)
+    outputs = torch.cat([x[:, :start], x[:, stop:]], dim=1), x[:, start:stop]
+    return (*outputs, last_input) if return_last_input else outputs
 
 
 __all__ = [
@@ -164,6 +181,7 @@ __all__ = [
     "check_vision_transformer",
     "embed_tokens",
     "prompt_attention_mask",
+    "run_block",
     "run_prompted_blocks",
     "vpt_init_bound",
 ]

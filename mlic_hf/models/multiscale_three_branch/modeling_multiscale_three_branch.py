@@ -74,6 +74,7 @@ def _mean_of_resized(maps: list[torch.Tensor]) -> torch.Tensor:
 class MultiScaleThreeBranchPreTrainedModel(MLICPreTrainedModel):
     config_class = MultiScaleThreeBranchConfig
     base_model_prefix = "multiscale_three_branch"
+    supports_gradient_checkpointing = True  # the encoder and decoder layers (GradientCheckpointingLayer)
 
 
 class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranchPreTrainedModel):

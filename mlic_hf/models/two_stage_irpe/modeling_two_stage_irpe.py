@@ -16,6 +16,7 @@ from .configuration_two_stage_irpe import TwoStageIRPEConfig
 class TwoStageIRPEPreTrainedModel(MLICPreTrainedModel):
     config_class = TwoStageIRPEConfig
     base_model_prefix = "two_stage_irpe"
+    supports_gradient_checkpointing = True  # the encoder and decoder layers (GradientCheckpointingLayer)
 
 
 class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):

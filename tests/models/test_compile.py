@@ -1,0 +1,118 @@
+"""``torch.compile`` (Trainer's ``--torch_compile``) of every method: one graph without breaks (training and
+inference, label maps and activation checkpointing included), the same loss, gradients and logits as eager with
+inductor, and no recompilation for a new batch of the same shape."""
+
+import pytest
+import torch
+
+import mlic_hf
+
+from .tiny_configs import TINY_IMAGE_SIZE, TINY_LABELS, tiny_config
+
+#: every method, and the variants whose forward takes another path
+CASES = [
+    ("mlic-resnet-probabilistic", {}),
+    ("mlic-two-stage-irpe", {}),
+    ("mlic-two-stage-irpe", {"encoder": "standard", "decoder_self_attention": "all"}),
+    ("mlic-multiscale-three-branch", {}),
+    ("mlic-multiscale-three-branch", {"scale_attention": False, "global_feature_enhancement": False}),
+    ("mlic-ml-vpt", {}),
+    ("mlic-ml-vpt", {"variant": "vpt"}),
+    ("mlic-ml-vpt", {"variant": "linear-probe"}),
+    ("mlic-ml-vpt", {"variant": "full-finetune"}),
+]
+METHOD_TYPES = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+#: inductor reorders and fuses float32 arithmetic: |compiled - eager| <= 1e-4 · max(1, |eager|) on these models
+#: (measured: below 1e-7 on the logits, 1e-6 on the gradients)
+RTOL, ATOL = 1e-4, 1e-4
+
+
+def _ids(case):
+    model_type, overrides = case
+    return model_type + "".join(f"-{v}" for v in overrides.values())
+
+
+def _model(model_type, overrides=None):
+    config_class, model_class = mlic_hf.REGISTERED_METHODS[model_type]
+    torch.manual_seed(0)
+    return model_class(tiny_config(config_class, **(overrides or {})))
+
+
+def _batch(seed=3):
+    generator = torch.Generator().manual_seed(seed)
+    pixel_values = torch.randn(2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=generator)
+    labels = (torch.rand(2, len(TINY_LABELS), generator=generator) > 0.5).float()
+    return pixel_values, labels
+
+
+def _break_reasons(explanation) -> list[str]:
+    reasons = []
+    for reason in explanation.break_reasons:
+        where = reason.user_stack[-1] if reason.user_stack else None
+        at = f" at {where.filename}:{where.lineno}" if where is not None else ""
+        reasons.append(" ".join(str(reason.reason).split())[:200] + at)
+    return reasons
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_forward_is_one_graph_without_breaks(case, mode):
+    model = getattr(_model(*case), mode)()
+    pixel_values, labels = _batch()
+    explanation = torch._dynamo.explain(model)(pixel_values, labels=labels)
+    assert explanation.graph_break_count == 0, _break_reasons(explanation)
+    assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "mlic-resnet-probabilistic"], ids=_ids)
+def test_label_maps_and_activation_checkpointing_compile_without_breaks(case):
+    model = _model(*case).eval()
+    pixel_values, labels = _batch()
+    explanation = torch._dynamo.explain(model)(pixel_values, output_class_maps=True)
+    assert explanation.graph_break_count == 0, _break_reasons(explanation)
+    torch._dynamo.reset()
+    model.train().activation_checkpointing_enable()
+    explanation = torch._dynamo.explain(model)(pixel_values, labels=labels)
+    assert explanation.graph_break_count == 0, _break_reasons(explanation)
+
+
+@pytest.mark.parametrize("model_type", METHOD_TYPES)
+def test_inductor_matches_eager_and_does_not_recompile(model_type):
+    model = _model(model_type).train()
+    compiled = torch.compile(model)  # inductor, what --torch_compile uses
+    pixel_values, labels = _batch()
+
+    eager_loss = model(pixel_values, labels=labels).loss
+    eager_grads = torch.autograd.grad(eager_loss, [p for p in model.parameters() if p.requires_grad])
+    loss = compiled(pixel_values, labels=labels).loss
+    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    torch.testing.assert_close(loss, eager_loss, rtol=RTOL, atol=ATOL)
+    for grad, eager in zip(grads, eager_grads):
+        torch.testing.assert_close(grad, eager, rtol=RTOL, atol=ATOL)
+
+    other_pixels, other_labels = _batch(seed=4)
+    with torch.compiler.set_stance("fail_on_recompile"):  # a new batch of the same shape reuses the graph
+        compiled(other_pixels, labels=other_labels).loss.backward()
+
+    model.eval()
+    with torch.no_grad():
+        eager_logits = model(pixel_values).logits
+        torch.testing.assert_close(compiled(pixel_values).logits, eager_logits, rtol=RTOL, atol=ATOL)
+        with torch.compiler.set_stance("fail_on_recompile"):
+            compiled(other_pixels)
+
+
+def test_a_recompile_is_reported():
+    """The guard behind the check above works: a new shape does recompile (and would fail under the stance)."""
+    compiled = torch.compile(_model("mlic-resnet-probabilistic").eval(), backend="eager")
+    with torch.no_grad():
+        compiled(_batch()[0])
+        with torch.compiler.set_stance("fail_on_recompile"), pytest.raises(Exception, match="recompil"):
+            compiled(torch.randn(3, 3, TINY_IMAGE_SIZE + 32, TINY_IMAGE_SIZE + 32))

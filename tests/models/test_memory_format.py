@@ -1,0 +1,40 @@
+"""``--channels_last`` (the model converted to ``torch.channels_last``, what the Trainer does with it): every method
+gives the same logits and gradients as in the default memory format, with its convolution weights channels-last."""
+
+import pytest
+import torch
+from torch import nn
+
+import mlic_hf
+
+from .tiny_configs import TINY_IMAGE_SIZE, TINY_LABELS, tiny_config
+
+METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+
+
+@pytest.mark.parametrize("method", mlic_hf.METHODS, ids=METHOD_IDS)
+def test_channels_last_gives_the_same_logits_and_gradients(method):
+    config_class, model_class = method
+    torch.manual_seed(0)
+    model = model_class(tiny_config(config_class)).train()
+    generator = torch.Generator().manual_seed(5)
+    pixel_values = torch.randn(2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=generator)
+    labels = (torch.rand(2, len(TINY_LABELS), generator=generator) > 0.5).float()
+
+    def step(memory_format):
+        model.zero_grad(set_to_none=True)
+        out = model(pixel_values.contiguous(memory_format=memory_format), labels=labels)
+        out.loss.backward()
+        return out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # BatchNorm statistics move in train mode
+    logits, grads = step(torch.contiguous_format)
+    model.load_state_dict(state)
+    model.to(memory_format=torch.channels_last)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.shape[-1] > 1]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    logits_cl, grads_cl = step(torch.channels_last)
+    torch.testing.assert_close(logits_cl, logits, rtol=1e-4, atol=1e-5)
+    assert grads_cl.keys() == grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads_cl[name], grads[name], rtol=1e-3, atol=1e-5, msg=name)
