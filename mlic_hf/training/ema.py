@@ -55,6 +55,10 @@ class ModelEMA:
 
     ``shadow`` maps those ``state_dict`` names to the float32 averages; ``save``/``load`` write and read them (with
     ``num_updates``) as safetensors, the ``ema.safetensors`` of checkpoints.
+
+    Under FSDP2 the model's parameters become ``DTensor`` shards after the EMA is built (the Trainer shards the model
+    when training starts); each shadow then takes its parameter's layout at the next update, so every process keeps
+    only its shard of the average. ``save`` gathers the full tensors (a collective: every process calls it).
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.9997, warmup: bool = True) -> None:
@@ -94,16 +98,28 @@ class ModelEMA:
     def _live_as_shadows(self, model: nn.Module) -> list[torch.Tensor]:
         """The live tensors as float32 on the shadows' devices (foreach ops need matching tensors; no copy when
         they already match, the usual case)."""
-        pairs = zip(self._live(model), self.shadow.values())
+        live = self._live(model)
+        self._match_sharding(live)
+        pairs = zip(live, self.shadow.values())
         return [t if t.dtype == s.dtype and t.device == s.device else t.to(s.device, s.dtype) for t, s in pairs]
+
+    def _match_sharding(self, live: list[torch.Tensor]) -> None:
+        """Shard each full shadow like its live tensor once FSDP has made that a ``DTensor`` (no communication:
+        every process holds the same full shadow and keeps its own shard)."""
+        from torch.distributed.tensor import DTensor
+
+        for (name, shadow), tensor in zip(list(self.shadow.items()), live):
+            if isinstance(tensor, DTensor) and not isinstance(shadow, DTensor):
+                self.shadow[name] = _distribute_like(shadow.to(tensor.device), tensor)
 
     # --- averaging and swapping ---------------------------------------------------------------------------------
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """One EMA step toward ``model``'s current weights (a single foreach lerp over all averaged tensors)."""
         weight = 1.0 - self.current_decay()
-        if self.shadow:  # foreach ops reject empty lists (a model with nothing to average)
-            torch._foreach_lerp_(list(self.shadow.values()), self._live_as_shadows(model), weight)
+        live = self._live_as_shadows(model)
+        for shadows, tensors in _by_kind(list(self.shadow.values()), live):
+            torch._foreach_lerp_(shadows, tensors, weight)
         self.num_updates += 1
 
     @contextlib.contextmanager
@@ -111,28 +127,34 @@ class ModelEMA:
         """Temporarily load the EMA weights into ``model`` (restored afterwards); only the averaged tensors are
         backed up and swapped."""
         live = self._live(model)
+        self._match_sharding(live)
         backup = [tensor.detach().clone() for tensor in live]
         self.copy_to(model)
         try:
             yield model
         finally:
-            if live:
-                with torch.no_grad():
-                    torch._foreach_copy_(live, backup)
+            with torch.no_grad():
+                _copy(live, backup)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
         """Overwrite ``model``'s averaged tensors with the EMA (cast to their dtype and device)."""
-        if self.shadow:
-            torch._foreach_copy_(self._live(model), list(self.shadow.values()))
+        live = self._live(model)
+        self._match_sharding(live)
+        _copy(live, list(self.shadow.values()))
 
     # --- files --------------------------------------------------------------------------------------------------
-    def save(self, path: str) -> None:
+    def save(self, path: str, write: bool = True) -> None:
+        """Write the full averages and ``num_updates`` to ``path`` (safetensors). Sharded (FSDP) averages are
+        gathered first, a collective: call it in every process, with ``write`` true in the one that writes."""
         from safetensors.torch import save_file
+        from torch.distributed.tensor import DTensor
 
-        tensors = {k: v.contiguous().cpu() for k, v in self.shadow.items()}
+        tensors = {k: (v.full_tensor() if isinstance(v, DTensor) else v).contiguous().cpu()
+                   for k, v in self.shadow.items()}
         tensors["__num_updates__"] = torch.tensor([self.num_updates], dtype=torch.int64)
-        save_file(tensors, path)
+        if write:
+            save_file(tensors, path)
 
     def load(self, path: str) -> None:
         """Load a file written by :meth:`save`. Extra tensors are ignored (files of older versions, which averaged
@@ -143,12 +165,50 @@ class ModelEMA:
         missing = sorted({*self.shadow, "__num_updates__"} - set(tensors))
         if missing:
             raise ValueError(f"{path}: the EMA state lacks {len(missing)} needed tensors: {_short_list(missing)}")
-        wrong = [k for k, v in self.shadow.items() if tensors[k].shape != v.shape]
+        wrong = [k for k, v in self.shadow.items() if tensors[k].shape != v.shape]  # a DTensor's shape is the full one
         if wrong:
             raise ValueError(f"{path}: EMA tensors of the wrong shape: {_short_list(wrong)}")
+        from torch.distributed.tensor import DTensor
+
         for key, shadow in self.shadow.items():
-            shadow.copy_(tensors[key])
+            full = tensors[key].to(shadow.device)
+            shadow.copy_(_distribute_like(full, shadow) if isinstance(shadow, DTensor) else full)
         self.num_updates = int(tensors["__num_updates__"].item())
+
+
+def _by_kind(first: list[torch.Tensor], second: list[torch.Tensor]):
+    """The pairs of ``first`` and ``second`` as foreach-ready lists, split into plain tensors and ``DTensor`` shards
+    (a foreach op takes one kind; FSDP shards parameters, not buffers). Empty groups are left out: foreach ops reject
+    empty lists."""
+    from torch.distributed.tensor import DTensor
+
+    groups: dict[bool, tuple[list, list]] = {}
+    for a, b in zip(first, second):
+        pair = groups.setdefault(isinstance(a, DTensor), ([], []))
+        pair[0].append(a)
+        pair[1].append(b)
+    return list(groups.values())
+
+
+def _copy(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    """``targets[i].copy_(sources[i])``: one foreach copy for plain tensors, one by one for ``DTensor`` shards
+    (DTensor has no foreach copy)."""
+    from torch.distributed.tensor import DTensor
+
+    for group_targets, group_sources in _by_kind(targets, sources):
+        if isinstance(group_targets[0], DTensor):
+            for target, source in zip(group_targets, group_sources):
+                target.copy_(source)
+        else:
+            torch._foreach_copy_(group_targets, group_sources)
+
+
+def _distribute_like(full: torch.Tensor, like) -> torch.Tensor:
+    """``full`` (the same on every process) as a ``DTensor`` with ``like``'s mesh and placements, each process
+    keeping its own shard (``src_data_rank=None``: no scatter)."""
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(full, like.device_mesh, like.placements, src_data_rank=None)
 
 
 def _short_list(names: list[str], limit: int = 10) -> str:

@@ -60,6 +60,9 @@ class MLICTrainer(Trainer):
             raise ValueError(f"--activation_checkpointing (--gradient_checkpointing): {name} has no Transformer "
                              "layers to checkpoint (the methods with encoder, decoder or ViT blocks have); leave the "
                              "flag out for it")
+        if targs.world_size > 1:
+            logger.info("distributed training: %s over %d processes (%s)", self.accelerator.distributed_type.value,
+                        targs.world_size, self.accelerator.device.type)
         if targs.fp16 and self.accelerator.device.type == "cpu":
             # accelerate enables fp16 autocast only on accelerators: on CPU the run would silently be float32
             raise ValueError("--fp16 needs a GPU (or another accelerator): on CPU accelerate would train in float32 "
@@ -159,9 +162,11 @@ class MLICTrainer(Trainer):
             # files while they are being written, and none of its files may be mixed with them
             remove_checkpoint(folder)
         self._wait_for_everyone()  # the other processes write their RNG state into this folder
-        if self.ema is not None and self.args.should_save:
-            os.makedirs(folder, exist_ok=True)
-            self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME))
+        if self.ema is not None:
+            if self.args.should_save:
+                os.makedirs(folder, exist_ok=True)
+            # every process: sharded (FSDP) averages are gathered collectively; the main process writes
+            self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME), write=self.args.should_save)
         limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotated below, after the marker
         try:
             super()._save_checkpoint(model, trial)
