@@ -15,7 +15,9 @@ and ``--backbone`` override), AdamW training steps on random images (forward, lo
 forward passes (``no_grad``, eval mode), each timed after warm-up runs (which include compilation); the table
 gives the median. Memory is CUDA's peak allocation on a GPU and the process's peak resident set on a CPU (weights,
 optimiser state and activations: compare settings of one method, not methods); "activations" is what one
-training forward keeps for the backward pass (eager settings), the part activation checkpointing shrinks.
+training forward keeps for the backward pass (eager settings), the part activation checkpointing shrinks (under
+autocast it includes the low-precision copies of the weights that autocast keeps for the backward pass).
+``--config_overrides`` changes config fields of every method (e.g. a smaller width on a CPU).
 
 Ratios are against ``fp32`` of the same method (above 1: faster / larger). Run it alone: on 2 CPU cores another
 process distorts every figure. Writes ``benchmarks/results/throughput.md`` and ``throughput.json``.
@@ -59,11 +61,12 @@ def default_settings(device: str) -> list[str]:
 # --- one (method, setting), in a child process ---------------------------------------------------------------------
 
 
-def build(method: str, image_size: int | None, backbone: str | None, num_labels: int):
+def build(method: str, image_size: int | None, backbone: str | None, num_labels: int,
+          overrides: dict[str, Any] | None = None):
     import mlic_hf
 
     config_class, model_class = mlic_hf.REGISTERED_METHODS[method]
-    kwargs: dict[str, Any] = {"num_labels": num_labels}
+    kwargs: dict[str, Any] = {"num_labels": num_labels, **(overrides or {})}
     if image_size:
         kwargs["image_size"] = image_size
     if backbone:
@@ -120,7 +123,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     device = spec["device"]
     setting = parse_setting(spec["setting"])
     torch.manual_seed(0)
-    model, config = build(spec["method"], spec["image_size"], spec["backbone"], spec["num_labels"])
+    model, config = build(spec["method"], spec["image_size"], spec["backbone"], spec["num_labels"],
+                          spec.get("config_overrides"))
     if setting["ckpt"]:
         if not model.supports_gradient_checkpointing:
             return {"skipped": "no Transformer layers to checkpoint"}
@@ -252,6 +256,8 @@ def parse_args(argv=None):
     parser.add_argument("--backbone", default=None, help="default: each config's (the paper's)")
     parser.add_argument("--batch_size", type=int, default=None, help="default: 32 on a GPU, 2 on a CPU")
     parser.add_argument("--num_labels", type=int, default=80)
+    parser.add_argument("--config_overrides", default=None,
+                        help='JSON object of config fields for every method, e.g. \'{"hidden_size": 512}\'')
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on a GPU, 3 on a CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 3 GPU, 1 CPU)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per (method, setting)")
@@ -273,15 +279,18 @@ def main(argv=None) -> int:
         settings = args.settings or default_settings(device)
         for setting in settings:
             parse_setting(setting)
+        overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+        if not isinstance(overrides, dict):
+            raise ValueError(f"--config_overrides must be a JSON object, got {args.config_overrides!r}")
         for name in ("batch_size", "steps", "warmup", "image_size"):
             value = getattr(args, name)
             if value is not None and value < (0 if name == "warmup" else 1):
                 raise ValueError(f"--{name} must be {'0 or more' if name == 'warmup' else 'at least 1'}, got {value}")
-    except ValueError as err:
+    except ValueError as err:  # json.JSONDecodeError included
         print(f"error: {err}", file=sys.stderr)
         return 2
     base = {"device": device, "image_size": args.image_size, "backbone": args.backbone,
-            "num_labels": args.num_labels, "batch_size": args.batch_size or (32 if gpu else 2),
+            "num_labels": args.num_labels, "config_overrides": overrides, "batch_size": args.batch_size or (32 if gpu else 2),
             "steps": args.steps or (20 if gpu else 3), "warmup": args.warmup if args.warmup is not None else
             (3 if gpu else 1)}
     results = []
