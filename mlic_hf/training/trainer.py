@@ -53,20 +53,10 @@ class MLICTrainer(Trainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         targs = self.args
-        model = self.accelerator.unwrap_model(self.model)
-        if targs.activation_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
-            # transformers would only find out inside train(), after the data and model are loaded
-            name = getattr(model.config, "model_type", type(model).__name__)
-            raise ValueError(f"--activation_checkpointing (--gradient_checkpointing): {name} has no Transformer "
-                             "layers to checkpoint (the methods with encoder, decoder or ViT blocks have); leave the "
-                             "flag out for it")
+        self._check_scale_options()
         if targs.world_size > 1:
             logger.info("distributed training: %s over %d processes (%s)", self.accelerator.distributed_type.value,
                         targs.world_size, self.accelerator.device.type)
-        if targs.fp16 and self.accelerator.device.type == "cpu":
-            # accelerate enables fp16 autocast only on accelerators: on CPU the run would silently be float32
-            raise ValueError("--fp16 needs a GPU (or another accelerator): on CPU accelerate would train in float32 "
-                             "without saying so; use --bf16 on CPU")
         if getattr(targs, "channels_last", False):
             self.model.to(memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, targs.ema_decay, targs.ema_warmup) if getattr(targs, "ema_decay", 0) else None
@@ -77,6 +67,20 @@ class MLICTrainer(Trainer):
             from transformers import EarlyStoppingCallback
 
             self.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+
+    def _check_scale_options(self) -> None:
+        """Options transformers accepts but would fail on late, or ignore silently: one error each, before training."""
+        model = self.accelerator.unwrap_model(self.model)
+        if self.args.activation_checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
+            # transformers would only find out inside train(), after the data and model are loaded
+            name = getattr(model.config, "model_type", type(model).__name__)
+            raise ValueError(f"--activation_checkpointing (--gradient_checkpointing): {name} has no Transformer "
+                             "layers to checkpoint (the methods with encoder, decoder or ViT blocks have); leave the "
+                             "flag out for it")
+        if self.args.fp16 and self.accelerator.device.type == "cpu":
+            # accelerate enables fp16 autocast only on accelerators: on CPU the run would silently be float32
+            raise ValueError("--fp16 needs a GPU (or another accelerator): on CPU accelerate would train in float32 "
+                             "without saying so; use --bf16 on CPU")
 
     # --- optimiser and schedule -----------------------------------------------------------------------------
     def create_optimizer(self, model=None):

@@ -46,6 +46,8 @@ CASES = {
     "ap_mode": ({"ap_mode": "12point"}, "--ap_mode must be one of"),
     "save_steps 0": ({"save_strategy": "steps", "save_steps": "0"}, "--save_steps must be positive"),
     "push offline": ({"push_to_hub": "true", "hub_model_id": "me/model"}, "offline mode (HF_HUB_OFFLINE=1)"),
+    "fp16 on CPU": ({"fp16": "true"}, "--fp16 needs a GPU"),
+    "checkpointing M1": ({"activation_checkpointing": "true"}, "mlic-resnet-probabilistic has no Transformer layers"),
 }
 
 
