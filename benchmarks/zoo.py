@@ -273,8 +273,8 @@ class Settings:
         return {**budgets, "cnn": dataclasses.replace(budgets["cnn"], image_size=self.cnn_image_size)}
 
     def est_min(self, row: Row) -> float:
-        """The row's estimated minutes per seed; a CNN row's grow with the pixel count (its step time does, to within
-        10% from 96 to 192 px on this CPU)."""
+        """The row's estimated minutes per seed; a CNN row's scaled by the pixel count. A lower bound at other sizes:
+        at 192 px the runs took 2.8x (M1) to 1.9x (M4) this estimate, sharing the CPU with other jobs at times."""
         estimate = row.est_min or 0.0
         group = GROUPS[row.group]
         if group.backbone == "cnn" and self.cnn_image_size is not None:

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 
 from mlic_hf.configuration_utils import check_config_keys
 from mlic_hf.training.experiment import resolve_method
@@ -88,6 +89,22 @@ def test_dry_run_prints_one_command_per_row(tmp_path, capsys):
         if row not in runnable:
             assert any(line.startswith(f"# {row.name}: skipped") for line in lines)
     assert not (tmp_path / "runs").exists()
+
+
+def test_cnn_image_size_changes_only_the_cnn_rows_size_and_where_runs_go(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default output root is relative: outputs/zoo-160px
+    assert zoo.main(["--dry_run", "--seeds", "0", "--cnn_image_size", "160", "--rows", "m1", "m4", "ml-vpt"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    m1, m4, vpt = lines
+    for command, row in ((m1, "m1"), (m4, "m4")):
+        assert "--image_size 160" in command and f"outputs/zoo-160px/{row}/seed0" in command
+        assert "--num_train_epochs 3" in command and "--max_train_samples 4000" in command  # the rest unchanged
+    assert "--image_size 96" in vpt  # the ViT keeps its pretraining size
+    settings_row = next(row for row in zoo.ROWS if row.name == "m4")
+    settings = zoo.Settings(tmp_path, tmp_path, [0], False, tmp_path / "v.safetensors", {"image_size": 96}, 192)
+    assert settings.est_min(settings_row) == pytest.approx(4 * settings_row.est_min)
+    assert zoo.main(["--dry_run", "--cnn_image_size", "8"]) == 2
+    assert "--cnn_image_size must be between 32 and 1024" in capsys.readouterr().err
 
 
 def test_authors_row_is_skipped_with_a_note_while_its_preset_is_missing(tmp_path, monkeypatch, capsys, caplog):
