@@ -41,6 +41,15 @@ class EpochSetterCallback(TrainerCallback):
         self.transform.epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
 
 
+def fsdp_fallback(environ, distributed_type: str) -> str | None:
+    """The warning for an FSDP launch (``accelerate launch --config_file configs/accelerate/fsdp.yaml``) that accelerate
+    turned into another kind of training: it enables FSDP on accelerators only, and on CPUs runs DDP instead."""
+    if str(environ.get("ACCELERATE_USE_FSDP", "false")).lower() != "true" or distributed_type == "FSDP":
+        return None
+    return (f"FSDP was requested (ACCELERATE_USE_FSDP=true) but accelerate trains with {distributed_type}: it enables "
+            "FSDP on GPUs and other accelerators only. Every process holds the whole model (data parallel).")
+
+
 class MLICTrainer(Trainer):
     """`Trainer` with OneCycleLR, a weight EMA evaluated beside the raw model, and early stopping.
 
@@ -55,8 +64,12 @@ class MLICTrainer(Trainer):
         targs = self.args
         self._check_scale_options()
         if targs.world_size > 1:
-            logger.info("distributed training: %s over %d processes (%s)", self.accelerator.distributed_type.value,
-                        targs.world_size, self.accelerator.device.type)
+            kind = self.accelerator.distributed_type.value
+            logger.info("distributed training: %s over %d processes (%s)", kind, targs.world_size,
+                        self.accelerator.device.type)
+            fallback = fsdp_fallback(os.environ, kind)
+            if fallback:
+                logger.warning("%s", fallback)
         if getattr(targs, "channels_last", False):
             self.model.to(memory_format=torch.channels_last)
         self.ema = ModelEMA(self.model, targs.ema_decay, targs.ema_warmup) if getattr(targs, "ema_decay", 0) else None

@@ -107,3 +107,12 @@ def test_shipped_accelerate_configs_load_and_are_documented(name):
         assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # from_pretrained loads the result
     if name == "deepspeed_zero2.yaml":
         assert config.deepspeed_config["zero_stage"] == 2
+
+
+def test_an_fsdp_launch_that_accelerate_runs_as_ddp_is_announced():
+    from mlic_hf.training.trainer import fsdp_fallback
+
+    message = fsdp_fallback({"ACCELERATE_USE_FSDP": "true"}, "MULTI_CPU")
+    assert "FSDP was requested" in message and "MULTI_CPU" in message
+    assert fsdp_fallback({"ACCELERATE_USE_FSDP": "true"}, "FSDP") is None
+    assert fsdp_fallback({}, "MULTI_CPU") is None
