@@ -3,10 +3,23 @@ early-stopping fields and the recipe's defaults (AdamW, evaluation and checkpoin
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
+
+logger = logging.getLogger(__name__)
+
+
+def _has_accelerator() -> bool:
+    """Whether torch sees a GPU or another accelerator (CUDA, XPU, MPS, ...)."""
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
 
 
 @dataclass
@@ -69,6 +82,11 @@ class MLICTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
 
     def __post_init__(self):
+        if self.bf16 and not self.use_cpu and not _has_accelerator():
+            # transformers refuses bf16 without an accelerator unless told to use the CPU ("Your setup doesn't support
+            # bf16/gpu"); on a machine that has only a CPU, that is what --bf16 means
+            logger.info("--bf16 without a GPU: training on the CPU with bf16 autocast (--use_cpu true)")
+            self.use_cpu = True
         super().__post_init__()
         problem = self._out_of_range()
         if problem:

@@ -116,3 +116,14 @@ def test_an_fsdp_launch_that_accelerate_runs_as_ddp_is_announced():
     assert "FSDP was requested" in message and "MULTI_CPU" in message
     assert fsdp_fallback({"ACCELERATE_USE_FSDP": "true"}, "FSDP") is None
     assert fsdp_fallback({}, "MULTI_CPU") is None
+
+
+def test_bf16_on_a_machine_without_accelerator_trains_on_the_cpu(tmp_path, monkeypatch):
+    from mlic_hf.training import MLICTrainingArguments
+    from mlic_hf.training import arguments
+
+    monkeypatch.setattr(arguments, "_has_accelerator", lambda: False)
+    args = MLICTrainingArguments(output_dir=str(tmp_path), bf16=True)  # transformers alone refuses this
+    assert args.use_cpu and args.bf16 and args.mixed_precision == "bf16"
+    monkeypatch.setattr(arguments, "_has_accelerator", lambda: True)
+    assert not MLICTrainingArguments(output_dir=str(tmp_path), bf16=False).use_cpu
