@@ -47,7 +47,7 @@ def self_attention_layers(mode: str | Sequence[bool], num_layers: int) -> list[b
 
 class LabelDecoderLayer(GradientCheckpointingLayer):
     """[self-attention →] cross-attention → FFN, each with residual + LayerNorm (post-norm). Checkpointed under
-    ``model.gradient_checkpointing_enable()`` (a transformers ``GradientCheckpointingLayer``)."""
+    ``model.activation_checkpointing_enable()`` (a transformers ``GradientCheckpointingLayer``)."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  self_attention: bool = False, activation: str = "relu") -> None:

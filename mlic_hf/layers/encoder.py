@@ -44,8 +44,8 @@ class TransformerEncoderLayer(GradientCheckpointingLayer):
     """Post-norm Transformer encoder layer (as DETR and Query2Label): self-attention → residual + LayerNorm → FFN →
     residual + LayerNorm. ``attention`` replaces the plain :class:`SelfAttention` (e.g. M2's iRPE attention).
 
-    A transformers ``GradientCheckpointingLayer``: after ``model.gradient_checkpointing_enable()`` (Trainer's
-    ``--gradient_checkpointing``) a training forward keeps only the layer's input and recomputes the rest in the
+    A transformers ``GradientCheckpointingLayer``: after ``model.activation_checkpointing_enable()`` (Trainer's
+    ``--activation_checkpointing``) a training forward keeps only the layer's input and recomputes the rest in the
     backward pass."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,

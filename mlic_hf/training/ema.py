@@ -127,9 +127,8 @@ class ModelEMA:
         """Temporarily load the EMA weights into ``model`` (restored afterwards); only the averaged tensors are
         backed up and swapped."""
         live = self._live(model)
-        self._match_sharding(live)
         backup = [tensor.detach().clone() for tensor in live]
-        self.copy_to(model)
+        self.copy_to(model)  # shards the shadows like ``live`` first, if FSDP has sharded it
         try:
             yield model
         finally:

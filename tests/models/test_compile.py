@@ -7,7 +7,7 @@ import torch
 
 import mlic_hf
 
-from .tiny_configs import TINY_IMAGE_SIZE, TINY_LABELS, tiny_config
+from .tiny_configs import TINY_IMAGE_SIZE, case_id, tiny_batch, tiny_model
 
 #: every method, and the variants whose forward takes another path
 CASES = [
@@ -27,22 +27,6 @@ METHOD_TYPES = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
 RTOL, ATOL = 1e-4, 1e-4
 
 
-def _ids(case):
-    model_type, overrides = case
-    return model_type + "".join(f"-{v}" for v in overrides.values())
-
-
-def _model(model_type, overrides=None):
-    config_class, model_class = mlic_hf.REGISTERED_METHODS[model_type]
-    torch.manual_seed(0)
-    return model_class(tiny_config(config_class, **(overrides or {})))
-
-
-def _batch(seed=3):
-    generator = torch.Generator().manual_seed(seed)
-    pixel_values = torch.randn(2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=generator)
-    labels = (torch.rand(2, len(TINY_LABELS), generator=generator) > 0.5).float()
-    return pixel_values, labels
 
 
 def _break_reasons(explanation) -> list[str]:
@@ -62,19 +46,19 @@ def _fresh_dynamo():
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_forward_is_one_graph_without_breaks(case, mode):
-    model = getattr(_model(*case), mode)()
-    pixel_values, labels = _batch()
+    model = getattr(tiny_model(case[0], **case[1]), mode)()
+    pixel_values, labels = tiny_batch(2, seed=3)
     explanation = torch._dynamo.explain(model)(pixel_values, labels=labels)
     assert explanation.graph_break_count == 0, _break_reasons(explanation)
     assert explanation.graph_count == 1
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "mlic-resnet-probabilistic"], ids=_ids)
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "mlic-resnet-probabilistic"], ids=case_id)
 def test_label_maps_and_activation_checkpointing_compile_without_breaks(case):
-    model = _model(*case).eval()
-    pixel_values, labels = _batch()
+    model = tiny_model(case[0], **case[1]).eval()
+    pixel_values, labels = tiny_batch(2, seed=3)
     explanation = torch._dynamo.explain(model)(pixel_values, output_class_maps=True)
     assert explanation.graph_break_count == 0, _break_reasons(explanation)
     torch._dynamo.reset()
@@ -85,9 +69,9 @@ def test_label_maps_and_activation_checkpointing_compile_without_breaks(case):
 
 @pytest.mark.parametrize("model_type", METHOD_TYPES)
 def test_inductor_matches_eager_and_does_not_recompile(model_type):
-    model = _model(model_type).train()
+    model = tiny_model(model_type).train()
     compiled = torch.compile(model)  # inductor, what --torch_compile uses
-    pixel_values, labels = _batch()
+    pixel_values, labels = tiny_batch(2, seed=3)
 
     eager_loss = model(pixel_values, labels=labels).loss
     eager_grads = torch.autograd.grad(eager_loss, [p for p in model.parameters() if p.requires_grad])
@@ -97,7 +81,7 @@ def test_inductor_matches_eager_and_does_not_recompile(model_type):
     for grad, eager in zip(grads, eager_grads):
         torch.testing.assert_close(grad, eager, rtol=RTOL, atol=ATOL)
 
-    other_pixels, other_labels = _batch(seed=4)
+    other_pixels, other_labels = tiny_batch(2, seed=4)
     with torch.compiler.set_stance("fail_on_recompile"):  # a new batch of the same shape reuses the graph
         compiled(other_pixels, labels=other_labels).loss.backward()
 
@@ -111,8 +95,8 @@ def test_inductor_matches_eager_and_does_not_recompile(model_type):
 
 def test_a_recompile_is_reported():
     """The guard behind the check above works: a new shape does recompile (and would fail under the stance)."""
-    compiled = torch.compile(_model("mlic-resnet-probabilistic").eval(), backend="eager")
+    compiled = torch.compile(tiny_model("mlic-resnet-probabilistic").eval(), backend="eager")
     with torch.no_grad():
-        compiled(_batch()[0])
+        compiled(tiny_batch(2, seed=3)[0])
         with torch.compiler.set_stance("fail_on_recompile"), pytest.raises(Exception, match="recompil"):
             compiled(torch.randn(3, 3, TINY_IMAGE_SIZE + 32, TINY_IMAGE_SIZE + 32))

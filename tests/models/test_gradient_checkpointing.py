@@ -10,7 +10,7 @@ import mlic_hf
 from mlic_hf.training import MLICTrainingArguments
 from mlic_hf.training.trainer import MLICTrainer
 
-from .tiny_configs import TINY_IMAGE_SIZE, TINY_LABELS, tiny_config
+from .tiny_configs import case_id, tiny_batch, tiny_config, tiny_model
 
 #: (model_type, config overrides): every method that checkpoints, and the variants whose layers differ
 CASES = [
@@ -23,22 +23,6 @@ CASES = [
 ]
 
 
-def _ids(case):
-    model_type, overrides = case
-    return model_type + "".join(f"-{v}" for v in overrides.values())
-
-
-def _model(model_type, overrides):
-    config_class, model_class = mlic_hf.REGISTERED_METHODS[model_type]
-    torch.manual_seed(0)
-    return model_class(tiny_config(config_class, **overrides)).train()
-
-
-def _batch():
-    generator = torch.Generator().manual_seed(1)
-    pixel_values = torch.randn(3, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=generator)
-    labels = (torch.rand(3, len(TINY_LABELS), generator=generator) > 0.5).float()
-    return pixel_values, labels
 
 
 def _step(model):
@@ -46,7 +30,7 @@ def _step(model):
 
     Kept activations are the tensors autograd saves, outside parameters (a checkpointed layer saves only its input:
     torch's checkpoint packs the rest itself, so the outer hook does not see it)."""
-    pixel_values, labels = _batch()
+    pixel_values, labels = tiny_batch(3, seed=1)
     parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -70,9 +54,9 @@ def _step(model):
     return loss.detach(), grads, calls[0], sum(saved.values())
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_checkpointing_gives_the_same_gradients_and_keeps_fewer_activations(case):
-    model = _model(*case)
+    model = tiny_model(case[0], **case[1]).train()
     assert model.supports_gradient_checkpointing and not model.is_activation_checkpointing
     assert model._no_split_modules  # the layers FSDP shards at (TRANSFORMER_BASED_WRAP)
     loss, grads, calls, kept = _step(model)
@@ -88,7 +72,7 @@ def test_checkpointing_gives_the_same_gradients_and_keeps_fewer_activations(case
     assert kept_ckpt < kept, f"checkpointing kept {kept_ckpt} bytes of activations, not fewer than {kept}"
 
     # inference is untouched, and it switches off again
-    pixel_values, _ = _batch()
+    pixel_values, _ = tiny_batch(3, seed=1)
     with torch.no_grad():
         logits_ckpt = model.eval()(pixel_values).logits
         model.activation_checkpointing_disable()

@@ -7,19 +7,15 @@ from torch import nn
 
 import mlic_hf
 
-from .tiny_configs import TINY_IMAGE_SIZE, TINY_LABELS, tiny_config
+from .tiny_configs import tiny_batch, tiny_model
 
 METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
 
 
 @pytest.mark.parametrize("method", mlic_hf.METHODS, ids=METHOD_IDS)
 def test_channels_last_gives_the_same_logits_and_gradients(method):
-    config_class, model_class = method
-    torch.manual_seed(0)
-    model = model_class(tiny_config(config_class)).train()
-    generator = torch.Generator().manual_seed(5)
-    pixel_values = torch.randn(2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=generator)
-    labels = (torch.rand(2, len(TINY_LABELS), generator=generator) > 0.5).float()
+    model = tiny_model(method[0].model_type).train()
+    pixel_values, labels = tiny_batch(2, seed=5)
 
     def step(memory_format):
         model.zero_grad(set_to_none=True)

@@ -5,9 +5,7 @@ included."""
 import pytest
 import torch
 
-import mlic_hf
-
-from .tiny_configs import TINY_IMAGE_SIZE, TINY_LABELS, tiny_config
+from .tiny_configs import case_id, tiny_batch, tiny_model
 
 CASES = [
     ("mlic-resnet-probabilistic", {}),
@@ -25,29 +23,13 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 RELATIVE = {"bf16": 0.03, "fp16": 0.004}
 
 
-def _ids(case):
-    model_type, overrides = case
-    return model_type + "".join(f"-{v}" for v in overrides.values())
-
-
-def _model(model_type, overrides):
-    config_class, model_class = mlic_hf.REGISTERED_METHODS[model_type]
-    torch.manual_seed(0)
-    return model_class(tiny_config(config_class, **overrides))
-
-
-def _batch():
-    generator = torch.Generator().manual_seed(2)
-    pixel_values = torch.randn(4, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=generator)
-    labels = (torch.rand(4, len(TINY_LABELS), generator=generator) > 0.5).float()
-    return pixel_values, labels
 
 
 @pytest.mark.parametrize("precision", DTYPES)
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_autocast_logits_are_close_to_float32(case, precision):
-    model = _model(*case).eval()
-    pixel_values, labels = _batch()
+    model = tiny_model(case[0], **case[1]).eval()
+    pixel_values, labels = tiny_batch(4, seed=2)
     with torch.no_grad():
         reference = model(pixel_values, labels=labels)
         with torch.autocast("cpu", dtype=DTYPES[precision]):
@@ -63,10 +45,10 @@ def test_autocast_logits_are_close_to_float32(case, precision):
 
 
 @pytest.mark.parametrize("precision", DTYPES)
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_autocast_training_step_has_a_float32_loss_and_finite_gradients(case, precision):
-    model = _model(*case).train()
-    pixel_values, labels = _batch()
+    model = tiny_model(case[0], **case[1]).train()
+    pixel_values, labels = tiny_batch(4, seed=2)
     with torch.autocast("cpu", dtype=DTYPES[precision]):
         loss = model(pixel_values, labels=labels).loss
     assert loss.dtype == torch.float32 and torch.isfinite(loss)

@@ -8,6 +8,8 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import torch
+
 TINY_IMAGE_SIZE = 64
 TINY_LABELS = {0: "person", 1: "dog", 2: "cat", 3: "car"}
 
@@ -29,3 +31,26 @@ def tiny_config(config_class, **overrides):
     kwargs.setdefault("id2label", dict(TINY_LABELS))
     kwargs.update(overrides)
     return config_class(**kwargs)
+
+
+def tiny_model(model_type: str, **overrides):
+    """A registered method's model from its tiny config (and ``overrides``), seeded: the same weights every call."""
+    import mlic_hf
+
+    config_class, model_class = mlic_hf.REGISTERED_METHODS[model_type]
+    torch.manual_seed(0)
+    return model_class(tiny_config(config_class, **overrides))
+
+
+def tiny_batch(batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random ``TINY_IMAGE_SIZE`` images and multi-hot labels (each label on with probability 1/2), from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    pixel_values = torch.randn(batch_size, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=generator)
+    labels = (torch.rand(batch_size, len(TINY_LABELS), generator=generator) > 0.5).float()
+    return pixel_values, labels
+
+
+def case_id(case: tuple[str, dict]) -> str:
+    """Test id of a ``(model_type, config overrides)`` case: the type followed by the override values."""
+    model_type, overrides = case
+    return model_type + "".join(f"-{v}" for v in overrides.values())

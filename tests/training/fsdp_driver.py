@@ -31,13 +31,9 @@ STEPS, GLOBAL_BATCH, LEARNING_RATE = 3, 8, 1e-3
 
 
 def build(method: str) -> nn.Module:
-    import mlic_hf
-    from tests.models.tiny_configs import tiny_config
+    from tests.models.tiny_configs import tiny_model
 
-    config_class, model_class = mlic_hf.REGISTERED_METHODS[method]
-    torch.manual_seed(0)
-    overrides = {"num_groups": 2} if method == "mlic-ml-vpt" else {}
-    return model_class(tiny_config(config_class, **overrides))
+    return tiny_model(method, **({"num_groups": 2} if method == "mlic-ml-vpt" else {}))
 
 
 def batches():

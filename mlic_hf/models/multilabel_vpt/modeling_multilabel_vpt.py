@@ -110,7 +110,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
                 self.prompts = PromptTokens(config.vpt_num_prompts, dim, prompt_depth, patch_size,
                                             config.prompt_dropout, patch_in_chans(self.vit))
             self.classifier = nn.Linear(dim, config.num_labels)
-        # set by transformers' gradient_checkpointing_enable() (with _gradient_checkpointing_func): the ViT blocks are
+        # set by transformers' activation_checkpointing_enable() (with _gradient_checkpointing_func): the ViT blocks are
         # recomputed in the backward pass; timm's Block is not a GradientCheckpointingLayer, so forward does it
         self.gradient_checkpointing = False
         self.freeze_parameters()
