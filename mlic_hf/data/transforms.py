@@ -217,6 +217,11 @@ class BatchTransform:
     def __init__(self, transform: TrainTransform | EvalTransform) -> None:
         self.transform = transform
 
+    def set_epoch(self, epoch: int) -> None:
+        """Seed the next epoch's augmentation (a training transform's; evaluation has none)."""
+        if hasattr(self.transform, "epoch"):
+            self.transform.epoch = int(epoch)
+
     def __call__(self, batch: dict) -> dict:
         images = batch["image"]
         indices = batch.get(INDEX_COLUMN) or [0] * len(images)

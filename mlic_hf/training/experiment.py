@@ -109,9 +109,19 @@ class DataArguments(HFDatasetArguments):
         "per class), precision (lowest threshold reaching --target_precision) or none.")})
     target_precision: float | None = field(default=None, metadata={"help": (
         "The precision each class must reach with --calibrate_thresholds precision, in (0, 1].")})
+    streaming: bool = field(default=False, metadata={"help": (
+        "Stream the training split from its parquet or webdataset shards (local or on the Hub) instead of loading "
+        "it to disk; each process reads its own rows (see mlic_hf.data.streaming). Needs --dataset_name.")})
+    shuffle_buffer_size: int = field(default=1000, metadata={"help": (
+        "With --streaming: rows of the shuffle buffer each DataLoader worker keeps (1: no shuffling within shards).")})
 
     def __post_init__(self):
         super().__post_init__()
+        if self.streaming and not self.dataset_name:
+            raise ValueError("--streaming reads the shards of a 🤗 Datasets dataset: give --dataset_name (parquet or "
+                             "webdataset with --data_files, or a Hub id); the built-in datasets are on disk already")
+        if self.shuffle_buffer_size < 1:
+            raise ValueError(f"--shuffle_buffer_size must be at least 1, got {self.shuffle_buffer_size}")
         from ..calibration import check_calibration_args
 
         check_calibration_args(self.calibrate_thresholds, self.target_precision)
@@ -263,14 +273,26 @@ def build_model(model_args: ModelArguments, label_names: list[str], train=None):
     if model_args.model_name_or_path:
         config, same_labels = checkpoint_config(model_args, label_names)
         if train is not None:
-            config.setup_from_training_data(train, recompute=not same_labels)
+            config.setup_from_training_data(_training_labels(train, config), recompute=not same_labels)
         return AutoModelForMultiLabelImageClassification.from_pretrained(
             model_args.model_name_or_path, config=config, ignore_mismatched_sizes=not same_labels
         )
     config = build_config(model_args, label_names)
     if train is not None:
-        config.setup_from_training_data(train)
+        config.setup_from_training_data(_training_labels(train, config))
     return AutoModelForMultiLabelImageClassification.from_config(config)
+
+
+def _training_labels(train, config):
+    """The training split as ``config.setup_from_training_data`` reads it: a streamed split's labels are read
+    (without images) only for a method that derives settings from them, such as ML-VPT's label groups."""
+    from ..configuration_utils import MLICConfig
+
+    if not hasattr(train, "labels_dataset"):
+        return train
+    if type(config).setup_from_training_data is MLICConfig.setup_from_training_data:
+        return None  # the default hook reads nothing
+    return train.labels_dataset()
 
 
 def dataset_label(data_args: DataArguments) -> str:
@@ -313,6 +335,9 @@ def load_splits(data_args: DataArguments, seed: int = 0, return_split_names: boo
     (``{"train": ..., "eval": ..., "test": ...}``: a 🤗 Datasets dataset's depend on the splits it has)."""
     from ..data import label_names_of
 
+    if data_args.streaming:
+        train, evaluation, test, names = _load_streaming_splits(data_args, seed)
+        return (train, evaluation, test, label_names_of(train)) + ((names,) if return_split_names else ())
     dataset = load_dataset_dict(data_args, seed)
     names = split_names(data_args, available=list(dataset))
     for role, split in names.items():
@@ -333,6 +358,30 @@ def load_splits(data_args: DataArguments, seed: int = 0, return_split_names: boo
     if return_split_names:
         return train, evaluation, test, label_names_of(train), names
     return train, evaluation, test, label_names_of(train)
+
+
+def _load_streaming_splits(data_args: DataArguments, seed: int):
+    """(streamed train, eval, test, split names) of ``--streaming``: the training split is a
+    :class:`~mlic_hf.data.streaming.StreamingTrainSet`; the evaluation splits are loaded with its label set."""
+    from ..data import label_names_of
+    from ..data.hf_dataset import parse_data_files
+    from ..data.streaming import load_streaming_eval_splits, load_streaming_train, resolve_streaming_source
+
+    source = resolve_streaming_source(data_args.dataset_name, data_args.dataset_config_name,
+                                      parse_data_files(data_args.data_files), data_args.data_dir)
+    names = split_names(data_args, available=list(source.files))
+    train = load_streaming_train(data_args, source, names["train"], seed, data_args.shuffle_buffer_size)
+    if data_args.max_train_samples:
+        train = train.truncated(data_args.max_train_samples)
+    held_out = load_streaming_eval_splits(data_args, source, [names["eval"], names["test"]], label_names_of(train),
+                                          seed)
+    evaluation, test = held_out[names["eval"]], held_out[names["test"]]
+    if data_args.max_eval_samples:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+        test = test.select(range(min(data_args.max_eval_samples, len(test))))
+    for role, split in (("train", train), ("eval", evaluation), ("test", test)):
+        check_not_empty(split, names[role], dataset_label(data_args), data_args.data_dir)
+    return train, evaluation, test, names
 
 
 def check_not_empty(split, name: str, dataset: str, data_dir: str | None) -> None:
@@ -357,7 +406,9 @@ def attach_transforms(model, data_args: DataArguments, train, evaluation, test, 
     )
 
     # the transforms decode each image themselves, so a file that fails names its image (not a bare PIL message)
-    train, evaluation, test = (defer_image_decoding(split) for split in (train, evaluation, test))
+    streamed = hasattr(train, "for_process")  # a StreamingTrainSet: undecoded already, rows numbered by its shards
+    evaluation, test = defer_image_decoding(evaluation), defer_image_decoding(test)
+    train = train if streamed else with_index_column(defer_image_decoding(train))
     cfg = model.config
     train_transform = TrainTransform(
         AugmentationConfig(
@@ -371,7 +422,7 @@ def attach_transforms(model, data_args: DataArguments, train, evaluation, test, 
         )
     )
     eval_transform = BatchTransform(EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std))
-    train = with_index_column(train).with_transform(BatchTransform(train_transform))
+    train = train.with_transform(BatchTransform(train_transform))
     return train, evaluation.with_transform(eval_transform), test.with_transform(eval_transform), train_transform
 
 

@@ -94,6 +94,33 @@ class MLICTrainer(Trainer):
             # accelerate enables fp16 autocast only on accelerators: on CPU the run would silently be float32
             raise ValueError("--fp16 needs a GPU (or another accelerator): on CPU accelerate would train in float32 "
                              "without saying so; use --bf16 on CPU")
+        if self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0:
+            # a persistent worker keeps the copy of the training transform it started with: every epoch would get
+            # epoch 0's augmentation seeds (EpochSetterCallback and set_epoch reach the main process's copy only)
+            raise ValueError("--dataloader_persistent_workers would repeat the first epoch's augmentations in every "
+                             "epoch (the workers keep the transform they started with); leave it out")
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def get_train_dataloader(self):
+        """transformers' training DataLoader; for a streamed split (:mod:`mlic_hf.data.streaming`), one that reads
+        this process's planned rows: accelerate only places its batches on the device and does not shard it again
+        (it would slice every batch, or give whole shard files to processes that then run out at different steps)."""
+        dataset = self.train_dataset
+        if not hasattr(dataset, "for_process"):
+            return super().get_train_dataloader()
+        from accelerate.data_loader import prepare_data_loader
+        from torch.utils.data import DataLoader
+
+        args = self.args
+        shard = dataset.for_process(args.process_index, args.world_size, self._train_batch_size,
+                                    args.dataloader_drop_last)
+        options = {"num_workers": args.dataloader_num_workers, "pin_memory": args.dataloader_pin_memory,
+                   "drop_last": args.dataloader_drop_last}
+        if args.dataloader_num_workers > 0 and args.dataloader_prefetch_factor is not None:
+            options["prefetch_factor"] = args.dataloader_prefetch_factor
+        loader = DataLoader(shard, batch_size=self._train_batch_size, collate_fn=self.data_collator, **options)
+        return prepare_data_loader(loader, device=args.device, num_processes=1, process_index=0,
+                                   put_on_device=True, dispatch_batches=False)
 
     # --- optimiser and schedule -----------------------------------------------------------------------------
     def create_optimizer(self, model=None):

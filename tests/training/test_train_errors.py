@@ -48,6 +48,9 @@ CASES = {
     "push offline": ({"push_to_hub": "true", "hub_model_id": "me/model"}, "offline mode (HF_HUB_OFFLINE=1)"),
     "fp16 on CPU": ({"fp16": "true"}, "--fp16 needs a GPU"),
     "checkpointing M1": ({"activation_checkpointing": "true"}, "mlic-resnet-probabilistic has no Transformer layers"),
+    "streaming a built-in dataset": ({"streaming": "true"}, "--streaming reads the shards of a 🤗 Datasets dataset"),
+    "persistent workers": ({"dataloader_persistent_workers": "true", "dataloader_num_workers": "1"},
+                           "--dataloader_persistent_workers would repeat the first epoch's augmentations"),
 }
 
 
