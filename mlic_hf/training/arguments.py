@@ -82,10 +82,11 @@ class MLICTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
 
     def __post_init__(self):
-        if self.bf16 and not self.use_cpu and not _has_accelerator():
-            # transformers refuses bf16 without an accelerator unless told to use the CPU ("Your setup doesn't support
-            # bf16/gpu"); on a machine that has only a CPU, that is what --bf16 means
-            logger.info("--bf16 without a GPU: training on the CPU with bf16 autocast (--use_cpu true)")
+        if not self.use_cpu and not _has_accelerator():
+            # on a machine that has only a CPU, the CPU is the device: said explicitly, because transformers otherwise
+            # refuses --bf16 ("Your setup doesn't support bf16/gpu") and, under torchrun, does not set up data-parallel
+            # training on the CPU's processes (each process silently trains alone on all the data)
+            logger.info("no GPU: training on the CPU (--use_cpu true)")
             self.use_cpu = True
         super().__post_init__()
         problem = self._out_of_range()

@@ -118,12 +118,15 @@ def test_an_fsdp_launch_that_accelerate_runs_as_ddp_is_announced():
     assert fsdp_fallback({}, "MULTI_CPU") is None
 
 
-def test_bf16_on_a_machine_without_accelerator_trains_on_the_cpu(tmp_path, monkeypatch):
+def test_a_machine_without_accelerator_trains_on_the_cpu(tmp_path, monkeypatch):
+    """Without a GPU the CPU is the device, said explicitly (``use_cpu``): transformers alone refuses --bf16 there,
+    and under torchrun sets up no data-parallel training (tested end to end in test_streaming_training.py)."""
     from mlic_hf.training import MLICTrainingArguments
     from mlic_hf.training import arguments
 
     monkeypatch.setattr(arguments, "_has_accelerator", lambda: False)
     args = MLICTrainingArguments(output_dir=str(tmp_path), bf16=True)  # transformers alone refuses this
     assert args.use_cpu and args.bf16 and args.mixed_precision == "bf16"
+    assert MLICTrainingArguments(output_dir=str(tmp_path)).use_cpu
     monkeypatch.setattr(arguments, "_has_accelerator", lambda: True)
     assert not MLICTrainingArguments(output_dir=str(tmp_path), bf16=False).use_cpu

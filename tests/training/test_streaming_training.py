@@ -84,6 +84,8 @@ def test_train_script_streams_under_torchrun(tmp_path, shards):
     out = tmp_path / "run"
     argv = _streaming_argv(out, shards["files"], num_train_epochs=2, per_device_train_batch_size=4,
                            eval_strategy="epoch", save_strategy="epoch")
+    at = argv.index("--use_cpu")  # as users run it: without --use_cpu, a CPU-only machine still trains in parallel
+    del argv[at:at + 2]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29542"]
     _run_script(launcher, argv, tmp_path)
     state = json.loads((out / "trainer_state.json").read_text())
