@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,9 +201,31 @@ def _load_raw(name, config_name, data_files, data_dir) -> tuple[datasets.Dataset
         offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise ValueError(f"--dataset_name {name!r}: not a local dataset folder, packaged format or reachable Hub "
                          f"dataset{offline}: {' '.join(str(err).split())}") from err
+    except (datasets.exceptions.DatasetGenerationError, tarfile.TarError) as err:  # a corrupt or empty file
+        cause = err.__cause__ or err
+        where = unreadable_file(name, config_name, data_files, data_dir)
+        raise ValueError(f"--dataset_name {name!r}: cannot read {where or 'its data files'}: "
+                         f"{type(cause).__name__}: {' '.join(str(cause).split())}") from err
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     return loaded, data_dir or _common_folder(data_files)
+
+
+def unreadable_file(name: str, config_name=None, data_files=None, data_dir=None) -> str | None:
+    """The first data file of ``name`` that 🤗 Datasets cannot read a row from, to name it in an error (🤗 Datasets
+    reports that generation failed, not which file failed)."""
+    try:
+        builder = datasets.load_dataset_builder(name, config_name, data_files=data_files, data_dir=data_dir)
+    except Exception:  # noqa: BLE001 - only looking for a better message
+        return None
+    for found in (builder.config.data_files or {}).values():
+        for path in found:
+            try:
+                next(iter(datasets.load_dataset(builder.name, data_files=[str(path)], streaming=True,
+                                                split="train")), None)
+            except Exception:  # noqa: BLE001 - any failure names the file
+                return str(path)
+    return None
 
 
 def _is_saved_dataset(path: str) -> bool:

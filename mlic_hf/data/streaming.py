@@ -351,9 +351,18 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
         if self.source.base_dir is not None:
             images = [os.path.join(self.source.base_dir, p) if isinstance(p, str) and not os.path.isabs(p) else p
                       for p in images]
+        images = [self._where(image, index) for image, index in zip(images, indices)]
         ids = ([str(v) for v in batch[self.id_column]] if self.id_column else [f"train-{i}" for i in indices])
         return {"image": images, "labels": list(labels), "ignore_mask": list(unknown) if unknown is not None else None,
                 "image_id": ids, INDEX_COLUMN: indices}
+
+    def _where(self, image, index: int):
+        """An image stored in a shard (bytes without a path) named by its shard and row, for the message of an image
+        that cannot be decoded."""
+        if isinstance(image, dict) and image.get("bytes") is not None and not image.get("path"):
+            file = int(np.searchsorted(self.offsets, index, side="right")) - 1
+            return {"bytes": image["bytes"], "path": f"row {index - self.offsets[file]} of {self.files[file]}"}
+        return image
 
     def labels_dataset(self) -> datasets.Dataset:
         """The split's labels (``labels``, ``label_ids``, ``ignore_mask``: no images) as a map-style dataset, read
@@ -410,6 +419,9 @@ def load_streaming_train(args, source: StreamingSource, split: str = "train", se
         raise ValueError(f"--streaming: dataset {args.dataset_name!r} has no split {split!r} to train on (splits: "
                          f"{sorted(source.files)})")
     files = source.files[split]
+    if not files:
+        raise ValueError(f"--streaming: no {split} files of dataset {args.dataset_name!r} were found (check the "
+                         "paths or globs of --data_files, or --data_dir)")
     counts = count_rows(source.builder, files)
     logger.info("streaming %s: %d rows in %d %s shards", args.dataset_name, sum(counts), len(files), source.builder)
     if sum(counts) == 0:

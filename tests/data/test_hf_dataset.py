@@ -373,3 +373,25 @@ def test_dataset_name_flag_errors(flags, expected, tmp_path):
         return
     with pytest.raises(ValueError, match=expected):
         parse_args(argv)
+
+
+@pytest.mark.parametrize("builder,good,bad", [("parquet", "train.parquet", "test.parquet"),
+                                              ("webdataset", "train.tar", "test.tar")])
+def test_an_unreadable_data_file_is_named(builder, good, bad, tmp_path):
+    """A corrupt parquet file or an empty tar archive: one ValueError naming the file (🤗 Datasets only says that
+    generating the dataset failed)."""
+    import io
+    import tarfile
+
+    if builder == "parquet":
+        datasets.Dataset.from_dict({"image": ["a.png"], "labels": [["cat"]]}).to_parquet(str(tmp_path / good))
+        (tmp_path / bad).write_bytes(b"not a parquet file")
+    else:
+        with tarfile.open(tmp_path / good, "w") as archive:
+            member = tarfile.TarInfo("a.labels.json")
+            member.size = len(b'["cat"]')
+            archive.addfile(member, io.BytesIO(b'["cat"]'))
+        (tmp_path / bad).write_bytes(b"")
+    files = {"train": str(tmp_path / good), "test": str(tmp_path / bad)}
+    with pytest.raises(ValueError, match=rf"--dataset_name '{builder}': cannot read .*{bad}: "):
+        load_hf_dataset(builder, data_files=files, train_val_split=None)

@@ -182,3 +182,17 @@ def test_write_parquet_shards(mosaic, tmp_path):
     masked = mosaic["train"].add_column("ignore_mask", [[i == 0] * 10 for i in range(32)])
     with pytest.raises(ValueError, match="unknown labels"):
         write_parquet_shards(masked, tmp_path / "masked", 2)
+
+
+def test_an_undecodable_image_names_its_shard_and_row(mosaic, tmp_path):
+    paths = write_parquet_shards(mosaic["train"], tmp_path, [16, 16])
+    shard = datasets.load_dataset("parquet", data_files=paths[1], split="train").cast_column(
+        "image", datasets.Image(decode=False))
+    rows = shard.to_dict()
+    rows["image"][5] = {"bytes": rows["image"][5]["bytes"][:60], "path": None}  # a truncated PNG
+    datasets.Dataset.from_dict(rows, features=shard.features).to_parquet(paths[1])
+    transform = BatchTransform(TrainTransform(AugmentationConfig(image_size=16)))
+    stream = _stream(paths).with_transform(transform)
+    bad = rows["image_id"][5]
+    with pytest.raises(ValueError, match=rf"image '{bad}' \(row 5 of .*train-00001-of-00002.parquet\): cannot decode"):
+        list(stream)
