@@ -17,6 +17,7 @@ from .checkpoints import (
     resolve_resume_checkpoint,
     rotate_checkpoints,
 )
+from .cpu_bf16 import guard_cpu_bf16_convolutions
 from .ema import EMA_WEIGHTS_NAME, ModelEMA
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,10 @@ class MLICTrainer(Trainer):
                 logger.warning("%s", fallback)
         if getattr(targs, "channels_last", False):
             self.model.to(memory_format=torch.channels_last)
+        if targs.bf16 and self.accelerator.device.type == "cpu":
+            guarded = guard_cpu_bf16_convolutions(self.model)
+            logger.info("bf16 on CPU: %d strided convolutions compute in float32 on inputs narrower than their stride "
+                        "(wrong weight gradients in bf16; see mlic_hf.training.cpu_bf16)", guarded)
         self.ema = ModelEMA(self.model, targs.ema_decay, targs.ema_warmup) if getattr(targs, "ema_decay", 0) else None
         if self.ema is not None:
             self.add_callback(_EMAUpdateCallback(self))
