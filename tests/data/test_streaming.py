@@ -196,3 +196,18 @@ def test_an_undecodable_image_names_its_shard_and_row(mosaic, tmp_path):
     bad = rows["image_id"][5]
     with pytest.raises(ValueError, match=rf"image '{bad}' \(row 5 of .*train-00001-of-00002.parquet\): cannot decode"):
         list(stream)
+
+
+def test_shards_on_a_remote_filesystem(parquet, tars):
+    """Shards behind an fsspec URL (``memory://`` standing in for ``hf://`` or ``s3://``: the same code path, row
+    counts from the remote footers and tar headers) stream the same rows as local ones."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    for path in parquet + tars:
+        memory.pipe(f"/remote/{path.rsplit('/', 1)[1]}", open(path, "rb").read())
+    remote = _stream(["memory://remote/train-*.parquet"])
+    assert remote.files[0].startswith("memory://") and remote.counts == SIZES
+    local = {r["image_id"]: r["__index__"] for r in _stream(parquet)}
+    assert {r["image_id"]: r["__index__"] for r in remote} == local
+    assert count_rows("webdataset", [f"memory://remote/{t.rsplit('/', 1)[1]}" for t in tars]) == SIZES
