@@ -192,15 +192,12 @@ def _load_raw(name, config_name, data_files, data_dir) -> tuple[datasets.Dataset
         if isinstance(loaded, datasets.Dataset):
             loaded = datasets.DatasetDict({"train": loaded})
         return loaded, data_dir or path
-    if name in PACKAGED_FORMATS and not (data_files or data_dir):
-        raise ValueError(f"--dataset_name {name} reads files: give --data_files (a path, glob or JSON object of "
-                         "split -> paths) or --data_dir")
+    check_files_given(name, data_files, data_dir)
     try:
         loaded = datasets.load_dataset(name, config_name, data_files=data_files, data_dir=data_dir)
     except (FileNotFoundError, ConnectionError) as err:
-        offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise ValueError(f"--dataset_name {name!r}: not a local dataset folder, packaged format or reachable Hub "
-                         f"dataset{offline}: {' '.join(str(err).split())}") from err
+                         f"dataset{offline_note()}: {' '.join(str(err).split())}") from err
     except (datasets.exceptions.DatasetGenerationError, tarfile.TarError) as err:  # a corrupt or empty file
         cause = err.__cause__ or err
         where = unreadable_file(name, config_name, data_files, data_dir)
@@ -209,6 +206,19 @@ def _load_raw(name, config_name, data_files, data_dir) -> tuple[datasets.Dataset
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     return loaded, data_dir or _common_folder(data_files)
+
+
+def check_files_given(name: str, data_files, data_dir: str | None) -> None:
+    """A packaged format (``parquet``, ``csv``, ...) names no data: a ``ValueError`` unless files or a folder are
+    given."""
+    if name in PACKAGED_FORMATS and not (data_files or data_dir):
+        raise ValueError(f"--dataset_name {name} reads files: give --data_files (a path, glob or JSON object of "
+                         "split -> paths) or --data_dir")
+
+
+def offline_note() -> str:
+    """`` (offline: HF_HUB_OFFLINE is set)`` when it is, for messages about data that was not found."""
+    return " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
 
 
 def unreadable_file(name: str, config_name=None, data_files=None, data_dir=None) -> str | None:
@@ -434,17 +444,25 @@ def _convert(ds: datasets.Dataset, split: str, image_column: str, label_column: 
         images = images.rename_column(image_column, "image")
     if isinstance(images.features["image"], datasets.Value):
         images = _image_paths(images, split, base_dir)
+    table = label_table(encoder.names, labels, unknown, image_ids=_image_ids(ds, split, image_column))
+    return datasets.concatenate_datasets([images, table], axis=1)
+
+
+def label_table(names: Sequence[str], labels: np.ndarray, unknown: np.ndarray | None = None,
+                image_ids: list[str] | None = None) -> datasets.Dataset:
+    """The ``mlic_hf`` label columns of encoded labels (:class:`LabelEncoder`): multi-hot ``labels``, ``label_ids``,
+    ``ignore_mask`` when ``unknown`` is given, and ``image_id`` when ``image_ids`` are."""
     columns: dict[str, Any] = {
         "labels": labels.tolist(),
         "label_ids": [np.flatnonzero(row).tolist() for row in labels],
     }
     if unknown is not None:
         columns["ignore_mask"] = unknown.tolist()
-    columns["image_id"] = _image_ids(ds, split, image_column)
-    features = make_features(encoder.names, with_ignore_mask=unknown is not None)
-    table = datasets.Dataset.from_dict(columns, features=datasets.Features(
-        {k: v for k, v in features.items() if k != "image"}))
-    return datasets.concatenate_datasets([images, table], axis=1)
+    if image_ids is not None:
+        columns["image_id"] = image_ids
+    features = make_features(list(names), with_ignore_mask=unknown is not None)
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(
+        {k: v for k, v in features.items() if k in columns}))
 
 
 def _image_paths(images: datasets.Dataset, split: str, base_dir: str | None) -> datasets.Dataset:

@@ -33,7 +33,6 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import datasets
 import numpy as np
@@ -41,13 +40,15 @@ import torch
 
 from .common import make_features
 from .hf_dataset import (
-    PACKAGED_FORMATS,
     LabelEncoder,
     _check_image_column,
     _find_label_column,
     _is_saved_dataset,
+    check_files_given,
     label_encoder,
+    label_table,
     load_hf_dataset,
+    offline_note,
 )
 from .transforms import INDEX_COLUMN
 
@@ -172,15 +173,12 @@ def resolve_streaming_source(name: str, config_name: str | None = None, data_fil
     if os.path.isdir(path) and _is_saved_dataset(path):
         raise ValueError(f"--streaming reads parquet or webdataset shards; {name} is a dataset saved with "
                          "save_to_disk, already on the local disk: train without --streaming")
-    if name in PACKAGED_FORMATS and not (data_files or data_dir):
-        raise ValueError(f"--dataset_name {name} reads files: give --data_files (a path, glob or JSON object of "
-                         "split -> paths) or --data_dir")
+    check_files_given(name, data_files, data_dir)
     try:
         builder = datasets.load_dataset_builder(name, config_name, data_files=data_files, data_dir=data_dir)
     except (FileNotFoundError, ConnectionError) as err:
-        offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
-        raise ValueError(f"--dataset_name {name!r}: no data files found{offline}: {' '.join(str(err).split())}"
-                         ) from err
+        raise ValueError(f"--dataset_name {name!r}: no data files found{offline_note()}: "
+                         f"{' '.join(str(err).split())}") from err
     if builder.name not in STREAMING_FORMATS:
         raise ValueError(f"--streaming reads parquet or webdataset shards, but {name!r} is read by the "
                          f"{builder.name!r} builder: convert it to parquet shards, or train without --streaming")
@@ -379,14 +377,8 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
             encoded, mask, _ = self.encoder.encode(batch[self.label_column])
             labels.append(encoded)
             unknown.append(mask if mask is not None else np.zeros_like(encoded, dtype=bool))
-        matrix, mask = np.concatenate(labels), np.concatenate(unknown)
-        columns_out: dict[str, Any] = {"labels": matrix.tolist(),
-                                       "label_ids": [np.flatnonzero(row).tolist() for row in matrix]}
-        if mask.any():
-            columns_out["ignore_mask"] = mask.tolist()
-        features = make_features(self.encoder.names, with_ignore_mask=bool(mask.any()))
-        return datasets.Dataset.from_dict(columns_out, features=datasets.Features(
-            {k: v for k, v in features.items() if k in columns_out}))
+        mask = np.concatenate(unknown)
+        return label_table(self.encoder.names, np.concatenate(labels), mask if mask.any() else None)
 
 
 def _row_numbers(batch: dict, indices: list[int], first: int) -> dict:
