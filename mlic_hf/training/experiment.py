@@ -332,21 +332,12 @@ def load_dataset_dict(data_args: DataArguments, seed: int = 0, label_names=None)
 
 def load_splits(data_args: DataArguments, seed: int = 0, return_split_names: bool = False):
     """(train, eval, test) datasets and the label names; with ``return_split_names``, also the split names used
-    (``{"train": ..., "eval": ..., "test": ...}``: a 🤗 Datasets dataset's depend on the splits it has)."""
+    (``{"train": ..., "eval": ..., "test": ...}``: a 🤗 Datasets dataset's depend on the splits it has). With
+    ``--streaming`` the training split is a :class:`~mlic_hf.data.streaming.StreamingTrainSet`."""
     from ..data import label_names_of
 
-    if data_args.streaming:
-        train, evaluation, test, names = _load_streaming_splits(data_args, seed)
-        return (train, evaluation, test, label_names_of(train)) + ((names,) if return_split_names else ())
-    dataset = load_dataset_dict(data_args, seed)
-    names = split_names(data_args, available=list(dataset))
-    for role, split in names.items():
-        if split not in dataset:
-            raise ValueError(f"{role} split {split!r} not in dataset {dataset_label(data_args)!r} (has "
-                             f"{list(dataset)})")
-    train, evaluation, test = (dataset[names[r]] for r in ("train", "eval", "test"))
-    if data_args.max_train_samples:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    load = _load_streaming_splits if data_args.streaming else _load_on_disk_splits
+    train, evaluation, test, names = load(data_args, seed)  # train already cut to --max_train_samples
     if data_args.max_eval_samples:
         evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
         test = test.select(range(min(data_args.max_eval_samples, len(test))))
@@ -358,6 +349,20 @@ def load_splits(data_args: DataArguments, seed: int = 0, return_split_names: boo
     if return_split_names:
         return train, evaluation, test, label_names_of(train), names
     return train, evaluation, test, label_names_of(train)
+
+
+def _load_on_disk_splits(data_args: DataArguments, seed: int):
+    """(train, eval, test, split names) of a built-in or 🤗 Datasets dataset loaded to disk."""
+    dataset = load_dataset_dict(data_args, seed)
+    names = split_names(data_args, available=list(dataset))
+    for role, split in names.items():
+        if split not in dataset:
+            raise ValueError(f"{role} split {split!r} not in dataset {dataset_label(data_args)!r} (has "
+                             f"{list(dataset)})")
+    train, evaluation, test = (dataset[names[r]] for r in ("train", "eval", "test"))
+    if data_args.max_train_samples:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    return train, evaluation, test, names
 
 
 def _load_streaming_splits(data_args: DataArguments, seed: int):
@@ -375,13 +380,7 @@ def _load_streaming_splits(data_args: DataArguments, seed: int):
         train = train.truncated(data_args.max_train_samples)
     held_out = load_streaming_eval_splits(data_args, source, [names["eval"], names["test"]], label_names_of(train),
                                           seed)
-    evaluation, test = held_out[names["eval"]], held_out[names["test"]]
-    if data_args.max_eval_samples:
-        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
-        test = test.select(range(min(data_args.max_eval_samples, len(test))))
-    for role, split in (("train", train), ("eval", evaluation), ("test", test)):
-        check_not_empty(split, names[role], dataset_label(data_args), data_args.data_dir)
-    return train, evaluation, test, names
+    return train, held_out[names["eval"]], held_out[names["test"]], names
 
 
 def check_not_empty(split, name: str, dataset: str, data_dir: str | None) -> None:
