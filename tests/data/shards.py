@@ -1,6 +1,6 @@
-"""Sharded copies of an ``mlic_hf`` dataset split, as users stream them (``--streaming``): parquet files (written by
-:func:`mlic_hf.data.streaming.write_parquet_shards`, labels as ``Sequence(ClassLabel)``) and WebDataset tar archives
-(``KEY.png`` and ``KEY.labels.json``, a JSON list of label names), of uneven sizes."""
+"""WebDataset copies of an ``mlic_hf`` dataset split, as users stream them (``--streaming``): tar archives of uneven
+sizes holding ``KEY.png`` and ``KEY.labels.json`` (a JSON list of label names). Parquet shards come from the
+library's :func:`mlic_hf.data.streaming.write_parquet_shards`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
-
-
-def write_parquet_shards(split: datasets.Dataset, folder: Path, sizes: Sequence[int], prefix: str = "train") -> list[str]:
-    """``split`` as parquet files of ``sizes`` rows each (in order), as the library writes them; returns their paths."""
-    from mlic_hf.data.streaming import write_parquet_shards as write
-
-    return write(split, folder, sizes, prefix)
 
 
 def write_webdataset_shards(split: datasets.Dataset, folder: Path, sizes: Sequence[int], prefix: str = "train") -> list[str]:

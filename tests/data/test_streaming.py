@@ -24,7 +24,7 @@ from mlic_hf.data.streaming import (
 )
 from mlic_hf.data.transforms import AugmentationConfig, BatchTransform, TrainTransform, collate_fn
 
-from .shards import write_parquet_shards, write_webdataset_shards
+from .shards import write_webdataset_shards
 
 SIZES = [7, 12, 13]
 

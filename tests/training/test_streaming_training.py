@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from mlic_hf.data import load_fashion_mosaic
+from mlic_hf.data.streaming import write_parquet_shards
 from mlic_hf.training.experiment import attach_transforms, build_model, load_splits, parse_args, run_training
 
-from ..data.shards import write_parquet_shards
 from .test_training import REPO, TINY_DATA, _argv, _load_script, _losses, _run_script, data_cache  # noqa: F401
 
 DRIVER = REPO / "tests" / "training" / "streaming_driver.py"
