@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -22,6 +21,9 @@ from datetime import date
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
+from _common import cpu_model  # noqa: E402
 
 
 def _loader(dataset, batch_size: int, workers: int, shuffle: bool):
@@ -89,13 +91,7 @@ def main(argv=None) -> int:
 
 
 def _report(args, rows: dict) -> None:
-    cpu = platform.processor() or "CPU"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.lower().startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    lines = [f"# Streaming vs on-disk input pipeline ({date.today()}, {cpu}, {torch.get_num_threads()} threads)", "",
+    lines = [f"# Streaming vs on-disk input pipeline ({date.today()}, {cpu_model()}, {torch.get_num_threads()} threads)", "",
              f"{args.num_images} Fashion-MNIST mosaics in {args.shards} parquet shards, {args.image_size} px, "
              f"RandAugment + Cutout, batches of {args.batch_size}; best of 2 epochs.", "",
              "| setting | on disk | streamed | streamed / on disk |", "|---|---|---|---|"]

@@ -106,6 +106,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
+from _common import cpu_model  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "scripts" / "train.py"
 DATASET = "fashion_clutter"
@@ -619,14 +622,7 @@ def checks(results: list[dict[str, Any]], baseline: dict[str, Any] | None) -> li
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model("unknown CPU")
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
