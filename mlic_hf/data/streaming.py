@@ -202,7 +202,6 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
         if len(files) != len(counts):
             raise ValueError(f"{len(files)} shard files but {len(counts)} row counts")
         self.source, self.files, self.counts = source, list(files), [int(c) for c in counts]
-        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64).tolist()
         self.image_column, self.label_column, self.id_column = image_column, label_column, id_column
         self.encoder, self.seed, self.shuffle_buffer_size = encoder, seed, shuffle_buffer_size
         self.raw_features = features
@@ -216,6 +215,11 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
     @property
     def num_rows(self) -> int:
         return sum(self.counts)
+
+    @property
+    def offsets(self) -> list[int]:
+        """The row number of each shard's first row, in the unshuffled shards."""
+        return [0, *np.cumsum(self.counts)[:-1].tolist()]
 
     @property
     def features(self) -> datasets.Features:
@@ -259,7 +263,6 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
                 break
         out = self._copy()
         out.files, out.counts = self.files[:len(counts)], counts
-        out.offsets = self.offsets[:len(counts)]
         return out
 
     def _copy(self) -> StreamingTrainSet:
@@ -349,17 +352,18 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
         if self.source.base_dir is not None:
             images = [os.path.join(self.source.base_dir, p) if isinstance(p, str) and not os.path.isabs(p) else p
                       for p in images]
-        images = [self._where(image, index) for image, index in zip(images, indices)]
+        offsets = self.offsets
+        images = [self._where(image, index, offsets) for image, index in zip(images, indices)]
         ids = ([str(v) for v in batch[self.id_column]] if self.id_column else [f"train-{i}" for i in indices])
         return {"image": images, "labels": list(labels), "ignore_mask": list(unknown) if unknown is not None else None,
                 "image_id": ids, INDEX_COLUMN: indices}
 
-    def _where(self, image, index: int):
+    def _where(self, image, index: int, offsets: list[int]):
         """An image stored in a shard (bytes without a path) named by its shard and row, for the message of an image
         that cannot be decoded."""
         if isinstance(image, dict) and image.get("bytes") is not None and not image.get("path"):
-            file = int(np.searchsorted(self.offsets, index, side="right")) - 1
-            return {"bytes": image["bytes"], "path": f"row {index - self.offsets[file]} of {self.files[file]}"}
+            file = int(np.searchsorted(offsets, index, side="right")) - 1
+            return {"bytes": image["bytes"], "path": f"row {index - offsets[file]} of {self.files[file]}"}
         return image
 
     def labels_dataset(self) -> datasets.Dataset:
