@@ -105,7 +105,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--num_images must be at least 1, got {args.num_images}")
         checkpoints = resolve_checkpoints(args)
         from mlic_hf.data import load_mlic_dataset
-        from mlic_hf.inference import load_model, load_processor
+        from mlic_hf.inference import load_checkpoint
 
         test = load_mlic_dataset("fashion_clutter")["test"]
         test = test.select(range(min(args.num_images, len(test))))
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
     rows = {}
     for name, path in checkpoints.items():
         start = time.perf_counter()
-        model = load_model(str(path))
-        rows[name] = pointing_game(model, images, objects, load_processor(str(path), model.config))
+        model, processor = load_checkpoint(str(path))
+        rows[name] = pointing_game(model, images, objects, processor)
         rows[name]["seconds"] = time.perf_counter() - start
         rows[name]["checkpoint"] = str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
         print(f"{name:<42} pointing {100 * rows[name]['pointing_accuracy']:5.1f}%  chance "

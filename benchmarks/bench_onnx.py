@@ -74,11 +74,11 @@ def bench_checkpoint(name: str, path: Path, args) -> dict:
     import torch
 
     from mlic_hf.export import ONNXMultiLabelClassifier, export_onnx
-    from mlic_hf.inference import load_model, load_processor
+    from mlic_hf.inference import load_checkpoint
 
-    model = load_model(str(path))
+    model, processor = load_checkpoint(str(path))
     folder = args.work_dir / name.replace("/", "_")
-    export_onnx(model, folder, load_processor(str(path), model.config))
+    export_onnx(model, folder, processor)
     runner = ONNXMultiLabelClassifier(folder, threads=args.threads)
     size = model.config.image_size
     row = {"checkpoint": str(path), "image_size": size, "parameters": sum(p.numel() for p in model.parameters())}

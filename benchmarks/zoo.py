@@ -388,7 +388,7 @@ def skip_reason(row: Row, presets: set[str]) -> str | None:
 def check_overrides(rows: list[Row], settings: Settings) -> None:
     """Every override key is a field of the row's method (train.py would refuse it after loading the data)."""
     from mlic_hf.configuration_utils import check_config_keys
-    from mlic_hf.training.experiment import resolve_method
+    from mlic_hf.training import resolve_method
 
     for row in rows:
         config_class, _ = resolve_method(row.method)

@@ -27,13 +27,12 @@ class Predictor:
 
     def __init__(self, checkpoint: str, max_maps: int = 6) -> None:
         import mlic_hf  # noqa: F401  (registers the methods with the Auto classes)
-        from mlic_hf.explain import model_thresholds
-        from mlic_hf.inference import load_model, load_processor
+        from mlic_hf.calibration import resolve_thresholds
+        from mlic_hf.inference import load_checkpoint
 
         self.checkpoint = checkpoint
-        self.model = load_model(checkpoint)
-        self.processor = load_processor(checkpoint, self.model.config)
-        self.thresholds = model_thresholds(self.model)
+        self.model, self.processor = load_checkpoint(checkpoint)
+        self.thresholds = resolve_thresholds(self.model.config)
         self.calibrated = getattr(self.model.config, "thresholds", None) is not None
         self.max_maps = max_maps
 

@@ -13,8 +13,9 @@ from .auto import (
 from .configuration_utils import MLICConfig
 from .image_processing import MLICImageProcessor, load_image, to_rgb_array
 from .modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
-from . import models as _models
-from .models import *  # noqa: F403  (every method's config and model classes, and METHODS)
+from . import models
+# every method's public classes and the registry: a star import of a literal __all__, which type checkers follow
+from .models import *  # noqa: F403
 from .models import METHODS
 from .pipelines import MultiLabelImageClassificationPipeline, multilabel_pipeline, register_pipeline
 
@@ -37,5 +38,5 @@ __all__ = [
     "register_method",
     "register_pipeline",
     "to_rgb_array",
-    *_models.__all__,
 ]
+__all__ += models.__all__  # a form type checkers read: the method names are listed once, in models

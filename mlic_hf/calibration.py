@@ -171,3 +171,22 @@ def check_thresholds(values: Sequence[float], num_labels: int) -> list[float]:
     if not all(np.isfinite(values)):
         raise ValueError("thresholds must be finite numbers")
     return values
+
+
+def resolve_thresholds(config, threshold: float | None = None, default: float = 0.5) -> np.ndarray:
+    """The decision threshold of every label, ``(C,)``: ``threshold`` for all if given, else the checkpoint's
+    calibrated ``config.thresholds``, else ``default``. The one rule that predict, explain and the pipelines follow
+    (the pipeline's ``default`` is 0: every label, as transformers' image-classification pipeline)."""
+    if threshold is not None:
+        return np.full(config.num_labels, float(threshold))
+    calibrated = thresholds_from_config(config)
+    return calibrated if calibrated is not None else np.full(config.num_labels, float(default))
+
+
+def store_thresholds(config, thresholds: Any, objective: str, target_precision: float | None = None) -> list[float]:
+    """Write calibrated per-class ``thresholds`` and how they were chosen (:func:`objective_name` of ``objective``
+    and ``target_precision``) into ``config`` (saved with it as ``thresholds`` / ``thresholds_objective``); returns
+    the thresholds as stored."""
+    config.thresholds = check_thresholds(np.asarray(thresholds).tolist(), config.num_labels)
+    config.thresholds_objective = objective_name(objective, target_precision)
+    return config.thresholds

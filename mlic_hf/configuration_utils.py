@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-logger = logging.getLogger(__name__)
+# The loss registry is the one source of the valid `loss` / `loss_reduction` values and of the loss fields' defaults
+# (losses.py imports nothing of this module, so there is no cycle).
+from .losses import LOSS_CONFIG_DEFAULTS, LOSSES, REDUCTIONS, loss_names
 
-#: Loss names understood by :func:`mlic_hf.losses.loss_from_config`.
-LOSS_NAMES = ("bce", "focal", "asl", "apl")
-LOSS_REDUCTIONS = ("none", "sum", "mean", "batch_mean")
+logger = logging.getLogger(__name__)
 
 
 _DRIVE_PATH = re.compile(r"^[A-Za-z]:[\\/]")
@@ -116,7 +116,9 @@ class MLICConfig(PreTrainedConfig):
         initializer_range (`float`, defaults to `0.02`):
             Std of the truncated-normal init of the method's own (non-backbone) layers.
         loss (`str`, defaults to `"bce"`):
-            Training loss: ``"bce"``, ``"focal"``, ``"asl"`` (asymmetric loss) or ``"apl"`` (asymmetric polynomial loss).
+            Training loss, a name of the registry :data:`mlic_hf.losses.LOSSES`: built in ``"bce"``, ``"focal"``,
+            ``"asl"`` (asymmetric loss) or ``"apl"`` (asymmetric polynomial loss). A loss added with
+            :func:`mlic_hf.losses.register_loss` is accepted too, with its fields ``f"{config_prefix}_{param}"``.
         loss_reduction (`str`, defaults to `"batch_mean"`):
             ``"sum"`` (official ASL/APL code), ``"mean"`` (over batch and labels), ``"batch_mean"`` (sum over labels,
             mean over the batch), ``"none"``.
@@ -160,24 +162,26 @@ class MLICConfig(PreTrainedConfig):
     image_std: list[float] | tuple[float, ...] | None = None
     initializer_range: float = 0.02
 
-    loss: str = "bce"
-    loss_reduction: str = "batch_mean"
-    focal_gamma: float = 2.0
-    focal_alpha: float | None = None
-    asl_gamma_neg: float = 4.0
-    asl_gamma_pos: float = 0.0
-    asl_clip: float | None = 0.05
-    asl_eps: float = 1e-8
-    asl_focal_no_grad: bool = True
-    asl_clamp_probabilities: bool = False
-    apl_gamma_neg: float = 2.0
-    apl_gamma_pos: float = 0.0
-    apl_threshold: float = 0.05
-    apl_alpha1: float = 0.0
-    apl_alpha2: float = 1.75
-    apl_beta1: float = 1.0
-    apl_eps: float = 1e-8
-    apl_focal_no_grad: bool = True
+    # The built-in losses' fields, typed and documented here; their defaults come from the loss registry. A loss
+    # registered later (mlic_hf.losses.register_loss) has no field here: its prefixed fields are plain attributes.
+    loss: str = LOSS_CONFIG_DEFAULTS["loss"]
+    loss_reduction: str = LOSS_CONFIG_DEFAULTS["loss_reduction"]
+    focal_gamma: float = LOSS_CONFIG_DEFAULTS["focal_gamma"]
+    focal_alpha: float | None = LOSS_CONFIG_DEFAULTS["focal_alpha"]
+    asl_gamma_neg: float = LOSS_CONFIG_DEFAULTS["asl_gamma_neg"]
+    asl_gamma_pos: float = LOSS_CONFIG_DEFAULTS["asl_gamma_pos"]
+    asl_clip: float | None = LOSS_CONFIG_DEFAULTS["asl_clip"]
+    asl_eps: float = LOSS_CONFIG_DEFAULTS["asl_eps"]
+    asl_focal_no_grad: bool = LOSS_CONFIG_DEFAULTS["asl_focal_no_grad"]
+    asl_clamp_probabilities: bool = LOSS_CONFIG_DEFAULTS["asl_clamp_probabilities"]
+    apl_gamma_neg: float = LOSS_CONFIG_DEFAULTS["apl_gamma_neg"]
+    apl_gamma_pos: float = LOSS_CONFIG_DEFAULTS["apl_gamma_pos"]
+    apl_threshold: float = LOSS_CONFIG_DEFAULTS["apl_threshold"]
+    apl_alpha1: float = LOSS_CONFIG_DEFAULTS["apl_alpha1"]
+    apl_alpha2: float = LOSS_CONFIG_DEFAULTS["apl_alpha2"]
+    apl_beta1: float = LOSS_CONFIG_DEFAULTS["apl_beta1"]
+    apl_eps: float = LOSS_CONFIG_DEFAULTS["apl_eps"]
+    apl_focal_no_grad: bool = LOSS_CONFIG_DEFAULTS["apl_focal_no_grad"]
 
     thresholds: list[float] | None = None
     thresholds_objective: str | None = None
@@ -214,10 +218,8 @@ class MLICConfig(PreTrainedConfig):
         return []
 
     def _check_fields(self) -> None:
-        if self.loss not in LOSS_NAMES:
-            raise ValueError(f"loss={self.loss!r} is not one of {LOSS_NAMES}")
-        if self.loss_reduction not in LOSS_REDUCTIONS:
-            raise ValueError(f"loss_reduction={self.loss_reduction!r} is not one of {LOSS_REDUCTIONS}")
+        # read at call time: a loss registered after this module was imported is valid too
+        check_choices(("loss", self.loss, loss_names()), ("loss_reduction", self.loss_reduction, REDUCTIONS))
         if self.image_size <= 0:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
         names = list(self.id2label.values())
@@ -269,12 +271,15 @@ def _settable_properties(cls: type) -> set[str]:
 
 def config_keys(config_class: type[PreTrainedConfig]) -> dict[str, list[str]]:
     """The keys a ``config_class`` accepts, grouped: ``"method"`` (its own dataclass fields), ``"shared"``
-    ([`MLICConfig`]'s fields), ``"transformers"`` ([`~transformers.PreTrainedConfig`]'s public dataclass fields and
-    settable properties such as ``num_labels``) and ``"old names"`` (``attribute_map`` keys, mapped to new fields)."""
+    ([`MLICConfig`]'s fields, then the fields of losses registered without one, see :mod:`mlic_hf.losses`),
+    ``"transformers"`` ([`~transformers.PreTrainedConfig`]'s public dataclass fields and settable properties such as
+    ``num_labels``) and ``"old names"`` (``attribute_map`` keys, mapped to new fields)."""
     base = [f.name for f in dataclasses.fields(PreTrainedConfig)]
     base += sorted(_settable_properties(PreTrainedConfig) - set(base))
     shared = [f.name for f in dataclasses.fields(MLICConfig) if f.name not in base] \
         if issubclass(config_class, MLICConfig) else []
+    if shared:  # a registered loss without a dataclass field (added at run time): its fields are plain attributes
+        shared += [name for spec in LOSSES.values() for name in spec.config_fields if name not in shared]
     method = [f.name for f in dataclasses.fields(config_class) if f.name not in base and f.name not in shared]
     method += sorted(_settable_properties(config_class) - _settable_properties(PreTrainedConfig) - set(method)
                      - set(shared))

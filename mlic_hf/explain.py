@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .calibration import resolve_thresholds
 from .image_processing import MLICImageProcessor, load_image
 
 logger = logging.getLogger(__name__)
@@ -120,25 +121,14 @@ def save_explanation(explanation: Explanation, path: str | os.PathLike, threshol
     return path
 
 
-def model_thresholds(model, threshold: float | None = None) -> np.ndarray:
-    """The decision thresholds to show: ``threshold`` for every label if given, else the calibrated
-    ``config.thresholds``, else 0.5."""
-    from .calibration import thresholds_from_config
-
-    if threshold is not None:
-        return np.full(model.config.num_labels, float(threshold))
-    calibrated = thresholds_from_config(model.config)
-    return calibrated if calibrated is not None else np.full(model.config.num_labels, 0.5)
-
-
 def explain_files(model, paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike,
                   threshold: float | None = None, processor=None, max_labels: int = MAX_LABELS_SHOWN) -> list[Path]:
     """For every image file, ``<output_dir>/<stem>_labels.png``: the image and its shown labels' overlays (the
-    labels at or above their thresholds, see :func:`model_thresholds`). Files whose stems repeat get their index
+    labels at or above their thresholds, see :func:`mlic_hf.calibration.resolve_thresholds`). Files whose stems repeat get their index
     as a prefix. Returns the written paths."""
     from tqdm.auto import tqdm
 
-    thresholds = model_thresholds(model, threshold)
+    thresholds = resolve_thresholds(model.config, threshold)
     stems = [Path(p).stem for p in paths]
     written = []
     for index, path in enumerate(tqdm(paths, desc="explain", unit="image", disable=len(paths) < 2)):
@@ -149,5 +139,5 @@ def explain_files(model, paths: Sequence[str | os.PathLike], output_dir: str | o
     return written
 
 
-__all__ = ["Explanation", "explain_files", "explain_images", "explanation_figure", "model_thresholds", "normalise",
+__all__ = ["Explanation", "explain_files", "explain_images", "explanation_figure", "normalise",
            "overlay", "resize_maps", "save_explanation"]

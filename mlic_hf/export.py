@@ -28,6 +28,13 @@ ONNX_FILE = "model.onnx"
 DEFAULT_OPSET = 18
 
 
+class ExportMismatchError(ValueError):
+    """onnxruntime's logits differ from PyTorch's beyond the tolerance: the export ran, its check failed (a script
+    exits with status 1, not the 2 of a user's mistake)."""
+
+    exit_status = 1
+
+
 class LogitsOnly(nn.Module):
     """A model as a function ``pixel_values -> logits`` (what the ONNX graph computes)."""
 
@@ -125,9 +132,9 @@ def check_export(model, folder: str | os.PathLike, images: Sequence, atol: float
         expected = model.eval()(pixel_values=pixels.to(device)).logits.float().cpu().numpy()
     difference = float(np.abs(runner.logits(pixels.numpy()) - expected).max())
     if not difference <= atol:
-        raise ValueError(f"onnxruntime's logits differ from PyTorch's by {difference:.3g} (> {atol:g}) on "
+        raise ExportMismatchError(f"onnxruntime's logits differ from PyTorch's by {difference:.3g} (> {atol:g}) on "
                          f"{len(images)} image(s)")
     return difference
 
 
-__all__ = ["DEFAULT_OPSET", "LogitsOnly", "ONNXMultiLabelClassifier", "ONNX_FILE", "check_export", "export_onnx"]
+__all__ = ["DEFAULT_OPSET", "ExportMismatchError", "LogitsOnly", "ONNXMultiLabelClassifier", "ONNX_FILE", "check_export", "export_onnx"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration import resolve_thresholds
 from .image_processing import MLICImageProcessor, load_image
 from .modeling_utils import check_checkpoint_path
 
@@ -29,6 +30,14 @@ def load_model(checkpoint: str, device: str | torch.device = "cpu"):
     # before the Auto class, which reads the config (trying the network first) before our from_pretrained runs
     model = AutoModelForMultiLabelImageClassification.from_pretrained(check_checkpoint_path(checkpoint))
     return model.to(device).eval()
+
+
+def load_checkpoint(checkpoint: str, device: str | torch.device = "cpu"):
+    """``(model, image processor)`` of a checkpoint (directory or Hub id): the model in eval mode
+    (:func:`load_model`) and the image processor saved with it (:func:`load_processor`), the path checked once."""
+    path = check_checkpoint_path(checkpoint)
+    model = load_model(path, device)
+    return model, load_processor(path, model.config)
 
 
 def check_prediction_options(threshold: float | None = 0.5, top_k: int | None = None, batch_size: int = 32) -> None:
@@ -119,12 +128,8 @@ def predict_files(
     names with probability ≥ ``threshold`` (highest first; at most ``top_k`` if given), ``scores`` every label's
     probability — and the ``(file, reason)`` pairs skipped when ``skip_bad`` (otherwise a bad file raises).
     ``threshold=None``: the checkpoint's calibrated per-class thresholds (``config.thresholds``), else 0.5."""
-    from .calibration import thresholds_from_config
-
     check_prediction_options(threshold, top_k, batch_size)
-    cutoffs = thresholds_from_config(model.config) if threshold is None else None
-    if cutoffs is None:
-        cutoffs = np.full(model.config.num_labels, 0.5 if threshold is None else threshold)
+    cutoffs = resolve_thresholds(model.config, threshold)
     paths = expand_inputs(inputs)
     images, kept, skipped = [], [], []
     for path in paths:

@@ -58,15 +58,27 @@ Reductions (argument ``reduction``, implemented once in :func:`reduce_loss`)
     two dimensions, ``"batch_mean"`` sums over every dimension but the first.
 
 Registry
-    :data:`LOSSES` maps short names (``"bce"``, ``"focal"``, ``"asl"``, ``"apl"``) to the module classes,
-    :func:`build_loss` instantiates one by name and :func:`loss_from_config` builds one from the flat config
-    attributes listed in :data:`LOSS_CONFIG_DEFAULTS`.
+    Each loss is declared once, as a :class:`LossSpec` (name, function, module, config prefix, hyper-parameter
+    defaults, display name) passed to :func:`register_loss`. :data:`LOSSES` maps the short names (built in:
+    ``"bce"``, ``"focal"``, ``"asl"``, ``"apl"``, in this order) to the specs, and everything else reads it:
+    :func:`build_loss` instantiates a loss by name; :func:`loss_from_config` builds one from the flat config
+    attributes ``loss``, ``loss_reduction`` and ``f"{config_prefix}_{param}"`` (e.g. ``asl_clip``), whose
+    defaults :data:`LOSS_CONFIG_DEFAULTS` lists; ``MLICConfig`` accepts the names of :func:`loss_names` and the
+    reductions of :data:`REDUCTIONS`; model cards show the display name and the CLI's ``--loss`` help is
+    :func:`loss_help`. A loss of one's own is therefore one call, e.g.::
+
+        register_loss(LossSpec("my_loss", my_loss_fn, MyLoss, defaults={"scale": 1.0}, display_name="My loss"))
+
+    after which ``MLICConfig(loss="my_loss", my_loss_scale=2.0)`` trains with it (the call must run before a
+    config naming the loss is built or loaded).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Callable
 
 import torch
@@ -87,6 +99,12 @@ __all__ = [
     "FocalLoss",
     "AsymmetricLoss",
     "AsymmetricPolynomialLoss",
+    "LossSpec",
+    "register_loss",
+    "unregister_loss",
+    "get_loss_spec",
+    "loss_names",
+    "loss_help",
     "build_loss",
     "loss_from_config",
 ]
@@ -97,6 +115,9 @@ REDUCTIONS: tuple[str, ...] = ("none", "sum", "mean", "batch_mean")
 # --------------------------------------------------------------------------------------------------------
 # Default hyper-parameters
 # --------------------------------------------------------------------------------------------------------
+
+# Each dict is the single source of a loss's defaults: the keyword defaults of its function and module, and the
+# `defaults` of its LossSpec in the registry (hence the config defaults).
 
 # Focal loss (Lin et al. 2017): gamma = 2; alpha = None means no alpha-balancing (both sides weighted by 1).
 FOCAL_DEFAULTS: dict[str, Any] = {"gamma": 2.0, "alpha": None}
@@ -676,47 +697,227 @@ class AsymmetricPolynomialLoss(_MultiLabelLoss):
 # Registry and config
 # --------------------------------------------------------------------------------------------------------
 
-LOSSES: dict[str, type[nn.Module]] = {
-    "bce": BCELoss,
-    "focal": FocalLoss,
-    "asl": AsymmetricLoss,
-    "apl": AsymmetricPolynomialLoss,
-}
-"""Short loss names accepted by :func:`build_loss` and the ``loss`` config attribute."""
+# Config fields every loss shares; a loss's own fields are f"{config_prefix}_{param}".
+_SHARED_CONFIG_DEFAULTS: dict[str, Any] = {"loss": "bce", "loss_reduction": "batch_mean"}
 
-# Flat config attribute -> constructor keyword argument, per loss.
-_CONFIG_FIELDS: dict[str, dict[str, str]] = {
-    "bce": {},
-    "focal": {f"focal_{name}": name for name in FOCAL_DEFAULTS},
-    "asl": {f"asl_{name}": name for name in ASL_DEFAULTS},
-    "apl": {f"apl_{name}": name for name in APL_DEFAULTS},
-}
-
-LOSS_CONFIG_DEFAULTS: dict[str, Any] = {
-    "loss": "bce",
-    "loss_reduction": "batch_mean",
-    **{f"focal_{name}": value for name, value in FOCAL_DEFAULTS.items()},
-    **{f"asl_{name}": value for name, value in ASL_DEFAULTS.items()},
-    **{f"apl_{name}": value for name, value in APL_DEFAULTS.items()},
-}
-"""Flat config field names read by :func:`loss_from_config` and their defaults."""
+# Arguments of every loss call, so never hyper-parameters (nor config fields).
+_CALL_ARGUMENTS: tuple[str, ...] = ("logits", "labels", "weight", "reduction")
 
 
-def _resolve_name(name: str) -> str:
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """One loss of the registry, declared once: :func:`register_loss` makes it known to the whole library.
+
+    Args:
+        name (`str`): Short lower-case name: the value of the ``loss`` config field and of ``--loss``.
+        function (`Callable`): Functional form, ``function(logits, labels, *, weight=None, reduction="mean",
+            **hyper)``.
+        module (`type[nn.Module]`): Module form; ``module(reduction=..., **hyper)`` builds it and its
+            ``forward(logits, labels, weight=None)`` evaluates it.
+        config_prefix (`str`, *optional*): Prefix of the loss's flat config fields; defaults to ``name``.
+        defaults (`Mapping[str, Any]`, *optional*): Hyper-parameter -> default value (the keyword arguments
+            :func:`build_loss` accepts, in the order model cards list them). The config field of ``param`` is
+            ``f"{config_prefix}_{param}"``. Stored as a read-only copy.
+        display_name (`str`, *optional*): Human-readable name for model cards and the ``--loss`` help; defaults
+            to ``name``.
+
+    Raises:
+        ValueError: If a field has the wrong type or form, or ``function`` / ``module`` does not accept
+            ``reduction`` and every hyper-parameter as keyword arguments.
+    """
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    module: type[nn.Module]
+    config_prefix: str | None = None
+    # hash=False: a mapping is unhashable, the other fields identify the spec anyway
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    display_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or self.name != self.name.lower():
+            raise ValueError(f"LossSpec `name` must be a non-empty lower-case string, got {self.name!r}.")
+        if not isinstance(self.defaults, Mapping):
+            raise ValueError(
+                f"LossSpec {self.name!r}: `defaults` must be a mapping hyper-parameter -> default, got "
+                f"{type(self.defaults).__name__}."
+            )
+        # frozen dataclass: derived values are filled in through object.__setattr__
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        object.__setattr__(self, "config_prefix", self.name if self.config_prefix is None else self.config_prefix)
+        object.__setattr__(self, "display_name", self.name if self.display_name is None else self.display_name)
+        _check_spec(self)
+
+    @property
+    def config_fields(self) -> dict[str, str]:
+        """Flat config field -> hyper-parameter, e.g. ``{"asl_clip": "clip", ...}`` for ASL."""
+        return {f"{self.config_prefix}_{param}": param for param in self.defaults}
+
+    @property
+    def config_defaults(self) -> dict[str, Any]:
+        """Flat config field -> default value, e.g. ``{"asl_clip": 0.05, ...}`` for ASL."""
+        return {field: self.defaults[param] for field, param in self.config_fields.items()}
+
+
+def _check_spec(spec: LossSpec) -> None:
+    """The checks of :class:`LossSpec` beyond ``name`` and ``defaults``' type (see its docstring)."""
+    where = f"LossSpec {spec.name!r}"
+    if not callable(spec.function):
+        raise ValueError(f"{where}: `function` must be callable, got {spec.function!r}.")
+    if not (isinstance(spec.module, type) and issubclass(spec.module, nn.Module)):
+        raise ValueError(f"{where}: `module` must be an nn.Module subclass, got {spec.module!r}.")
+    # the prefix and the hyper-parameters make up attribute names of a config
+    if not isinstance(spec.config_prefix, str) or not spec.config_prefix.isidentifier():
+        raise ValueError(f"{where}: `config_prefix` must be a Python identifier, got {spec.config_prefix!r}.")
+    for param in spec.defaults:
+        if not isinstance(param, str) or not param.isidentifier() or param in _CALL_ARGUMENTS:
+            raise ValueError(
+                f"{where}: hyper-parameter {param!r} of `defaults` must be an identifier other than "
+                f"{', '.join(map(repr, _CALL_ARGUMENTS))}."
+            )
+    if not isinstance(spec.display_name, str) or not spec.display_name:
+        raise ValueError(f"{where}: `display_name` must be a non-empty string, got {spec.display_name!r}.")
+    wanted = ("reduction", *spec.defaults)
+    _check_accepts(spec.function, wanted, f"{where}: `function`")
+    _check_accepts(spec.module, wanted, f"{where}: `module`")
+
+
+def _check_accepts(target: Callable[..., Any], names: tuple[str, ...], where: str) -> None:
+    """Raises a ValueError unless ``target`` accepts every one of ``names`` as a keyword argument."""
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature (some builtins): trust the caller
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    keywords = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    missing = [name for name in names if name not in keywords]
+    if missing:
+        raise ValueError(
+            f"{where} does not accept the keyword argument(s) {', '.join(map(repr, missing))}; it must accept "
+            f"`reduction` and every hyper-parameter of `defaults`."
+        )
+
+
+LOSSES: dict[str, LossSpec] = {}
+"""The registry: short loss name -> :class:`LossSpec`, in registration order. Change it only through
+:func:`register_loss` / :func:`unregister_loss`, which keep :data:`LOSS_CONFIG_DEFAULTS` in step."""
+
+LOSS_CONFIG_DEFAULTS: dict[str, Any] = {}
+"""Flat config field names read by :func:`loss_from_config` and their defaults: ``loss``, ``loss_reduction`` and
+the ``f"{config_prefix}_{param}"`` fields of every registered loss. Derived from :data:`LOSSES`."""
+
+
+def _refresh_config_defaults() -> None:
+    # In place: modules that imported the dict by name see later registrations too.
+    LOSS_CONFIG_DEFAULTS.clear()
+    LOSS_CONFIG_DEFAULTS.update(_SHARED_CONFIG_DEFAULTS)
+    for spec in LOSSES.values():
+        LOSS_CONFIG_DEFAULTS.update(spec.config_defaults)
+
+
+def register_loss(spec: LossSpec, *, replace: bool = False) -> LossSpec:
+    """Adds a loss to :data:`LOSSES`: from then on configs accept ``loss=spec.name`` and its prefixed fields,
+    :func:`build_loss` / :func:`loss_from_config` build it, and model cards and :func:`loss_help` name it.
+
+    Args:
+        spec (`LossSpec`): The loss.
+        replace (`bool`, *optional*, defaults to `False`): Replace a loss registered under the same name (it keeps
+            its position in the registry order).
+
+    Returns:
+        `LossSpec`: ``spec``.
+
+    Raises:
+        ValueError: If ``spec`` is not a :class:`LossSpec`, its name is taken and ``replace`` is false, or one of
+            its config fields is already a field of another loss (the fields of all losses share one flat config
+            namespace).
+    """
+    if not isinstance(spec, LossSpec):
+        raise ValueError(f"register_loss expects a LossSpec, got {type(spec).__name__}.")
+    if spec.name in LOSSES and not replace:
+        raise ValueError(f"A loss named {spec.name!r} is already registered; pass replace=True to replace it.")
+    # (`loss` / `loss_reduction` cannot clash: LossSpec forbids a hyper-parameter named `reduction`.)
+    owners: dict[str, str] = {}
+    for other in LOSSES.values():
+        if other.name != spec.name:
+            owners.update({field: f"loss {other.name!r}" for field in other.config_fields})
+    for field in spec.config_fields:
+        if field in owners:
+            raise ValueError(
+                f"Loss {spec.name!r}: config field {field!r} (config_prefix {spec.config_prefix!r}) is already a "
+                f"field of {owners[field]}; choose another `config_prefix`."
+            )
+    LOSSES[spec.name] = spec
+    _refresh_config_defaults()
+    return spec
+
+
+def unregister_loss(name: str) -> LossSpec:
+    """Removes a loss from :data:`LOSSES` (case-insensitive name) and returns its spec.
+
+    Raises:
+        ValueError: If no loss of that name is registered, or it is the default loss ``"bce"``.
+    """
+    spec = get_loss_spec(name)
+    if spec.name == _SHARED_CONFIG_DEFAULTS["loss"]:
+        raise ValueError(f"Loss {spec.name!r} is the default `loss` of every config and cannot be unregistered.")
+    del LOSSES[spec.name]
+    _refresh_config_defaults()
+    return spec
+
+
+def get_loss_spec(name: str) -> LossSpec:
+    """The registered :class:`LossSpec` of ``name`` (case-insensitive).
+
+    Raises:
+        ValueError: If no loss of that name is registered; the message lists the registered names.
+    """
     key = name.lower() if isinstance(name, str) else name
     if key not in LOSSES:
         raise ValueError(f"Unknown loss name {name!r}; valid names are {', '.join(map(repr, LOSSES))}.")
-    return key
+    return LOSSES[key]
+
+
+def loss_names() -> tuple[str, ...]:
+    """The registered loss names, in registration order (the valid values of the ``loss`` config field)."""
+    return tuple(LOSSES)
+
+
+def loss_help() -> str:
+    """One sentence naming every registered loss with its display name, for the ``--loss`` help of the CLI."""
+    listing = "; ".join(f"{spec.name} = {spec.display_name}" for spec in LOSSES.values())
+    return f"Loss, one of: {listing}."
+
+
+# One declaration per loss; the display names are those of the model cards.
+register_loss(LossSpec("bce", binary_cross_entropy_loss, BCELoss, display_name="Binary cross-entropy"))
+register_loss(
+    LossSpec("focal", focal_loss, FocalLoss, defaults=FOCAL_DEFAULTS, display_name="Focal loss (Lin et al., 2017)")
+)
+register_loss(
+    LossSpec(
+        "asl", asymmetric_loss, AsymmetricLoss, defaults=ASL_DEFAULTS,
+        display_name="Asymmetric loss, ASL (Ridnik et al., 2021)",
+    )
+)
+register_loss(
+    LossSpec(
+        "apl", asymmetric_polynomial_loss, AsymmetricPolynomialLoss, defaults=APL_DEFAULTS,
+        display_name="Asymmetric polynomial loss, APL (Huang et al., 2023)",
+    )
+)
 
 
 def build_loss(name: str, reduction: str = "mean", **kwargs: Any) -> nn.Module:
     """Instantiates a loss module by its short name.
 
     Args:
-        name (`str`): One of the keys of :data:`LOSSES` (``"bce"``, ``"focal"``, ``"asl"``, ``"apl"``),
+        name (`str`): A key of :data:`LOSSES` (built in: ``"bce"``, ``"focal"``, ``"asl"``, ``"apl"``),
             case-insensitive.
         reduction (`str`, *optional*, defaults to ``"mean"``): See :func:`reduce_loss`.
-        **kwargs: Hyper-parameters of the selected loss (e.g. ``gamma_neg=4.0`` for ``"asl"``).
+        **kwargs: Hyper-parameters of the selected loss, i.e. keys of its :attr:`LossSpec.defaults` (e.g.
+            ``gamma_neg=4.0`` for ``"asl"``); the others keep their defaults.
 
     Returns:
         `nn.Module`: The loss module.
@@ -725,15 +926,15 @@ def build_loss(name: str, reduction: str = "mean", **kwargs: Any) -> nn.Module:
         ValueError: If ``name`` or ``reduction`` is unknown or a hyper-parameter value is invalid.
         TypeError: If a keyword argument is not a hyper-parameter of the selected loss.
     """
-    cls = LOSSES[_resolve_name(name)]
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "reduction")]
+    spec = get_loss_spec(name)
+    accepted = list(spec.defaults)
     unknown = [key for key in kwargs if key not in accepted]
     if unknown:
         raise TypeError(
             f"Unknown keyword argument(s) {', '.join(map(repr, unknown))} for loss {name!r}; accepted: "
             f"{', '.join(map(repr, accepted)) or 'none'}."
         )
-    return cls(reduction=reduction, **kwargs)
+    return spec.module(reduction=reduction, **kwargs)
 
 
 def _config_get(config: Any, key: str, default: Any) -> Any:
@@ -746,10 +947,10 @@ def loss_from_config(config: Any) -> nn.Module:
     """Builds the loss described by the flat attributes of ``config``.
 
     Reads ``config.loss`` (name) and ``config.loss_reduction``, then only the fields of the selected loss
-    (``focal_*``, ``asl_*`` or ``apl_*``, see :data:`LOSS_CONFIG_DEFAULTS`). A missing attribute (or a ``None``
-    ``loss`` / ``loss_reduction``) falls back to :data:`LOSS_CONFIG_DEFAULTS`, whose hyper-parameter values
-    are the losses' own defaults. An explicit ``None`` hyper-parameter is passed through (e.g.
-    ``asl_clip=None`` disables clipping, ``focal_alpha=None`` disables alpha-balancing).
+    (``f"{config_prefix}_{param}"``, e.g. ``asl_*`` for ``"asl"``; see :data:`LOSS_CONFIG_DEFAULTS`). A missing
+    attribute (or a ``None`` ``loss`` / ``loss_reduction``) falls back to :data:`LOSS_CONFIG_DEFAULTS`, whose
+    hyper-parameter values are the losses' own defaults. An explicit ``None`` hyper-parameter is passed through
+    (e.g. ``asl_clip=None`` disables clipping, ``focal_alpha=None`` disables alpha-balancing).
 
     Args:
         config: A `transformers.PretrainedConfig`, any object with attributes, or a mapping.
@@ -761,8 +962,6 @@ def loss_from_config(config: Any) -> nn.Module:
     name = LOSS_CONFIG_DEFAULTS["loss"] if name is None else name
     reduction = _config_get(config, "loss_reduction", None)
     reduction = LOSS_CONFIG_DEFAULTS["loss_reduction"] if reduction is None else reduction
-    key = _resolve_name(name)
-    kwargs = {
-        kwarg: _config_get(config, field, LOSS_CONFIG_DEFAULTS[field]) for field, kwarg in _CONFIG_FIELDS[key].items()
-    }
-    return build_loss(key, reduction=reduction, **kwargs)
+    spec = get_loss_spec(name)
+    kwargs = {param: _config_get(config, field, spec.defaults[param]) for field, param in spec.config_fields.items()}
+    return build_loss(spec.name, reduction=reduction, **kwargs)

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AP_MODES",
     "average_precision",
+    "check_metric_args",
     "evaluate_module_path",
     "format_metrics_table",
     "make_compute_metrics",
@@ -842,3 +843,14 @@ def evaluate_module_path() -> str:
     ```
     """
     return str(Path(__file__).resolve().parent / "evaluate_metric" / "mlic_metrics.py")
+
+
+def check_metric_args(threshold: float, top_k: int | None, ap_mode: str) -> None:
+    """A ``ValueError`` naming the flag if a metric setting is out of range: a threshold of 0 or 1 (or beyond) makes
+    every label positive or none, so CP/CR/CF1 and OP/OR/OF1 would be meaningless rather than wrong-looking."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"--threshold must be a probability strictly between 0 and 1, got {threshold}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"--top_k must be at least 1, got {top_k}")
+    if ap_mode not in AP_MODES:
+        raise ValueError(f"--ap_mode must be one of {', '.join(AP_MODES)}, got {ap_mode!r}")

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from PIL import Image
 from transformers import Pipeline, pipeline
 from transformers.image_utils import load_image as transformers_load_image
 from transformers.pipelines import PIPELINE_REGISTRY, ImageClassificationPipeline
 
 from .auto import AutoModelForMultiLabelImageClassification
+from .calibration import resolve_thresholds
 from .image_processing import MLICImageProcessor, load_image, to_rgb_pil
 
 TASK = "multi-label-image-classification"
@@ -94,13 +96,10 @@ class MultiLabelImageClassificationPipeline(ImageClassificationPipeline):
         if isinstance(function_to_apply, str):
             function_to_apply = ClassificationFunction(function_to_apply.lower())
         results = super().postprocess(model_outputs, function_to_apply=function_to_apply, top_k=top_k)
-        if threshold is not None:
-            return [r for r in results if r["score"] >= threshold]
-        calibrated = getattr(self.model.config, "thresholds", None)
-        if calibrated is not None:
-            label2id = self.model.config.label2id
-            results = [r for r in results if r["score"] >= calibrated[label2id[r["label"]]]]
-        return results
+        # without a threshold or calibrated ones, every label (-inf: also raw scores with function_to_apply="none")
+        cutoffs = resolve_thresholds(self.model.config, threshold, default=-np.inf)
+        label2id = self.model.config.label2id
+        return [r for r in results if r["score"] >= cutoffs[label2id[r["label"]]]]
 
 
 def register_pipeline() -> None:

@@ -22,45 +22,28 @@ import sys
 from transformers import HfArgumentParser
 
 import mlic_hf  # noqa: F401
-from mlic_hf.data.hf_dataset import HFDatasetArguments
-from mlic_hf.training import calibrate_checkpoint, parse_json_object
+from mlic_hf.cli import script_entry
+from mlic_hf.data.selection import DatasetArguments
+from mlic_hf.evaluation import SplitArguments, calibrate_checkpoint
 
 
 def build_parser() -> HfArgumentParser:
-    parser = HfArgumentParser(HFDatasetArguments, description=__doc__,
+    parser = HfArgumentParser((DatasetArguments, SplitArguments), description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or Hub id")
     parser.add_argument("--output_dir", default=None, help="save here (default: into --checkpoint, config only)")
     parser.add_argument("--objective", default="f1", choices=["f1", "precision"],
                         help="f1: best F1 per class; precision: lowest threshold reaching --target_precision")
     parser.add_argument("--target_precision", type=float, default=None, help="with --objective precision, in (0, 1]")
-    parser.add_argument("--dataset", default="fashion_mosaic", help="dataset name (see mlic_hf.data.DATASETS)")
-    parser.add_argument("--data_dir", default=None, help="dataset root folder")
-    parser.add_argument("--dataset_kwargs", default=None, help="JSON object of loader options")
-    parser.add_argument("--split", default=None, help="calibration split (default: the dataset's validation split)")
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--max_samples", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=42, help=(
-        "with --dataset_name: the training run's --seed, which rebuilds the validation split it made from train"))
     parser.add_argument("--output", default=None, help="also write the report as JSON here")
     return parser
 
 
+@script_entry()
 def main(argv=None) -> int:
-    parser = build_parser()
-    try:
-        source, args = parser.parse_args_into_dataclasses(args=argv)
-        if source.dataset_name and parse_json_object(args.dataset_kwargs, "dataset_kwargs"):
-            raise ValueError("--dataset_kwargs sets options of a built-in dataset's loader, not of --dataset_name")
-        report = calibrate_checkpoint(
-            args.checkpoint, output_dir=args.output_dir, objective=args.objective,
-            target_precision=args.target_precision, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
-            dataset_kwargs=parse_json_object(args.dataset_kwargs, "dataset_kwargs"), batch_size=args.batch_size,
-            max_samples=args.max_samples, source=source, seed=args.seed,
-        )
-    except (ValueError, FileNotFoundError, OSError) as err:  # a flag, file or split the user got wrong
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+    data, split, args = build_parser().parse_args_into_dataclasses(args=argv)
+    report = calibrate_checkpoint(args.checkpoint, data, split, output_dir=args.output_dir,
+                                  objective=args.objective, target_precision=args.target_precision)
     print(format_report(report))
     if args.output:
         with open(args.output, "w") as handle:

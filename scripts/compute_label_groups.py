@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from mlic_hf.cli import script_entry
+from mlic_hf.data.label_matrix import label_matrix_from_dataset
 from mlic_hf.models.multilabel_vpt.grouping import (
     DEFAULT_NUM_GROUPS,
     DEFAULT_TAU,
@@ -31,7 +33,6 @@ from mlic_hf.models.multilabel_vpt.grouping import (
     compute_label_groups,
     conditional_probabilities,
     cooccurrence_counts,
-    label_matrix_from_dataset,
     observed_pair_counts,
 )
 
@@ -42,16 +43,14 @@ KIND_TITLES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags; those of a 🤗 Datasets dataset (``--dataset_name`` ...) are ``scripts/train.py``'s."""
+    """The dataset flags (:class:`~mlic_hf.data.selection.DatasetArguments`, as ``scripts/train.py``'s) and the
+    grouping's own."""
     from transformers import HfArgumentParser
 
-    from mlic_hf.data.hf_dataset import HFDatasetArguments
+    from mlic_hf.data.selection import DatasetArguments
 
-    parser = HfArgumentParser(HFDatasetArguments, description=__doc__,
+    parser = HfArgumentParser(DatasetArguments, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="fashion_mosaic", help="dataset name (see mlic_hf.data.DATASETS)")
-    parser.add_argument("--data_dir", default=None, help="dataset root folder (not needed for fashion_mosaic)")
-    parser.add_argument("--dataset_kwargs", default=None, help="JSON object of loader options")
     parser.add_argument("--split", default=None, help="split to count labels in (default: the dataset's train split)")
     parser.add_argument("--label_column", default="labels", help="multi-hot (or ClassLabel index) label column")
     parser.add_argument("--num_groups", type=int, default=DEFAULT_NUM_GROUPS, help="N_c, groups of each kind")
@@ -64,20 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_split(name: str, data_dir: str | None, dataset_kwargs: dict, split: str | None, source=None):
-    """One split of a dataset loaded by name (or of the 🤗 Datasets dataset ``source``: its whole ``train`` split by
-    default, no validation split taken out), and the split's name."""
-    from mlic_hf.data import default_splits, load_mlic_dataset
-
-    if source is not None and source.dataset_name:
-        name = source.dataset_name
-        dataset = source.load(data_dir, make_validation=False)
-    else:
-        dataset = load_mlic_dataset(name, data_dir, **dataset_kwargs)
-    split = split or default_splits(name)["train"]
-    if split not in dataset:
-        raise ValueError(f"split {split!r} not in dataset {name!r} (has {list(dataset)})")
-    return dataset[split], split
+def check_args(args) -> None:
+    """A ``ValueError`` naming the flag for a grouping setting out of range."""
+    for name, value in (("num_groups", args.num_groups), ("n_init", args.n_init), ("n_runs", args.n_runs)):
+        if value < 1:
+            raise ValueError(f"--{name} must be >= 1, got {value}")
+    if not args.tau > 0 or not np.isfinite(args.tau):
+        raise ValueError(f"--tau must be a finite number > 0, got {args.tau}")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be in [0, 2**32), got {args.seed}")
 
 
 def label_names(dataset, num_labels: int) -> list[str]:
@@ -119,56 +113,35 @@ def to_json(result: dict) -> str:
     return "{\n" + ",\n".join(items) + "\n}\n"
 
 
+@script_entry(TypeError, ImportError)
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        source, args = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.num_groups < 1:
-        parser.error(f"--num_groups must be >= 1, got {args.num_groups}")
-    if not args.tau > 0 or not np.isfinite(args.tau):
-        parser.error(f"--tau must be a finite number > 0, got {args.tau}")
-    if args.n_init < 1:
-        parser.error(f"--n_init must be >= 1, got {args.n_init}")
-    if args.n_runs < 1:
-        parser.error(f"--n_runs must be >= 1, got {args.n_runs}")
-    if not 0 <= args.seed < 2**32:
-        parser.error(f"--seed must be in [0, 2**32), got {args.seed}")
+    data, args = build_parser().parse_args_into_dataclasses(args=argv)
+    check_args(args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-
-    try:
-        from mlic_hf.training import parse_json_object
-
-        dataset_kwargs = parse_json_object(args.dataset_kwargs, "dataset_kwargs")
-        dataset, split = load_split(args.dataset, args.data_dir, dataset_kwargs, args.split, source)
-        labels = label_matrix_from_dataset(dataset, label_column=args.label_column)
-        names = label_names(dataset, labels.shape[1])
-        groups = compute_label_groups(
-            labels, num_groups=args.num_groups, tau=args.tau, seed=args.seed, n_init=args.n_init, n_runs=args.n_runs
-        )
-        result = {
-            **groups.to_dict(),
-            "config_kwargs": groups.to_config_kwargs(),
-            "num_labels": groups.num_labels,
-            "id2label": {str(index): name for index, name in enumerate(names)},
-            "dataset": source.dataset_name or args.dataset,
-            "split": split,
-            "num_samples": int(labels.shape[0]),
-        }
-        if args.output:
-            directory = os.path.dirname(os.path.abspath(args.output))
-            os.makedirs(directory, exist_ok=True)
-            with open(args.output, "w", encoding="utf-8") as handle:
-                handle.write(to_json(result))
-    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
+    # the whole train split of a 🤗 Datasets dataset: no validation split taken out
+    dataset, split = data.load_split(args.split, role="train", make_validation=False)
+    labels = label_matrix_from_dataset(dataset, label_column=args.label_column)
+    names = label_names(dataset, labels.shape[1])
+    groups = compute_label_groups(
+        labels, num_groups=args.num_groups, tau=args.tau, seed=args.seed, n_init=args.n_init, n_runs=args.n_runs
+    )
+    result = {
+        **groups.to_dict(),
+        "config_kwargs": groups.to_config_kwargs(),
+        "num_labels": groups.num_labels,
+        "id2label": {str(index): name for index, name in enumerate(names)},
+        "dataset": data.label,
+        "split": split,
+        "num_samples": int(labels.shape[0]),
+    }
+    if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(to_json(result))
     print(
-        f"Label groups of {source.dataset_name or args.dataset}/{split}: {labels.shape[0]} samples, {groups.num_labels} labels, "
-        f"{groups.num_groups} groups of each kind (tau={groups.tau:g}, seed={groups.seed}, n_init={groups.n_init}, n_runs={groups.n_runs})"
+        f"Label groups of {data.label}/{split}: {labels.shape[0]} samples, {groups.num_labels} labels, "
+        f"{groups.num_groups} groups of each kind (tau={groups.tau:g}, seed={groups.seed}, n_init={groups.n_init}, "
+        f"n_runs={groups.n_runs})"
     )
     print(summary(groups, names, labels))
     if args.output:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""Print the label statistics of a registered dataset split (and its object statistics when it records objects).
+"""Print the label statistics of a dataset split (and its object statistics when it records objects).
 
     python scripts/dataset_stats.py --dataset fashion_clutter
     python scripts/dataset_stats.py --dataset fashion_mosaic --split test
     python scripts/dataset_stats.py --dataset voc2007 --data_dir /data/VOCdevkit --split trainval
+    python scripts/dataset_stats.py --dataset_name parquet --data_files '{"train": "shards/train-*.parquet"}'
 
 Labels: images, labels per image (mean, min, max, histogram), per-label frequency, the pairs that co-occur most
 (with their lift over independence) and the pairs of seen labels that never co-occur. Ignored entries
@@ -18,14 +19,19 @@ import sys
 
 import numpy as np
 
+from mlic_hf.cli import script_entry
+
 SCALE_BINS = (0, 16, 20, 24, 32, 48, 10**6)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="fashion_mosaic", help="dataset name (see mlic_hf.data.DATASETS)")
-    parser.add_argument("--data_dir", default=None, help="dataset root folder (optional for the generated datasets)")
-    parser.add_argument("--dataset_kwargs", default=None, help="JSON object of loader options")
+def build_parser():
+    """The dataset flags (:class:`~mlic_hf.data.selection.DatasetArguments`, as ``scripts/train.py``'s), ``--split``
+    and ``--top``."""
+    from transformers import HfArgumentParser
+
+    from mlic_hf.data.selection import DatasetArguments
+
+    parser = HfArgumentParser(DatasetArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default=None, help="split to describe (default: the dataset's train split)")
     parser.add_argument("--top", type=int, default=10, help="how many co-occurring / never co-occurring pairs to list")
     return parser
@@ -82,28 +88,18 @@ def object_lines(objects: list[list[dict]]) -> list[str]:
     return lines
 
 
+@script_entry(TypeError, ImportError)
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.top < 0:
-        parser.error(f"--top must be >= 0, got {args.top}")
-    try:
-        from mlic_hf.data import default_splits, label_names_of, load_mlic_dataset
-        from mlic_hf.models.multilabel_vpt.grouping import label_matrix_from_dataset
-        from mlic_hf.training import parse_json_object
+    from mlic_hf.data import label_names_of
+    from mlic_hf.data.label_matrix import label_matrix_from_dataset
 
-        dataset = load_mlic_dataset(args.dataset, args.data_dir, **parse_json_object(args.dataset_kwargs,
-                                                                                     "dataset_kwargs"))
-        split = args.split or default_splits(args.dataset)["train"]
-        if split not in dataset:
-            raise ValueError(f"--split {split!r} not in dataset {args.dataset!r} (has {list(dataset)})")
-        data = dataset[split]
-        labels = label_matrix_from_dataset(data)
-        names = label_names_of(data)
-    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{args.dataset}/{split}")
+    data_args, args = build_parser().parse_args_into_dataclasses(args=argv)
+    if args.top < 0:
+        raise ValueError(f"--top must be >= 0, got {args.top}")
+    data, split = data_args.load_split(args.split, role="train", make_validation=False)
+    labels = label_matrix_from_dataset(data)
+    names = label_names_of(data)
+    print(f"{data_args.label}/{split}")
     print("\n".join(label_lines(labels, names, args.top)))
     if "objects" in data.column_names:
         print("\n".join(object_lines(data["objects"])))

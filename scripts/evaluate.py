@@ -8,7 +8,7 @@
 With ``--dataset_name`` (any 🤗 Datasets dataset, the flags of ``scripts/train.py``), the labels are read with the
 checkpoint's label names; the default split is ``test``, else the validation split. A checkpoint with calibrated
 per-class thresholds (``config.thresholds``) also gets CP/CR/CF1/OP/OR/OF1 at them (``*_calibrated``), beside the
-metrics at ``--threshold``.
+metrics at ``--threshold``. A bad flag, checkpoint or split is one ``error: ...`` line and exit status 2.
 """
 
 import argparse
@@ -18,48 +18,28 @@ import sys
 from transformers import HfArgumentParser
 
 import mlic_hf  # noqa: F401
-from mlic_hf.data.hf_dataset import HFDatasetArguments
-from mlic_hf.training import evaluate_checkpoint, parse_json_object
-from mlic_hf.metrics import format_metrics_table
+from mlic_hf.cli import script_entry
+from mlic_hf.data.selection import DatasetArguments
+from mlic_hf.evaluation import SplitArguments, evaluate_checkpoint
+from mlic_hf.metrics import AP_MODES, format_metrics_table
 
 
-def main(argv=None) -> int:
-    parser = HfArgumentParser(HFDatasetArguments, description=__doc__,
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser((DatasetArguments, SplitArguments), description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or Hub id")
-    parser.add_argument("--dataset", default="fashion_mosaic", help="dataset name (see mlic_hf.data.DATASETS)")
-    parser.add_argument("--data_dir", default=None, help="dataset root folder")
-    parser.add_argument("--dataset_kwargs", default=None, help="JSON object of loader options")
-    parser.add_argument("--split", default=None, help="split to evaluate (default: the dataset's test split)")
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--top_k", type=int, default=3)
-    parser.add_argument("--ap_mode", default="non_interpolated", choices=["non_interpolated", "interpolated", "11point"])
-    parser.add_argument("--max_samples", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=42, help=(
-        "with --dataset_name: the training run's --seed, which rebuilds the validation split it made from train"))
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of CP/CR/CF1/OP/OR/OF1")
+    parser.add_argument("--top_k", type=int, default=3, help="k of the top-k metrics")
+    parser.add_argument("--ap_mode", default="non_interpolated", choices=AP_MODES)
     parser.add_argument("--output", default=None, help="write the JSON here (default: print it)")
-    try:
-        source, args = parser.parse_args_into_dataclasses(args=argv)
-        if source.dataset_name and parse_json_object(args.dataset_kwargs, "dataset_kwargs"):
-            raise ValueError("--dataset_kwargs sets options of a built-in dataset's loader, not of --dataset_name")
-        result = evaluate_checkpoint(
-            args.checkpoint,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            split=args.split,
-            dataset_kwargs=parse_json_object(args.dataset_kwargs, "dataset_kwargs"),
-            batch_size=args.batch_size,
-            threshold=args.threshold,
-            top_k=args.top_k,
-            ap_mode=args.ap_mode,
-            max_samples=args.max_samples,
-            source=source,
-            seed=args.seed,
-        )
-    except (ValueError, FileNotFoundError, OSError) as err:  # a flag, file or split the user got wrong
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+    return parser
+
+
+@script_entry()
+def main(argv=None) -> int:
+    data, split, args = build_parser().parse_args_into_dataclasses(args=argv)
+    result = evaluate_checkpoint(args.checkpoint, data, split, threshold=args.threshold, top_k=args.top_k,
+                                 ap_mode=args.ap_mode)
     text = json.dumps(result, indent=2)
     if args.output:
         with open(args.output, "w") as handle:

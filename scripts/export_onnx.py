@@ -13,10 +13,12 @@ import argparse
 import sys
 
 import mlic_hf  # noqa: F401
+from mlic_hf.cli import script_entry
 from mlic_hf.export import DEFAULT_OPSET, check_export, export_onnx
-from mlic_hf.inference import expand_inputs, load_model, load_processor
+from mlic_hf.inference import expand_inputs, load_checkpoint
 
 
+@script_entry(ImportError)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or Hub id")
@@ -26,24 +28,17 @@ def main(argv=None) -> int:
                         help="image files/folders on which onnxruntime must match PyTorch")
     parser.add_argument("--atol", type=float, default=1e-4, help="largest allowed logit difference for --check")
     args = parser.parse_args(argv)
-    try:
-        if args.opset < 17:
-            raise ValueError(f"--opset must be at least 17 (LayerNormalization), got {args.opset}")
-        images = expand_inputs(args.check) if args.check else []
-        if args.check is not None and not images:
-            raise ValueError(f"--check found no image files in {args.check}")
-        model = load_model(args.checkpoint)
-        path = export_onnx(model, args.output_dir, load_processor(args.checkpoint, model.config), opset=args.opset)
-        print(f"wrote {path}")
-        if images:
-            difference = check_export(model, args.output_dir, images, atol=args.atol)
-            print(f"onnxruntime matches PyTorch on {len(images)} image(s): largest logit difference {difference:.2e}")
-    except ImportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return 1 if "differ from PyTorch" in str(err) else 2
+    if args.opset < 17:
+        raise ValueError(f"--opset must be at least 17 (LayerNormalization), got {args.opset}")
+    images = expand_inputs(args.check) if args.check else []
+    if args.check is not None and not images:
+        raise ValueError(f"--check found no image files in {args.check}")
+    model, processor = load_checkpoint(args.checkpoint)
+    path = export_onnx(model, args.output_dir, processor, opset=args.opset)
+    print(f"wrote {path}")
+    if images:  # a mismatch is an ExportMismatchError: exit status 1
+        difference = check_export(model, args.output_dir, images, atol=args.atol)
+        print(f"onnxruntime matches PyTorch on {len(images)} image(s): largest logit difference {difference:.2e}")
     return 0
 
 

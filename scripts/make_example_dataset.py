@@ -25,6 +25,8 @@ import json
 import sys
 from pathlib import Path
 
+from mlic_hf.cli import script_entry
+
 #: coarse label of every Fashion-MNIST class
 COARSE_LABELS = {
     "T-shirt/top": "top", "Pullover": "top", "Coat": "top", "Shirt": "top",
@@ -87,6 +89,7 @@ def _write_parquet_shards(dataset, names: list[str], output: Path, shards: int) 
     return counts
 
 
+@script_entry()
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, help="folder to write (train/, validation/, test/, labels.txt)")
@@ -99,12 +102,8 @@ def main(argv=None) -> int:
                         help="a folder of images per split, or parquet shards (for --streaming)")
     parser.add_argument("--shards", type=int, default=4, help="with --format parquet: files of the train split")
     args = parser.parse_args(argv)
-    try:
-        counts = export_coarse_folder(Path(args.output), args.num_train, args.num_validation, args.num_test,
-                                      args.seed, args.overwrite, shards=args.shards if args.format == "parquet" else None)
-    except (ValueError, OSError) as err:  # FileExistsError, missing Fashion-MNIST files, ...
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    counts = export_coarse_folder(Path(args.output), args.num_train, args.num_validation, args.num_test,
+                                  args.seed, args.overwrite, shards=args.shards if args.format == "parquet" else None)
     print(f"wrote {', '.join(f'{n} {s}' for s, n in counts.items())} images to {args.output}")
     return 0
 

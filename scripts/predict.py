@@ -18,9 +18,11 @@ import json
 import sys
 
 import mlic_hf  # noqa: F401
-from mlic_hf.inference import check_prediction_options, load_model, load_processor, predict_files
+from mlic_hf.cli import script_entry
+from mlic_hf.inference import check_prediction_options, load_checkpoint, predict_files
 
 
+@script_entry()
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
@@ -35,25 +37,20 @@ def main(argv=None) -> int:
     parser.add_argument("--explain", default=None, metavar="DIR",
                         help="also write each image with its predicted labels' maps overlaid to DIR")
     args = parser.parse_args(argv)
-    try:
-        # the flags first: a bad one should not wait for the model to load
-        check_prediction_options(args.threshold, args.top_k, args.batch_size)
-        model = load_model(args.checkpoint)
-        results, skipped = predict_files(
-            model, args.inputs, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size,
-            skip_bad=args.skip_bad, processor=load_processor(args.checkpoint, model.config),
-        )
-        report(results, args.output)
-        if args.explain:
-            from mlic_hf.explain import explain_files
+    # the flags first: a bad one should not wait for the model to load
+    check_prediction_options(args.threshold, args.top_k, args.batch_size)
+    model, processor = load_checkpoint(args.checkpoint)
+    results, skipped = predict_files(
+        model, args.inputs, threshold=args.threshold, top_k=args.top_k, batch_size=args.batch_size,
+        skip_bad=args.skip_bad, processor=processor,
+    )
+    report(results, args.output)
+    if args.explain:
+        from mlic_hf.explain import explain_files
 
-            written = explain_files(model, [r["file"] for r in results], args.explain, threshold=args.threshold,
-                                    processor=load_processor(args.checkpoint, model.config))
-            print(f"wrote {len(written)} label-map figure(s) to {args.explain}")
-    except (ValueError, OSError) as err:  # FileNotFoundError and the checkpoint/weights errors are OSErrors
-        # one line: some library messages (e.g. huggingface_hub's offline error) span several
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return 2
+        written = explain_files(model, [r["file"] for r in results], args.explain, threshold=args.threshold,
+                                processor=processor)
+        print(f"wrote {len(written)} label-map figure(s) to {args.explain}")
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     return 0

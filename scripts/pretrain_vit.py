@@ -40,6 +40,8 @@ import time
 
 import numpy as np
 
+from mlic_hf.cli import script_entry
+
 DEFAULT_MODEL = "vit_tiny_efficientnet_lite0_s16"
 DEFAULT_KWARGS = '{"depth": 6}'
 
@@ -292,14 +294,11 @@ def run(args, kwargs: dict) -> dict:
     return record
 
 
+@script_entry(TypeError)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        kwargs = check_args(args)
-        record = run(args, kwargs)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    kwargs = check_args(args)
+    record = run(args, kwargs)
     print(f"{args.model} {kwargs} at {args.image_size} px: {record['steps']} steps in {record['train_seconds']} s, "
           f"held-out single-garment accuracy {record['held_out_accuracy']:.4f}")
     print(f"wrote {args.output} and {os.path.splitext(args.output)[0] + '.json'}")

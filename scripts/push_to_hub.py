@@ -15,6 +15,8 @@ import argparse
 import logging
 import sys
 
+from mlic_hf.cli import script_entry
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,27 +29,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@script_entry(RuntimeError, ImportError)
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
 
     from mlic_hf.hub import files_to_upload, push_to_hub, write_model_card
 
-    try:
-        if args.dry_run:
-            if not args.no_card:
-                print(f"wrote {write_model_card(args.checkpoint, repo_id=args.repo_id)}")
-            files = files_to_upload(args.checkpoint)
-            print(f"dry run: would upload {len(files)} files from {args.checkpoint} to {args.repo_id}:")
-            for name in files:
-                print(f"  {name}")
-            return 0
-        url = push_to_hub(
-            args.checkpoint, args.repo_id, token=args.token, private=args.private, create_card=not args.no_card
-        )
-    except (RuntimeError, ValueError, OSError, ImportError) as err:  # OSError includes FileNotFoundError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.dry_run:
+        if not args.no_card:
+            print(f"wrote {write_model_card(args.checkpoint, repo_id=args.repo_id)}")
+        files = files_to_upload(args.checkpoint)
+        print(f"dry run: would upload {len(files)} files from {args.checkpoint} to {args.repo_id}:")
+        for name in files:
+            print(f"  {name}")
+        return 0
+    url = push_to_hub(
+        args.checkpoint, args.repo_id, token=args.token, private=args.private, create_card=not args.no_card
+    )
     print(f"uploaded to {url}")
     return 0
 

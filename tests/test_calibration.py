@@ -143,3 +143,22 @@ def test_config_keeps_valid_thresholds_and_drops_another_label_sets(caplog):
     assert other.thresholds is None and "dropping them" in caplog.text
     with pytest.raises(ValueError, match="finite"):
         mlic_hf.ResNetProbabilisticConfig(num_labels=2, thresholds=[0.5, float("nan")])
+
+
+def test_one_thresholds_rule_for_predict_explain_and_the_pipelines():
+    """resolve_thresholds: the given threshold, else the calibrated config.thresholds, else the default; and
+    store_thresholds writes both fields, checked, as the config saves them."""
+    import mlic_hf
+    from mlic_hf.calibration import resolve_thresholds, store_thresholds
+
+    config = mlic_hf.ResNetProbabilisticConfig(num_labels=3)
+    np.testing.assert_array_equal(resolve_thresholds(config), [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(resolve_thresholds(config, default=-np.inf), [-np.inf] * 3)
+    assert store_thresholds(config, np.array([0.2, 0.4, 0.9]), "precision", 0.9) == [0.2, 0.4, 0.9]
+    assert config.thresholds_objective == "precision>=0.9"
+    np.testing.assert_array_equal(resolve_thresholds(config), [0.2, 0.4, 0.9])
+    np.testing.assert_array_equal(resolve_thresholds(config, threshold=0.3), [0.3, 0.3, 0.3])
+    again = mlic_hf.ResNetProbabilisticConfig.from_dict(config.to_dict())
+    assert again.thresholds == [0.2, 0.4, 0.9] and again.thresholds_objective == "precision>=0.9"
+    with pytest.raises(ValueError, match="one value per label"):
+        store_thresholds(config, [0.5], "f1")

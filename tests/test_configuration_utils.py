@@ -8,8 +8,11 @@ import pytest
 import mlic_hf
 from mlic_hf import MLICConfig, MultiScaleThreeBranchConfig, ResNetProbabilisticConfig, TwoStageIRPEConfig
 from mlic_hf.configuration_utils import check_config_keys, config_keys
+from mlic_hf.losses import LOSS_CONFIG_DEFAULTS, REDUCTIONS, loss_names
 
-CONFIG_CLASSES = [config_class for config_class, _ in mlic_hf.METHODS]
+from .models.method_facts import registered_methods
+
+CONFIG_CLASSES = [config_class for config_class, _ in registered_methods()]
 
 
 def test_unknown_key_raises_with_the_close_match():
@@ -75,3 +78,20 @@ def test_every_field_of_every_method_is_accepted(config_class, tmp_path):
     check_config_keys(config_class, json.loads((tmp_path / "config.json").read_text()).keys() - {"model_type"})
     with pytest.raises(ValueError, match=f"unknown field 'not_a_field' for {config_class.model_type}"):
         check_config_keys(config_class, own + ["not_a_field"])
+
+
+def test_loss_fields_are_checked_against_the_loss_registry():
+    # the valid values are the registry's (mlic_hf.losses), with the messages of before
+    with pytest.raises(ValueError, match=r"^loss='asll' is not one of \('bce', 'focal', 'asl', 'apl'\)$"):
+        MLICConfig(loss="asll")
+    with pytest.raises(ValueError, match=r"^loss_reduction='median' is not one of "
+                                         r"\('none', 'sum', 'mean', 'batch_mean'\)$"):
+        MLICConfig(loss_reduction="median")
+    for name in loss_names():
+        assert MLICConfig(loss=name).loss == name
+    for reduction in REDUCTIONS:
+        assert MLICConfig(loss_reduction=reduction).loss_reduction == reduction
+    # every loss field is a shared key, with the registry's default
+    assert set(LOSS_CONFIG_DEFAULTS) <= set(config_keys(MLICConfig)["shared"])
+    config = MLICConfig()
+    assert {field: getattr(config, field) for field in LOSS_CONFIG_DEFAULTS} == LOSS_CONFIG_DEFAULTS

@@ -13,10 +13,11 @@ import mlic_hf
 from mlic_hf.export import ONNXMultiLabelClassifier, check_export, export_onnx
 from mlic_hf.image_processing import MLICImageProcessor
 
+from .models.method_facts import registered_methods
 from .models.tiny_configs import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = list(mlic_hf.METHODS)
+METHODS = registered_methods()
 IDS = [config_class.model_type for config_class, _ in METHODS]
 
 

@@ -11,7 +11,7 @@ from transformers import pipeline
 import mlic_hf
 from mlic_hf.data.transforms import EvalTransform
 from mlic_hf.image_processing import MLICImageProcessor
-from mlic_hf.inference import load_model, load_processor, predict_files, predict_probabilities
+from mlic_hf.inference import load_checkpoint, load_model, load_processor, predict_files, predict_probabilities
 
 from .models.tiny_configs import tiny_config
 
@@ -39,9 +39,9 @@ def test_predictions_follow_the_saved_processor_not_the_config(checkpoint, tmp_p
     settings.update(image_mean=[0.2, 0.3, 0.4], image_std=[0.5, 0.5, 0.5], size={"height": 48, "width": 48})
     processor_file.write_text(json.dumps(settings))
     photo = _photo(tmp_path)
-    model = load_model(str(checkpoint))
-    processor = load_processor(str(checkpoint))
-    assert processor.size == {"height": 48, "width": 48}
+    model, processor = load_checkpoint(str(checkpoint))
+    assert processor.size == {"height": 48, "width": 48} and not model.training
+    assert processor.to_dict() == load_processor(str(checkpoint)).to_dict()
     rows, _ = predict_files(model, [photo], progress=False, processor=processor)
     classifier = pipeline("image-classification", model=str(checkpoint))
     expected = {r["label"]: r["score"] for r in classifier(str(photo), top_k=model.config.num_labels)}
@@ -69,3 +69,11 @@ def test_training_eval_transform_matches_the_processor(tmp_path):
         image = Image.fromarray(array)
         expected = processor(images=image, return_tensors="pt")["pixel_values"][0]
         torch.testing.assert_close(transform(image), expected, rtol=0, atol=1e-5)
+
+
+def test_load_checkpoint_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder './nowhere'"):
+        load_checkpoint("./nowhere")
+    (tmp_path / "weights.safetensors").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is a file: pass the checkpoint folder"):
+        load_checkpoint(str(tmp_path / "weights.safetensors"))

@@ -1,5 +1,5 @@
-"""Acceptance suite: the user journeys of the README, for every registered method (tiny configs), through the scripts
-users run.
+"""Acceptance suite: the user journeys of the README, for every registered method (tiny configs and test facts,
+``tests/models/method_facts.py``), through the scripts users run.
 
 1. train a few steps with ``scripts/train.py`` on the built-in data → a checkpoint folder;
 2. load it with ``pipeline("image-classification")`` and ``mlic_hf.multilabel_pipeline`` and run real photos;
@@ -7,8 +7,9 @@ users run.
    labels;
 4. ``scripts/evaluate.py`` and ``scripts/predict.py`` on the fine-tuned checkpoint;
 5. kill training hard (SIGKILL) and resume: the same final weights as an uninterrupted run;
-6. ``scripts/push_to_hub.py --dry_run``: the card renders with metrics, split names, and no local paths;
-7. ML-VPT as a PEFT adapter: train, save the adapter, load it onto a fresh ViT, same predictions.
+6. ``scripts/push_to_hub.py --dry_run``: the card renders with metrics, split names, and no local paths.
+
+A method's own journeys (e.g. a method used as a PEFT adapter) live with its tests, in ``tests/models/<package>/``.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from safetensors.torch import load_file
 import mlic_hf
 from mlic_hf.training.checkpoints import COMPLETE_MARKER
 
+from .models.method_facts import facts_for, method_ids
 from .models.tiny_configs import TINY_CONFIGS
 
 REPO = Path(__file__).resolve().parents[1]
-METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+METHOD_IDS = method_ids()
 TINY_DATA = {"num_train": 24, "num_validation": 12, "num_test": 12, "seed": 0}
 IMAGE_SIZE = 32
 NEW_LABELS = ["cat", "coffee", "person"]  # the fine-tuning label set (sorted: the folder loader's order)
+NEW_LABEL_SPLITS = {"train": 24, "validation": 12, "test": 12}  # images per split of the fine-tuning dataset
 
 
 def _script(name: str):
@@ -83,7 +86,7 @@ def new_label_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("folder-dataset")
     photos = _photos()
     rng = np.random.default_rng(0)
-    for split, count in (("train", 24), ("validation", 12), ("test", 12)):
+    for split, count in NEW_LABEL_SPLITS.items():
         (root / split).mkdir()
         rows = []
         for index in range(count):
@@ -126,7 +129,7 @@ def _train(argv) -> None:
     assert _script("train").main(argv) == 0
 
 
-@pytest.fixture(scope="module", params=[m.model_type for m, _ in mlic_hf.METHODS], ids=METHOD_IDS)
+@pytest.fixture(scope="module", params=METHOD_IDS, ids=METHOD_IDS)
 def trained(request, tmp_path_factory, mosaic_cache):
     """Journey 1: a few steps of ``scripts/train.py`` on the built-in data."""
     out = tmp_path_factory.mktemp("trained") / "run"
@@ -224,10 +227,9 @@ def test_journey_3_finetune_on_a_new_label_set(finetuned):
     card = (out / "README.md").read_text()
     for label in NEW_LABELS:
         assert label in card
-    if method == "mlic-ml-vpt":  # the label groups belong to the old labels: recomputed from the new split
-        assert any("label groups recomputed for the new label set" in m for m in messages), messages
-        assert config["label_groups_source"] == "co-occurrence of 24 training images"
-        assert len(config["co_groups"]) == len(config["dc_groups"]) == 3
+    check = facts_for(method).check_finetuned_on_new_labels  # e.g. label groups of the old labels recomputed
+    if check is not None:
+        check(config, messages, NEW_LABEL_SPLITS["train"], len(NEW_LABELS))
 
 
 def test_journey_4_evaluate_and_predict_scripts(finetuned, new_label_folder, photo_files, tmp_path, capsys):
@@ -253,7 +255,7 @@ def _subprocess_env() -> dict:
             "PYTHONPATH": str(REPO)}
 
 
-@pytest.mark.parametrize("method", [m.model_type for m, _ in mlic_hf.METHODS], ids=METHOD_IDS)
+@pytest.mark.parametrize("method", METHOD_IDS, ids=METHOD_IDS)
 def test_journey_5_sigkill_and_resume_gives_the_same_weights(method, mosaic_cache, tmp_path):
     flags = dict(max_steps=12, save_strategy="steps", save_steps=2, eval_strategy="no", save_total_limit=3,
                  metric_for_best_model="loss", greater_is_better="false", rand_augment="rand-m9-mstd0.5",
@@ -298,38 +300,3 @@ def test_journey_6_push_to_hub_dry_run(trained, mosaic_cache):
     for private in (str(out), str(mosaic_cache), str(Path.home()), "/tmp/"):
         assert private not in card and private not in (out / "mlic_run.json").read_text(), private
     assert "shared/" not in card and "model.safetensors" in result.stdout
-
-
-def test_journey_7_ml_vpt_as_a_peft_adapter(tmp_path):
-    import timm
-    from peft import PeftModel, get_peft_model
-
-    from mlic_hf.models.multilabel_vpt.peft_methods import MLVPTConfig
-
-    def base_vit():
-        torch.manual_seed(1)  # the "pretrained" weights a user would load again
-        return timm.create_model("vit_tiny_patch16_224", img_size=IMAGE_SIZE, patch_size=8, embed_dim=32,
-                                 num_heads=2, depth=3, num_classes=4)
-
-    generator = torch.Generator().manual_seed(0)
-    pixels = torch.randn(8, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
-    labels = (torch.rand(8, 4, generator=generator) > 0.5).float()
-    model = get_peft_model(base_vit(), MLVPTConfig(co_groups=[0, 0, 1, 1], dc_groups=[0, 1, 0, 1], num_groups=2,
-                                                   num_prompts_per_group=2))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(5):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(pixels), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-    model.eval()
-    with torch.no_grad():
-        expected = model(pixels)
-    model.save_pretrained(tmp_path / "adapter")
-    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
-    loaded = PeftModel.from_pretrained(base_vit(), tmp_path / "adapter").eval()
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(pixels), expected, rtol=0, atol=0)

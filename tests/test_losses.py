@@ -6,12 +6,14 @@ Every value is compared with an independent, literal float64 evaluation of the p
 
 from __future__ import annotations
 
+import inspect
 import math
 import types
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mlic_hf.losses import (
     LOSS_CONFIG_DEFAULTS,
@@ -20,13 +22,19 @@ from mlic_hf.losses import (
     AsymmetricPolynomialLoss,
     BCELoss,
     FocalLoss,
+    LossSpec,
     asymmetric_loss,
     asymmetric_polynomial_loss,
     binary_cross_entropy_loss,
     build_loss,
     focal_loss,
+    get_loss_spec,
     loss_from_config,
+    loss_help,
+    loss_names,
     reduce_loss,
+    register_loss,
+    unregister_loss,
 )
 
 
@@ -781,3 +789,171 @@ def test_direct_call_equals_former_compute_loss(name, logits_dtype):
         old.backward()
         new.backward()
         assert torch.equal(x1.grad, x2.grad)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Registry
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_loss_registry():
+    """Puts the registry (and the config defaults derived from it) back as it was, whatever the test did."""
+    saved_losses, saved_defaults = dict(LOSSES), dict(LOSS_CONFIG_DEFAULTS)
+    yield
+    LOSSES.clear()
+    LOSSES.update(saved_losses)
+    LOSS_CONFIG_DEFAULTS.clear()
+    LOSS_CONFIG_DEFAULTS.update(saved_defaults)
+
+
+def scaled_bce_loss(logits, labels, *, weight=None, reduction="mean", scale=1.0):
+    """A scratch loss for the registry tests: ``scale`` times the BCE."""
+    return scale * binary_cross_entropy_loss(logits, labels, weight=weight, reduction=reduction)
+
+
+class ScaledBCELoss(nn.Module):
+    def __init__(self, scale=1.0, reduction="mean"):
+        super().__init__()
+        self.scale, self.reduction = scale, reduction
+
+    def forward(self, logits, labels, weight=None):
+        return scaled_bce_loss(logits, labels, weight=weight, reduction=self.reduction, scale=self.scale)
+
+
+def _scratch_spec(**changes):
+    fields = dict(name="scaled_bce", function=scaled_bce_loss, module=ScaledBCELoss, config_prefix="sbce",
+                  defaults={"scale": 1.0}, display_name="Scaled BCE (registry test)")
+    return LossSpec(**{**fields, **changes})
+
+
+def test_builtin_registry():
+    assert loss_names() == ("bce", "focal", "asl", "apl")
+    assert {name: spec.module for name, spec in LOSSES.items()} == {
+        "bce": BCELoss, "focal": FocalLoss, "asl": AsymmetricLoss, "apl": AsymmetricPolynomialLoss}
+    assert LOSSES["asl"].function is asymmetric_loss and LOSSES["asl"].config_prefix == "asl"
+    assert LOSSES["apl"].display_name == "Asymmetric polynomial loss, APL (Huang et al., 2023)"
+    assert get_loss_spec("ASL") is LOSSES["asl"]
+    assert LOSSES["asl"].config_fields["asl_clip"] == "clip"
+    assert loss_help() == (
+        "Loss, one of: bce = Binary cross-entropy; focal = Focal loss (Lin et al., 2017); asl = Asymmetric loss, ASL "
+        "(Ridnik et al., 2021); apl = Asymmetric polynomial loss, APL (Huang et al., 2023)."
+    )
+
+
+def test_a_loss_registered_in_one_place_is_known_everywhere(restore_loss_registry, tmp_path):
+    from mlic_hf import MLICConfig
+    from mlic_hf.configuration_utils import check_config_keys
+    from mlic_hf.hub import card
+
+    with pytest.raises(ValueError, match=r"loss='scaled_bce' is not one of \('bce', 'focal', 'asl', 'apl'\)"):
+        MLICConfig(loss="scaled_bce")
+    register_loss(_scratch_spec())  # the only edit
+    assert LOSS_CONFIG_DEFAULTS["sbce_scale"] == 1.0
+    # a config accepts the name and its prefixed field (also as --config_overrides), and keeps them when saved
+    config = MLICConfig(loss="scaled_bce", sbce_scale=3.0, num_labels=5)
+    check_config_keys(MLICConfig, {"loss": "scaled_bce", "sbce_scale": 3.0}, source="config_overrides")
+    config.save_pretrained(tmp_path)
+    assert MLICConfig.from_pretrained(tmp_path).sbce_scale == 3.0
+    # the loss is built with the config's value and the config's reduction
+    module = loss_from_config(config)
+    assert type(module) is ScaledBCELoss and (module.scale, module.reduction) == (3.0, "batch_mean")
+    x, y = _inputs(seed=30)
+    torch.testing.assert_close(module(x, y), 3.0 * ref_bce(x, y).sum(dim=1).mean(), rtol=1e-10, atol=0)
+    assert loss_from_config({"loss": "scaled_bce"}).scale == 1.0  # a missing field means the spec's default
+    assert build_loss("Scaled_BCE", scale=2.0).scale == 2.0
+    # the model card names it by its display name and lists its settings
+    name, rows = card._loss_info(config)
+    assert name == "Scaled BCE (registry test)"
+    assert rows == [("`loss`", "`scaled_bce`"), ("`loss_reduction`", "`batch_mean`"), ("`sbce_scale`", "`3.0`")]
+    # the --loss help lists it, after the built-in losses
+    assert loss_names() == ("bce", "focal", "asl", "apl", "scaled_bce")
+    assert loss_help().endswith("; scaled_bce = Scaled BCE (registry test).")
+
+
+def test_the_registry_is_restored(restore_loss_registry):
+    register_loss(_scratch_spec())
+    assert "sbce_scale" in LOSS_CONFIG_DEFAULTS
+    assert unregister_loss("scaled_bce").name == "scaled_bce"
+    assert loss_names() == ("bce", "focal", "asl", "apl") and "sbce_scale" not in LOSS_CONFIG_DEFAULTS
+    with pytest.raises(ValueError, match=r"Unknown loss name 'scaled_bce'; valid names are 'bce', 'focal'"):
+        unregister_loss("scaled_bce")
+    with pytest.raises(ValueError, match="'bce' is the default `loss`"):
+        unregister_loss("bce")
+
+
+def test_register_loss_rejects_clashes(restore_loss_registry):
+    register_loss(_scratch_spec())
+    with pytest.raises(ValueError, match=r"'scaled_bce' is already registered; pass replace=True"):
+        register_loss(_scratch_spec())
+    replacement = register_loss(_scratch_spec(display_name="Scaled BCE v2"), replace=True)
+    assert LOSSES["scaled_bce"] is replacement and loss_names()[-1] == "scaled_bce"
+    with pytest.raises(ValueError, match=r"config field 'focal_gamma' .* already a field of loss 'focal'"):
+        register_loss(LossSpec("focal_v2", focal_loss, FocalLoss, config_prefix="focal", defaults={"gamma": 1.0}))
+    with pytest.raises(ValueError, match="register_loss expects a LossSpec, got str"):
+        register_loss("asl")
+    assert loss_names() == ("bce", "focal", "asl", "apl", "scaled_bce")  # nothing registered by the failure
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"name": "Scaled"}, r"`name` must be a non-empty lower-case string, got 'Scaled'"),
+        ({"name": ""}, r"`name` must be a non-empty lower-case string"),
+        ({"function": None}, r"'scaled_bce': `function` must be callable, got None"),
+        ({"module": scaled_bce_loss}, r"`module` must be an nn.Module subclass"),
+        ({"config_prefix": "s-bce"}, r"`config_prefix` must be a Python identifier, got 's-bce'"),
+        ({"defaults": [("scale", 1.0)]}, r"`defaults` must be a mapping hyper-parameter -> default, got list"),
+        ({"defaults": {"weight": 1.0}}, r"hyper-parameter 'weight' of `defaults` must be an identifier other than"),
+        ({"defaults": {"reduction": "sum"}}, r"hyper-parameter 'reduction' of `defaults` must be an identifier"),
+        ({"defaults": {"gamma": 1.0}}, r"`function` does not accept the keyword argument\(s\) 'gamma'"),
+        ({"display_name": ""}, r"`display_name` must be a non-empty string"),
+    ],
+)
+def test_bad_loss_spec_raises(changes, match):
+    with pytest.raises(ValueError, match=match):
+        _scratch_spec(**changes)
+
+
+def test_loss_spec_defaults_are_read_only_and_derived_fields_default_to_the_name():
+    spec = LossSpec("scaled_bce", scaled_bce_loss, ScaledBCELoss, defaults={"scale": 2.0})
+    assert (spec.config_prefix, spec.display_name) == ("scaled_bce", "scaled_bce")
+    assert spec.config_defaults == {"scaled_bce_scale": 2.0}
+    with pytest.raises(TypeError):
+        spec.defaults["scale"] = 3.0
+    assert hash(spec) == hash(LossSpec("scaled_bce", scaled_bce_loss, ScaledBCELoss, defaults={"scale": 2.0}))
+
+
+_CALL_ARGUMENTS = ("logits", "labels", "weight", "reduction")
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_spec_defaults_are_the_keyword_defaults(name):
+    spec = LOSSES[name]
+    for target in (spec.function, spec.module):
+        parameters = inspect.signature(target).parameters.values()
+        keyword_defaults = {p.name: p.default for p in parameters if p.name not in _CALL_ARGUMENTS}
+        assert keyword_defaults == dict(spec.defaults), target
+        assert list(keyword_defaults) == list(spec.defaults), target  # same order as the signature
+    assert {field: LOSS_CONFIG_DEFAULTS[field] for field in spec.config_fields} == spec.config_defaults
+
+
+def test_config_fields_default_to_the_registry():
+    import dataclasses
+
+    from mlic_hf import MLICConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(MLICConfig)}
+    assert {field: defaults[field] for field in LOSS_CONFIG_DEFAULTS} == LOSS_CONFIG_DEFAULTS
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_spec_module_computes_its_function(name, reduction):
+    spec = LOSSES[name]
+    x, y = _inputs(seed=31)
+    labels = _with_ignored(y)
+    weight = torch.linspace(0.5, 1.5, x.shape[1], dtype=torch.float64)
+    expected = spec.function(x, labels, weight=weight, reduction=reduction)
+    assert torch.equal(spec.module(reduction=reduction)(x, labels, weight), expected)
+    assert torch.equal(build_loss(name, reduction=reduction)(x, labels, weight), expected)

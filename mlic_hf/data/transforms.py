@@ -253,3 +253,18 @@ def collate_fn(examples: list[dict]) -> dict:
     if "labels" in examples[0]:
         batch["labels"] = torch.stack([torch.as_tensor(e["labels"], dtype=torch.float32) for e in examples])
     return batch
+
+
+class DecodedImages:
+    """The images of a dataset split, read and decoded one row at a time (never the whole column in memory), with
+    errors naming the image; ``__len__`` sizes progress bars. What inference over a split iterates."""
+
+    def __init__(self, subset) -> None:
+        columns = [c for c in ("image", "image_id") if c in subset.column_names]
+        self.rows = defer_image_decoding(subset).select_columns(columns)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return (decode_image(row["image"], row.get("image_id")) for row in self.rows)

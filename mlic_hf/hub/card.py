@@ -78,13 +78,6 @@ _HEADLINE_METRICS: dict[str, tuple[str, str | None, str]] = {
 # Order of the metrics in the model-index (what the Hub shows first).
 _MODEL_INDEX_ORDER: tuple[str, ...] = ("mAP", "CF1", "OF1", "CP", "CR", "OP", "OR")
 
-_LOSS_NAMES: dict[str, str] = {
-    "bce": "Binary cross-entropy",
-    "focal": "Focal loss (Lin et al., 2017)",
-    "asl": "Asymmetric loss, ASL (Ridnik et al., 2021)",
-    "apl": "Asymmetric polynomial loss, APL (Huang et al., 2023)",
-}
-
 # Training settings shown first, with readable names; other keys of `training_args` follow in their own order.
 _TRAINING_KEYS: dict[str, str] = {
     "num_train_epochs": "Epochs",
@@ -362,13 +355,17 @@ def _architecture_rows(config, checkpoint_dir: Path) -> list[tuple[str, str]]:
 
 
 def _loss_info(config) -> tuple[str, list[tuple[str, str]]]:
-    name = _LOSS_NAMES.get(config.loss, config.loss)
-    prefix = f"{config.loss}_"
+    """The loss's display name and its settings' rows, both from the loss registry (:mod:`mlic_hf.losses`)."""
+    from ..losses import LOSSES
+
     rows = [("`loss`", f"`{config.loss}`"), ("`loss_reduction`", f"`{config.loss_reduction}`")]
-    for field in dataclasses.fields(config):
-        if field.name.startswith(prefix):
-            rows.append((f"`{field.name}`", f"`{_fmt(getattr(config, field.name))}`"))
-    return name, rows
+    spec = LOSSES.get(config.loss)
+    if spec is None:  # not registered in this process: no display name nor fields to show
+        return config.loss, rows
+    # a missing field (a loss registered without a config dataclass field) means its default, as in training
+    for field, param in spec.config_fields.items():
+        rows.append((f"`{field}`", f"`{_fmt(getattr(config, field, spec.defaults[param]))}`"))
+    return spec.display_name, rows
 
 
 def _training_rows(run: Mapping[str, Any], dataset_display: str) -> list[tuple[str, str]]:

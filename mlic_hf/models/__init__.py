@@ -2,13 +2,35 @@
 ``import mlic_hf``.
 
 Adding a method is its folder (configuration, modeling, the layers only it uses, ``preset.py``, and an ``__init__``
-defining ``METHOD = (ConfigClass, ModelClass)``, ``PRESETS`` and ``__all__``) plus one line in
-:data:`METHOD_PACKAGES`. Its public names are re-exported here and from ``mlic_hf``.
+defining ``METHOD = (ConfigClass, ModelClass)``, ``PRESETS`` and ``__all__``), one line in :data:`METHOD_PACKAGES`,
+and its public names imported below and listed in ``__all__`` (by name, so that type checkers and IDEs see them;
+``mlic_hf`` re-exports them; ``tests/test_layout.py`` names any that are missing).
 """
 
 from __future__ import annotations
 
 import importlib
+
+from .resnet_probabilistic import (
+    ResNetProbabilisticConfig,
+    ResNetProbabilisticForMultiLabelImageClassification,
+    ResNetProbabilisticPreTrainedModel,
+)
+from .two_stage_irpe import (
+    TwoStageIRPEConfig,
+    TwoStageIRPEForMultiLabelImageClassification,
+    TwoStageIRPEPreTrainedModel,
+)
+from .multiscale_three_branch import (
+    MultiScaleThreeBranchConfig,
+    MultiScaleThreeBranchForMultiLabelImageClassification,
+    MultiScaleThreeBranchPreTrainedModel,
+)
+from .multilabel_vpt import (
+    MultiLabelVPTConfig,
+    MultiLabelVPTForMultiLabelImageClassification,
+    MultiLabelVPTPreTrainedModel,
+)
 
 #: The method sub-packages, in registration order.
 METHOD_PACKAGES = (
@@ -19,7 +41,6 @@ METHOD_PACKAGES = (
 )
 
 _PACKAGES = [importlib.import_module(f".{name}", __name__) for name in METHOD_PACKAGES]
-_PER_PACKAGE = ("METHOD", "PRESETS")
 
 #: (config class, model class) of every method, in the order they are registered.
 METHODS: list[tuple[type, type]] = [package.METHOD for package in _PACKAGES]
@@ -27,8 +48,20 @@ METHODS: list[tuple[type, type]] = [package.METHOD for package in _PACKAGES]
 #: ``--preset`` name -> recipe, from every method's ``preset.py``.
 METHOD_PRESETS: dict[str, dict] = {name: recipe for package in _PACKAGES for name, recipe in package.PRESETS.items()}
 
-_EXPORTS = {name: getattr(package, name) for package in _PACKAGES for name in package.__all__
-            if name not in _PER_PACKAGE}
-globals().update(_EXPORTS)
-
-__all__ = ["METHODS", "METHOD_PACKAGES", "METHOD_PRESETS", *sorted(_EXPORTS)]
+__all__ = [
+    "METHODS",
+    "METHOD_PACKAGES",
+    "METHOD_PRESETS",
+    "MultiLabelVPTConfig",
+    "MultiLabelVPTForMultiLabelImageClassification",
+    "MultiLabelVPTPreTrainedModel",
+    "MultiScaleThreeBranchConfig",
+    "MultiScaleThreeBranchForMultiLabelImageClassification",
+    "MultiScaleThreeBranchPreTrainedModel",
+    "ResNetProbabilisticConfig",
+    "ResNetProbabilisticForMultiLabelImageClassification",
+    "ResNetProbabilisticPreTrainedModel",
+    "TwoStageIRPEConfig",
+    "TwoStageIRPEForMultiLabelImageClassification",
+    "TwoStageIRPEPreTrainedModel",
+]

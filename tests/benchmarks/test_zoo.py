@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlic_hf.configuration_utils import check_config_keys
-from mlic_hf.training.experiment import resolve_method
+from mlic_hf.training import resolve_method
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO_PATH = REPO / "benchmarks" / "zoo.py"

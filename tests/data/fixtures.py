@@ -232,3 +232,27 @@ def make_folder(root: Path, with_labels_txt: bool = False) -> Path:
     if with_labels_txt:
         write_text(root / "labels.txt", "zebra\ndog\ncat\nbird\nfish\n")
     return root
+
+
+def label_split(tmp_path: Path):
+    """A 4-image, 3-label split in the mlic_hf column format with an ``ignore_mask``; the image paths do not exist,
+    so decoding an image would fail (label readers must not decode)."""
+    import datasets
+
+    from mlic_hf.data.common import make_features
+
+    names = ["cat", "dog", "sofa"]
+    positives = [[0, 1], [2], [], [0, 2]]
+    ignored = [[2], [], [0], []]
+    multi_hot = [[1.0 if k in p else 0.0 for k in range(3)] for p in positives]
+    mask = [[k in i for k in range(3)] for i in ignored]
+    return datasets.Dataset.from_dict(
+        {
+            "image": [str(tmp_path / f"missing{n}.jpg") for n in range(4)],
+            "labels": multi_hot,
+            "label_ids": positives,
+            "ignore_mask": mask,
+            "image_id": [f"img{n}" for n in range(4)],
+        },
+        features=make_features(names, with_ignore_mask=True),
+    )

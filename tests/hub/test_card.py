@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard
 import mlic_hf
 import mlic_hf.hub as hub
 from mlic_hf.hub import card, files_to_upload, push_to_hub, write_model_card
+from mlic_hf.losses import LOSSES
 
 from .fixtures import LABELS, REPO_ID, REPO_ROOT, TEST_METRICS, predictions, run_file, subprocess_env
 
@@ -73,6 +74,22 @@ def test_card_body(checkpoint):
     assert f'pipeline("image-classification", model=repo_id, top_k=3)' in text
     assert "Trained and evaluated on `fashion_mosaic` only" in text
     assert "threshold 0.5 is a default, not a calibration" in text
+
+
+@pytest.mark.parametrize("name, display_name", [
+    ("bce", "Binary cross-entropy"),
+    ("focal", "Focal loss (Lin et al., 2017)"),
+    ("asl", "Asymmetric loss, ASL (Ridnik et al., 2021)"),
+    ("apl", "Asymmetric polynomial loss, APL (Huang et al., 2023)"),
+])
+def test_loss_section_comes_from_the_loss_registry(name, display_name):
+    config = mlic_hf.MLICConfig(loss=name, num_labels=3)
+    shown, rows = card._loss_info(config)
+    assert shown == display_name == LOSSES[name].display_name
+    # the loss, its reduction, then exactly the active loss's fields with the config's values
+    fields = list(LOSSES[name].config_fields)
+    assert [key for key, _ in rows] == ["`loss`", "`loss_reduction`", *(f"`{field}`" for field in fields)]
+    assert [value for _, value in rows[2:]] == [f"`{card._fmt(getattr(config, field))}`" for field in fields]
 
 
 def test_card_with_calibrated_thresholds_adds_their_column(checkpoint):

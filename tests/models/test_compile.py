@@ -1,32 +1,23 @@
 """``torch.compile`` (Trainer's ``--torch_compile``) of every method: one graph without breaks (training and
 inference, label maps and activation checkpointing included), the same loss, gradients and logits as eager with
-inductor, and no recompilation for a new batch of the same shape."""
+inductor, and no recompilation for a new batch of the same shape (that the guard works is shown in the cheapest
+method's own tests)."""
 
 import pytest
 import torch
 
-import mlic_hf
+from .method_facts import config_cases, method_ids
+from .tiny_configs import case_id, tiny_batch, tiny_model
 
-from .tiny_configs import TINY_IMAGE_SIZE, case_id, tiny_batch, tiny_model
-
-#: every method, and the variants whose forward takes another path
-CASES = [
-    ("mlic-resnet-probabilistic", {}),
-    ("mlic-two-stage-irpe", {}),
-    ("mlic-two-stage-irpe", {"encoder": "standard", "decoder_self_attention": "all"}),
-    ("mlic-multiscale-three-branch", {}),
-    ("mlic-multiscale-three-branch", {"scale_attention": False, "global_feature_enhancement": False}),
-    ("mlic-ml-vpt", {}),
-    ("mlic-ml-vpt", {"variant": "vpt"}),
-    ("mlic-ml-vpt", {"variant": "linear-probe"}),
-    ("mlic-ml-vpt", {"variant": "full-finetune"}),
-]
-METHOD_TYPES = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+#: every method, and the variants whose forward takes another path (``MethodTestFacts.compile_variants``)
+CASES = config_cases(lambda facts: facts.compile_variants)
+#: the cases of the methods with Transformer layers to checkpoint
+CHECKPOINTING_CASES = config_cases(lambda facts: facts.compile_variants,
+                                   where=lambda facts: facts.activation_checkpointing)
+METHOD_TYPES = method_ids()
 #: inductor reorders and fuses float32 arithmetic: |compiled - eager| <= 1e-4 · max(1, |eager|) on these models
 #: (measured: below 1e-7 on the logits, 1e-6 on the gradients)
 RTOL, ATOL = 1e-4, 1e-4
-
-
 
 
 def _break_reasons(explanation) -> list[str]:
@@ -55,7 +46,7 @@ def test_forward_is_one_graph_without_breaks(case, mode):
     assert explanation.graph_count == 1
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "mlic-resnet-probabilistic"], ids=case_id)
+@pytest.mark.parametrize("case", CHECKPOINTING_CASES, ids=case_id)
 def test_label_maps_and_activation_checkpointing_compile_without_breaks(case):
     model = tiny_model(case[0], **case[1]).eval()
     pixel_values, labels = tiny_batch(2, seed=3)
@@ -91,12 +82,3 @@ def test_inductor_matches_eager_and_does_not_recompile(model_type):
         torch.testing.assert_close(compiled(pixel_values).logits, eager_logits, rtol=RTOL, atol=ATOL)
         with torch.compiler.set_stance("fail_on_recompile"):
             compiled(other_pixels)
-
-
-def test_a_recompile_is_reported():
-    """The guard behind the check above works: a new shape does recompile (and would fail under the stance)."""
-    compiled = torch.compile(tiny_model("mlic-resnet-probabilistic").eval(), backend="eager")
-    with torch.no_grad():
-        compiled(tiny_batch(2, seed=3)[0])
-        with torch.compiler.set_stance("fail_on_recompile"), pytest.raises(Exception, match="recompil"):
-            compiled(torch.randn(3, 3, TINY_IMAGE_SIZE + 32, TINY_IMAGE_SIZE + 32))

@@ -1,6 +1,9 @@
 """Gradient checkpointing (``model.activation_checkpointing_enable()``, Trainer's ``--gradient_checkpointing``) of every
 method with Transformer layers: the same loss and gradients, the layers recomputed in the backward pass, fewer
-activations kept for it; and one clear error for the method without any (M1)."""
+activations kept for it; and one clear error for every method without any (``MethodTestFacts.activation_checkpointing``
+false)."""
+
+import re
 
 import pytest
 import torch
@@ -10,19 +13,13 @@ import mlic_hf
 from mlic_hf.training import MLICTrainingArguments
 from mlic_hf.training.trainer import MLICTrainer
 
+from .method_facts import config_cases, registered_facts
 from .tiny_configs import case_id, tiny_batch, tiny_config, tiny_model
 
 #: (model_type, config overrides): every method that checkpoints, and the variants whose layers differ
-CASES = [
-    ("mlic-two-stage-irpe", {}),
-    ("mlic-two-stage-irpe", {"encoder": "standard", "decoder_self_attention": "all"}),
-    ("mlic-multiscale-three-branch", {}),
-    ("mlic-ml-vpt", {}),
-    ("mlic-ml-vpt", {"variant": "vpt"}),
-    ("mlic-ml-vpt", {"variant": "full-finetune"}),
-]
-
-
+CASES = config_cases(lambda facts: facts.checkpointing_variants, where=lambda facts: facts.activation_checkpointing)
+#: the methods without Transformer layers
+WITHOUT_LAYERS = [model_type for model_type, facts in registered_facts().items() if not facts.activation_checkpointing]
 
 
 def _step(model):
@@ -81,21 +78,23 @@ def test_checkpointing_gives_the_same_gradients_and_keeps_fewer_activations(case
     assert _step(model.train())[2] == calls
 
 
-def test_the_method_without_transformer_layers_says_so():
-    config_class, model_class = mlic_hf.REGISTERED_METHODS["mlic-resnet-probabilistic"]
+@pytest.mark.parametrize("model_type", WITHOUT_LAYERS)
+def test_the_method_without_transformer_layers_says_so(model_type):
+    config_class, model_class = mlic_hf.REGISTERED_METHODS[model_type]
     model = model_class(tiny_config(config_class))
     assert not model.supports_gradient_checkpointing
     with pytest.raises(ValueError, match="does not support"):
         model.activation_checkpointing_enable()
 
 
-def test_the_trainer_rejects_gradient_checkpointing_for_that_method_before_training(tmp_path):
-    config_class, model_class = mlic_hf.REGISTERED_METHODS["mlic-resnet-probabilistic"]
+@pytest.mark.parametrize("model_type", WITHOUT_LAYERS)
+def test_the_trainer_rejects_gradient_checkpointing_for_that_method_before_training(model_type, tmp_path):
+    config_class, model_class = mlic_hf.REGISTERED_METHODS[model_type]
     model = model_class(tiny_config(config_class))
     args = MLICTrainingArguments(output_dir=str(tmp_path), gradient_checkpointing=True, use_cpu=True,
                                  eval_strategy="no")
     with pytest.raises(ValueError, match=r"--activation_checkpointing \(--gradient_checkpointing\): "
-                                         "mlic-resnet-probabilistic has no Transformer layers"):
+                                         f"{re.escape(model_type)} has no Transformer layers"):
         MLICTrainer(model=model, args=args)
     args = MLICTrainingArguments(output_dir=str(tmp_path), activation_checkpointing=True, use_cpu=True,
                                  eval_strategy="no")

@@ -5,14 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-import mlic_hf
-
+from .method_facts import method_ids, registered_methods
 from .tiny_configs import tiny_batch, tiny_model
 
-METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+METHOD_IDS = method_ids()
 
 
-@pytest.mark.parametrize("method", mlic_hf.METHODS, ids=METHOD_IDS)
+@pytest.mark.parametrize("method", registered_methods(), ids=METHOD_IDS)
 def test_channels_last_gives_the_same_logits_and_gradients(method):
     model = tiny_model(method[0].model_type).train()
     pixel_values, labels = tiny_batch(2, seed=5)

@@ -1,28 +1,19 @@
 """Every method under autocast (what ``--bf16`` / ``--fp16`` train with), on CPU: logits close to float32's, the loss
-in float32 and finite, finite float32 gradients for every trainable parameter; iRPE and every ML-VPT variant
-included."""
+in float32 and finite, finite float32 gradients for every trainable parameter; each method's variants whose layers
+differ (``MethodTestFacts.mixed_precision_variants``) included."""
 
 import pytest
 import torch
 
+from .method_facts import config_cases
 from .tiny_configs import case_id, tiny_batch, tiny_model
 
-CASES = [
-    ("mlic-resnet-probabilistic", {}),
-    ("mlic-two-stage-irpe", {}),  # iRPE encoder (bucketed relative position tables)
-    ("mlic-two-stage-irpe", {"encoder": "standard", "decoder_self_attention": "all"}),
-    ("mlic-multiscale-three-branch", {}),
-    ("mlic-ml-vpt", {}),
-    ("mlic-ml-vpt", {"variant": "vpt"}),
-    ("mlic-ml-vpt", {"variant": "full-finetune"}),
-]
+CASES = config_cases(lambda facts: facts.mixed_precision_variants)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: max |logits(autocast) - logits(float32)| <= RELATIVE · max |logits(float32)| (and the same for the loss): bfloat16
 #: keeps 8 significant bits (2^-9 relative rounding per operation), float16 11 bits (2^-12). Measured worst cases over
 #: these tiny models: 1.8% (bf16) and 0.18% (fp16), both M4's; a mask turned NaN or an overflowing score is far out.
 RELATIVE = {"bf16": 0.03, "fp16": 0.004}
-
-
 
 
 @pytest.mark.parametrize("precision", DTYPES)

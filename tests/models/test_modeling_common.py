@@ -1,4 +1,5 @@
-"""Behaviour every registered mlic_hf method must have, parametrised over ``mlic_hf.METHODS`` with tiny configs."""
+"""Behaviour every registered mlic_hf method must have, parametrised over ``mlic_hf.REGISTERED_METHODS`` (through the
+methods' test facts, ``tests/models/method_facts.py``) with tiny configs."""
 
 import json
 import os
@@ -12,13 +13,14 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 import mlic_hf
 from mlic_hf import AutoModelForMultiLabelImageClassification, MLICImageProcessor
 
+from .method_facts import facts_for, method_ids, registered_methods
 from .tiny_configs import TINY_CONFIGS, TINY_IMAGE_SIZE, TINY_LABELS, tiny_config
 
-METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+METHOD_IDS = method_ids()
 LOSSES = ["bce", "focal", "asl", "apl"]
 
 
-@pytest.fixture(params=mlic_hf.METHODS, ids=METHOD_IDS)
+@pytest.fixture(params=registered_methods(), ids=METHOD_IDS)
 def method(request):
     return request.param
 
@@ -34,7 +36,8 @@ def _batch(batch_size=2, num_labels=len(TINY_LABELS), seed=0):
 def test_every_method_is_registered_and_has_a_tiny_config(method):
     config_class, model_class = method
     assert config_class.model_type.startswith("mlic-")
-    assert config_class.model_type in TINY_CONFIGS, "add a tiny config for the new method to tiny_configs.py"
+    assert config_class.model_type in TINY_CONFIGS, "add a tiny config to the new method's test facts"
+    assert facts_for(config_class.model_type).model_type == config_class.model_type
     assert mlic_hf.REGISTERED_METHODS[config_class.model_type] == (config_class, model_class)
     assert model_class.__name__.endswith(("ForMultiLabelImageClassification", "ForImageClassification"))
     assert AutoConfig.for_model(config_class.model_type).__class__ is config_class
@@ -130,7 +133,8 @@ def test_gradient_reaches_every_trainable_parameter(method):
     assert not missing, f"no gradient reaches: {missing}"
     # timm zero-initialises the last norm of each residual branch, so some backbone gradients are exactly zero at
     # init; the method's own layers must all get a non-zero gradient.
-    own = [name for name in trainable if not name.startswith("backbone.")]
+    pretrained = facts_for(config_class.model_type).pretrained_prefixes
+    own = [name for name in trainable if not name.startswith(pretrained)]
     assert own
     zero = [name for name in own if not torch.any(trainable[name].grad != 0)]
     assert not zero, f"zero gradient on: {zero}"
@@ -160,7 +164,7 @@ def test_save_and_load_through_both_auto_classes(method, tmp_path):
 
 
 def test_loaded_model_trains_the_same_parameters(method, tmp_path):
-    """transformers re-creates loaded parameters as trainable: a method's frozen parts (ML-VPT's ViT) must stay
+    """transformers re-creates loaded parameters as trainable: a method's frozen parts (e.g. a frozen ViT) must stay
     frozen in a loaded checkpoint, or fine-tuning it would silently train them."""
     config_class, model_class = method
     model = model_class(tiny_config(config_class))
@@ -168,8 +172,8 @@ def test_loaded_model_trains_the_same_parameters(method, tmp_path):
     loaded = AutoModelForMultiLabelImageClassification.from_pretrained(tmp_path)
     trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert {name for name, parameter in loaded.named_parameters() if parameter.requires_grad} == trainable
-    if config_class.model_type == "mlic-ml-vpt":
-        assert not any(name.startswith("vit.") for name in trainable)
+    frozen = facts_for(config_class.model_type).frozen_prefixes  # () for a method that freezes nothing
+    assert not any(name.startswith(frozen) for name in trainable)
 
 
 def test_from_pretrained_with_another_label_set(method, tmp_path):
@@ -226,7 +230,8 @@ def test_pipeline_scores_are_sigmoid_of_logits(method, tmp_path):
 
 def _own_parameters(model):
     """The method's own parameters (the backbone is timm's and initialised by timm or loaded)."""
-    return {name: p for name, p in model.named_parameters() if not name.startswith(("backbone.", "vit."))}
+    pretrained = facts_for(model.config.model_type).pretrained_prefixes
+    return {name: p for name, p in model.named_parameters() if not name.startswith(pretrained)}
 
 
 def test_init_weights_initialises_every_own_parameter(method):

@@ -1,29 +1,39 @@
 """Tiny configurations of every registered method, small enough for fast CPU tests.
 
-Each method's test folder (``tests/models/<method>/``) holds its own ``tiny_config.py`` (``MODEL_TYPE`` and
-``TINY_CONFIG``); this module collects them. Every method registered in ``mlic_hf.METHODS`` must have one (a test
-enforces it)."""
+A method's tiny config is part of its test facts (``MethodTestFacts.tiny_config``, see
+``tests/models/method_facts.py``; for a method in ``mlic_hf/models/<package>/`` it lives in
+``tests/models/<package>/tiny_config.py``, imported by ``tests/models/<package>/facts.py``); this module reads them
+for every method in ``mlic_hf.REGISTERED_METHODS``. A registered method without facts is an error, not a method left
+out."""
 
-import importlib
-import pkgutil
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 
 import torch
+
+from .method_facts import registered_facts, tiny_config_of
 
 TINY_IMAGE_SIZE = 64
 TINY_LABELS = {0: "person", 1: "dog", 2: "cat", 3: "car"}
 
 
-def _collect() -> dict[str, dict]:
-    configs = {}
-    for folder in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if folder.ispkg and (Path(__file__).parent / folder.name / "tiny_config.py").is_file():
-            module = importlib.import_module(f"{__package__}.{folder.name}.tiny_config")
-            configs[module.MODEL_TYPE] = dict(module.TINY_CONFIG)
-    return configs
+class _TinyConfigs(Mapping):
+    """model_type -> tiny config keyword arguments (a fresh copy on every access), of every registered method, read
+    from the methods' test facts when asked (so a method registered after this module is imported is included)."""
+
+    def __getitem__(self, model_type: str) -> dict:
+        return tiny_config_of(model_type)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered_facts())
+
+    def __len__(self) -> int:
+        return len(registered_facts())
+
+    def __repr__(self) -> str:
+        return f"TINY_CONFIGS({dict(self)!r})"
 
 
-TINY_CONFIGS: dict[str, dict] = _collect()
+TINY_CONFIGS: Mapping[str, dict] = _TinyConfigs()
 
 
 def tiny_config(config_class, **overrides):

@@ -31,9 +31,10 @@ STEPS, GLOBAL_BATCH, LEARNING_RATE = 3, 8, 1e-3
 
 
 def build(method: str) -> nn.Module:
+    from tests.models.method_facts import facts_for
     from tests.models.tiny_configs import tiny_model
 
-    return tiny_model(method, **({"num_groups": 2} if method == "mlic-ml-vpt" else {}))
+    return tiny_model(method, **facts_for(method).fsdp_overrides)
 
 
 def batches():

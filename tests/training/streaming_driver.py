@@ -11,7 +11,7 @@ import sys
 import torch.distributed as dist
 
 from mlic_hf.data.transforms import collate_fn
-from mlic_hf.training.experiment import attach_transforms, build_model, load_splits, make_trainer, parse_args
+from mlic_hf.training import attach_transforms, build_model, load_splits, make_trainer, parse_args
 
 
 def main(out: str, argv: list[str]) -> None:

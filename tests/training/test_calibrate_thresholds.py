@@ -10,7 +10,9 @@ from PIL import Image
 
 import mlic_hf
 from mlic_hf.calibration import calibrate_thresholds, metrics_at_thresholds
-from mlic_hf.training.experiment import parse_args, run_training, score_checkpoint_split
+from mlic_hf.data.selection import DatasetArguments
+from mlic_hf.evaluation import score_checkpoint_split
+from mlic_hf.training import parse_args, run_training
 
 from .test_training import TINY_DATA, _argv, _load_script, data_cache  # noqa: F401
 
@@ -22,21 +24,24 @@ def trained(tmp_path_factory, data_cache):  # noqa: F811
     return out
 
 
+def _tiny_mosaic(data_cache) -> DatasetArguments:  # noqa: F811
+    return DatasetArguments(dataset="fashion_mosaic", dataset_kwargs=json.dumps({**TINY_DATA,
+                                                                                "cache_dir": str(data_cache)}))
+
+
 def _dataset_flags(data_cache):  # noqa: F811
     return ["--dataset", "fashion_mosaic", "--dataset_kwargs", json.dumps({**TINY_DATA, "cache_dir": str(data_cache)})]
 
 
 def test_training_saves_the_eval_split_f1_thresholds(trained, data_cache):  # noqa: F811
     config = json.loads((trained / "config.json").read_text())
-    split = score_checkpoint_split(str(trained), "fashion_mosaic", dataset_kwargs={**TINY_DATA,
-                                   "cache_dir": str(data_cache)}, role="eval", progress=False)
+    split = score_checkpoint_split(str(trained), _tiny_mosaic(data_cache), role="eval", progress=False)
     assert split.split == "validation"
     # the same thresholds from the saved model's validation scores (train.py used the chosen raw/EMA weights)
     expected = calibrate_thresholds(split.scores, split.labels)
     np.testing.assert_allclose(config["thresholds"], expected, atol=1e-5)
     run = json.loads((trained / "mlic_run.json").read_text())
-    test = score_checkpoint_split(str(trained), "fashion_mosaic", dataset_kwargs={**TINY_DATA,
-                                  "cache_dir": str(data_cache)}, progress=False)
+    test = score_checkpoint_split(str(trained), _tiny_mosaic(data_cache), progress=False)
     again = metrics_at_thresholds(test.scores, test.labels, config["thresholds"])
     assert run["test_metrics"]["CF1_calibrated"] == pytest.approx(again["CF1_calibrated"], abs=1e-6)
 
@@ -64,8 +69,7 @@ def test_calibrate_script_with_a_precision_target(trained, data_cache, tmp_path,
     saved = json.loads((copy / "config.json").read_text())
     assert saved["thresholds_objective"] == "precision>=0.75"
     assert list(report["thresholds"].values()) == pytest.approx(saved["thresholds"])
-    split = score_checkpoint_split(str(copy), "fashion_mosaic", dataset_kwargs={**TINY_DATA,
-                                   "cache_dir": str(data_cache)}, role="eval", progress=False)
+    split = score_checkpoint_split(str(copy), _tiny_mosaic(data_cache), role="eval", progress=False)
     pred = split.scores >= np.asarray(saved["thresholds"])
     for c in range(pred.shape[1]):  # every class that predicts anything does so at >= 75% precision
         if pred[:, c].any():

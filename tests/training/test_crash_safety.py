@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from mlic_hf.training.checkpoints import COMPLETE_MARKER, checkpoint_problem, last_complete_checkpoint
-from mlic_hf.training.experiment import parse_args, run_training
+from mlic_hf.training import parse_args, run_training
 
 from ..models.tiny_configs import TINY_CONFIGS
 
@@ -264,7 +264,7 @@ def test_marker_lists_every_file_of_the_checkpoint(reference):
 def test_trainer_refuses_an_incomplete_checkpoint_before_loading_it(reference, data_cache, tmp_path):
     """The check is in ``MLICTrainer.train`` too, for code that drives the trainer without ``run_training``."""
     from mlic_hf.data.transforms import collate_fn
-    from mlic_hf.training.experiment import attach_transforms, build_model, load_splits
+    from mlic_hf.training import attach_transforms, build_model, load_splits
     from mlic_hf.training.trainer import MLICTrainer
 
     checkpoint = tmp_path / "run" / "checkpoint-6"

@@ -236,7 +236,7 @@ def test_one_cycle_rejects_transformers_scheduler_settings(tmp_path, extra, mess
 
 
 def test_one_cycle_parses_from_the_command_line(tmp_path):
-    from mlic_hf.training.experiment import parse_args
+    from mlic_hf.training import parse_args
 
     with pytest.raises(ValueError, match="--lr_scheduler_type cosine has no effect"):
         parse_args(["--output_dir", str(tmp_path), "--lr_scheduler_type", "cosine"])

@@ -14,16 +14,11 @@ import torch
 
 import mlic_hf
 
+from ..models.method_facts import facts_for, method_ids
+
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = REPO / "tests" / "training" / "fsdp_driver.py"
-METHOD_TYPES = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
-#: the units each method is sharded at (its ``_no_split_modules``; M1 has none: one root unit)
-UNITS = {
-    "mlic-resnet-probabilistic": [],
-    "mlic-two-stage-irpe": ["IRPEEncoderLayer", "LabelDecoderLayer"],
-    "mlic-multiscale-three-branch": ["LabelDecoderLayer", "TransformerEncoderLayer"],
-    "mlic-ml-vpt": ["Block"],
-}
+METHOD_TYPES = method_ids()
 
 
 def _run(launcher: list[str], method: str, output_dir: Path) -> dict:
@@ -41,7 +36,8 @@ def test_fsdp_two_processes_train_save_and_match_one_process(method, tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
     sharded = _run(torchrun, method, tmp_path / "fsdp")
 
-    assert sharded["world_size"] == 2 and sharded["units"] == UNITS[method]
+    # the units each method is sharded at (its ``_no_split_modules``; none: one root unit)
+    assert sharded["world_size"] == 2 and sharded["units"] == sorted(facts_for(method).fsdp_units)
     assert sharded["sharded_parameters"] > 0
     assert sharded["losses"] == pytest.approx(single["losses"], rel=1e-5)
 

@@ -6,11 +6,14 @@ import pytest
 import torch
 
 import mlic_hf
-from mlic_hf.training.experiment import parse_args, run_training
+from mlic_hf.training import parse_args, run_training
 
+from ..models.method_facts import registered_facts, registered_methods
 from .test_training import REPO, _argv, _losses, data_cache  # noqa: F401 (fixture)
 
-METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+METHOD_IDS = [config_class.model_type for config_class, _ in registered_methods()]
+# the methods with Transformer layers to checkpoint (their facts say so)
+CHECKPOINTING_IDS = [model_type for model_type, facts in registered_facts().items() if facts.activation_checkpointing]
 
 
 def _autocast_dtypes(monkeypatch) -> list[torch.dtype]:
@@ -26,7 +29,7 @@ def _autocast_dtypes(monkeypatch) -> list[torch.dtype]:
     return seen
 
 
-@pytest.mark.parametrize("method", [m for m, _ in mlic_hf.METHODS], ids=METHOD_IDS)
+@pytest.mark.parametrize("method", [m for m, _ in registered_methods()], ids=METHOD_IDS)
 def test_bf16_run_per_method(method, tmp_path, data_cache, monkeypatch):
     seen = _autocast_dtypes(monkeypatch)
     out = tmp_path / "run"
@@ -74,8 +77,7 @@ def test_torch_compile_run_trains_saves_and_reloads(tmp_path, data_cache):
         torch.testing.assert_close(loaded(pixel_values).logits, trained(pixel_values).logits)
 
 
-@pytest.mark.parametrize("method", [m for m, _ in mlic_hf.METHODS if m.model_type != "mlic-resnet-probabilistic"],
-                         ids=[t for t in METHOD_IDS if t != "mlic-resnet-probabilistic"])
+@pytest.mark.parametrize("method", [mlic_hf.REGISTERED_METHODS[t][0] for t in CHECKPOINTING_IDS], ids=CHECKPOINTING_IDS)
 def test_activation_checkpointing_run_per_method(method, tmp_path, data_cache):
     out = tmp_path / "run"
     args = parse_args(_argv(out, data_cache, method.model_type, max_steps=2, eval_strategy="no", save_strategy="no",

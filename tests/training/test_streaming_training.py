@@ -12,7 +12,7 @@ import torch
 
 from mlic_hf.data import load_fashion_mosaic
 from mlic_hf.data.streaming import write_parquet_shards
-from mlic_hf.training.experiment import attach_transforms, build_model, load_splits, parse_args, run_training
+from mlic_hf.training import attach_transforms, build_model, load_splits, parse_args, run_training
 
 from .test_training import REPO, TINY_DATA, _argv, _load_script, _losses, _run_script, data_cache  # noqa: F401
 
@@ -124,24 +124,6 @@ def test_stream_without_a_validation_split_is_one_clear_error(tmp_path, shards, 
     assert _load_script("train").main(argv) == 2
     error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "has no split 'validation'" in error[0] and "--eval_split" in error[0]
-
-
-def test_label_groups_of_a_stream_equal_the_on_disk_ones(shards):
-    """ML-VPT derives its label groups from the training labels: a streamed split gives the same groups (its labels
-    are read without images)."""
-    from ..models.tiny_configs import TINY_CONFIGS
-
-    tiny = {k: v for k, v in TINY_CONFIGS["mlic-ml-vpt"].items() if k not in ("backbone", "image_size")}
-    groups = {}
-    for streaming in (True, False):
-        model_args, data_args, training_args = parse_args(
-            _streaming_argv("unused", shards["files"], streaming=streaming, method="mlic-ml-vpt",
-                            config_overrides=json.dumps({**tiny, "variant": "ml-vpt", "num_groups": 2})))
-        train, _, _, names = load_splits(data_args, training_args.seed)
-        config = build_model(model_args, names, train).config
-        groups[streaming] = (config.co_groups, config.dc_groups, config.label_groups_source)
-    assert groups[True] == groups[False]
-    assert groups[True][2] == "co-occurrence of 32 training images"
 
 
 def test_example_shards_stream_into_training(tmp_path, capsys):

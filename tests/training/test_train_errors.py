@@ -77,9 +77,9 @@ def test_argparse_errors_still_exit_2(tmp_path, data_cache, capsys):
 def empty_split(monkeypatch):
     """Make the named split of every loaded dataset empty (as a loader may return one: a folder whose images were
     all skipped, a list file with no entries)."""
-    import mlic_hf.data
+    import mlic_hf.data.selection
 
-    load = mlic_hf.data.load_mlic_dataset
+    load = mlic_hf.data.selection.load_mlic_dataset  # where the dataset selection calls it
 
     def empty(split):
         def load_with_empty_split(*args, **kwargs):
@@ -87,7 +87,7 @@ def empty_split(monkeypatch):
             dataset[split] = dataset[split].select([])
             return dataset
 
-        monkeypatch.setattr(mlic_hf.data, "load_mlic_dataset", load_with_empty_split)
+        monkeypatch.setattr(mlic_hf.data.selection, "load_mlic_dataset", load_with_empty_split)
 
     return empty
 

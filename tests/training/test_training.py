@@ -12,13 +12,14 @@ import pytest
 import torch
 
 import mlic_hf
-from mlic_hf.training.experiment import parse_args, run_training
+from mlic_hf.training import parse_args, run_training
 
+from ..models.method_facts import registered_methods
 from ..models.tiny_configs import TINY_CONFIGS
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_DATA = {"num_train": 32, "num_validation": 16, "num_test": 16, "seed": 0}
-METHOD_IDS = [config_class.model_type for config_class, _ in mlic_hf.METHODS]
+METHOD_IDS = [config_class.model_type for config_class, _ in registered_methods()]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def _losses(trainer):
     return {entry["step"]: entry["loss"] for entry in trainer.state.log_history if "loss" in entry}
 
 
-@pytest.mark.parametrize("method", [m for m, _ in mlic_hf.METHODS], ids=METHOD_IDS)
+@pytest.mark.parametrize("method", [m for m, _ in registered_methods()], ids=METHOD_IDS)
 def test_two_step_training_run_per_method(method, tmp_path, data_cache):
     out = tmp_path / "run"
     args = parse_args(_argv(out, data_cache, method.model_type, max_steps=2, eval_strategy="steps", eval_steps=2,
@@ -227,11 +228,19 @@ def test_presets_and_bad_arguments():
     assert overridden.num_train_epochs == 1
     with pytest.raises(ValueError, match="unknown preset"):
         parse_args(["--preset", "nope"])
-    from mlic_hf.training.experiment import resolve_method
+    from mlic_hf.training import resolve_method
 
     assert resolve_method("resnet_probabilistic")[0] is mlic_hf.ResNetProbabilisticConfig
     with pytest.raises(ValueError, match="unknown method"):
         resolve_method("m9")
+    # every name is read from the registry: the model type, it without "mlic-" (either separator), the folder name
+    for model_type, (config_class, model_class) in mlic_hf.REGISTERED_METHODS.items():
+        folder = model_class.__module__.split(".")[-2]
+        short = model_type.removeprefix("mlic-")
+        for name in (model_type, short, short.replace("-", "_"), folder):
+            assert resolve_method(name)[0] is config_class, name
+    with pytest.raises(ValueError, match="did you mean 'ml-vpt'"):
+        resolve_method("ml-vtp")
 
 
 def test_accelerate_launch(tmp_path, data_cache):
@@ -250,7 +259,7 @@ def test_early_stopping_on_map(tmp_path, data_cache):
     """An mAP that stops improving ends training after `early_stopping_patience` evaluations (raw and EMA
     weights score the same constant here), and without EMA `best_mAP` is the raw mAP."""
     from mlic_hf.data.transforms import collate_fn
-    from mlic_hf.training.experiment import attach_transforms, build_model, load_splits
+    from mlic_hf.training import attach_transforms, build_model, load_splits
     from mlic_hf.training.trainer import MLICTrainer
 
     for ema_decay in (0.9, 0.0):
@@ -272,7 +281,7 @@ def test_early_stopping_on_map(tmp_path, data_cache):
 
 def test_default_split_names_are_recorded(tmp_path):
     """COCO and VOC2012 have no "test" split: the run file (and so the model card) names the split really used."""
-    from mlic_hf.training.experiment import DataArguments, split_names, write_run_files
+    from mlic_hf.training import DataArguments, split_names, write_run_files
 
     assert split_names(DataArguments(dataset="coco2014")) == {"train": "train", "eval": "val", "test": "val"}
     assert split_names(DataArguments(dataset="voc2007")) == {"train": "trainval", "eval": "test", "test": "test"}
@@ -301,7 +310,7 @@ def test_backbone_learning_rate_splits_the_groups(method, tmp_path, data_cache):
     """``--backbone_learning_rate`` puts exactly the backbone's trainable parameters in groups of that peak rate,
     and OneCycleLR keeps the ratio of the two rates at every step."""
     from mlic_hf.data.transforms import collate_fn
-    from mlic_hf.training.experiment import attach_transforms, build_model, load_splits
+    from mlic_hf.training import attach_transforms, build_model, load_splits
     from mlic_hf.training.trainer import MLICTrainer
 
     model_args, data_args, training_args = parse_args(_argv(

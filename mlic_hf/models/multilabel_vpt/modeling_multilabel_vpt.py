@@ -12,6 +12,7 @@ import logging
 
 import torch
 from torch import nn
+from transformers.utils import can_return_tuple
 
 from ...layers.backbone import create_timm_model
 from .moe import DualGroupHead, group_prompt_layout, label_group_kinds
@@ -179,16 +180,17 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             self.vit.eval()
         return self
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
+        *,
+        return_dict: bool | None = None,  # handled by @can_return_tuple, which sees keywords only
         output_class_maps: bool | None = None,
         **kwargs,
     ) -> MultiLabelImageClassifierOutput | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         vit = self.vit
         tokens = embed_tokens(vit, pixel_values)
         num_prefix = vit.num_prefix_tokens
@@ -227,7 +229,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
             loss = self.config.loss_scale * sum(self.compute_loss(term, labels) for term in self.loss_logits(output))
             # a new output, so that the loss comes first in to_tuple()
             output = MultiLabelImageClassifierOutput(loss=loss, **output)
-        return output if return_dict else output.to_tuple()
+        return output
 
 
 __all__ = ["MultiLabelVPTForMultiLabelImageClassification", "MultiLabelVPTPreTrainedModel"]

@@ -1,7 +1,6 @@
 """VPT and ML-VPT as PEFT methods on timm Vision Transformers.
 
-Usage (importing this module, or its backward-compatible alias ``mlic_hf.peft_methods``, registers both methods
-with PEFT)::
+Usage (importing this module registers both methods with PEFT)::
 
     import timm
     from peft import PeftModel, get_peft_model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.utils import can_return_tuple
 
 from ...layers.decoder import GroupWiseLinear, LabelDecoder
 from ...layers.encoder import TransformerEncoderLayer
@@ -128,16 +129,17 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
         """The encoder/decoder of ``branch`` (0, 1, 2): the same module for all three when weights are shared."""
         return self.branch_transformers[0 if len(self.branch_transformers) == 1 else branch]
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
-        return_dict: bool | None = None,
+        *,
+        return_dict: bool | None = None,  # handled by @can_return_tuple, which sees keywords only
         output_class_maps: bool | None = None,
     ) -> MultiLabelImageClassifierOutput | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if output_class_maps and not self.config.region_selection:
             raise ValueError("label maps are the label queries' cross-attention: this model has region_selection="
                              "False (no label queries)")
@@ -187,7 +189,7 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
             label_maps=label_maps,
             extras=extras,
         )
-        return output if return_dict else output.to_tuple()
+        return output
 
 
 __all__ = ["MultiScaleThreeBranchForMultiLabelImageClassification", "MultiScaleThreeBranchPreTrainedModel"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.utils import can_return_tuple
 
 from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
 from .configuration_resnet_probabilistic import ResNetProbabilisticConfig
@@ -31,16 +32,17 @@ class ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticPre
         self.classifier = nn.Linear(self.backbone.channels[-1], config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
+        *,
+        return_dict: bool | None = None,  # handled by @can_return_tuple, which sees keywords only
         output_class_maps: bool | None = None,
         **kwargs,
     ) -> MultiLabelImageClassifierOutput | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         feature_maps = self.backbone(pixel_values)
         pooled = self.pool(feature_maps[-1]).flatten(1)
         logits = self.classifier(self.dropout(pooled))
@@ -55,7 +57,7 @@ class ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticPre
             feature_maps=tuple(feature_maps) if output_hidden_states else None,
             label_maps=label_maps,
         )
-        return output if return_dict else output.to_tuple()
+        return output
 
 
 __all__ = ["ResNetProbabilisticForMultiLabelImageClassification", "ResNetProbabilisticPreTrainedModel"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.utils import can_return_tuple
 
 from ...layers.decoder import GroupWiseLinear, LabelDecoder
 from ...layers.encoder import TransformerEncoderLayer
@@ -62,16 +63,17 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
                                 shared_heads=config.irpe_shared_heads, alpha=config.irpe_alpha, beta=config.irpe_beta,
                                 gamma=config.irpe_gamma)
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
-        return_dict: bool | None = None,
+        *,
+        return_dict: bool | None = None,  # handled by @can_return_tuple, which sees keywords only
         output_class_maps: bool | None = None,
     ) -> MultiLabelImageClassifierOutput | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         feature_maps = self.backbone(pixel_values)
         features = self.input_proj(feature_maps[-1])
         batch, _, height, width = features.shape
@@ -96,7 +98,7 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
             attentions=attentions if output_attentions else None,
             label_maps=label_maps,
         )
-        return output if return_dict else output.to_tuple()
+        return output
 
 
 __all__ = ["TwoStageIRPEForMultiLabelImageClassification", "TwoStageIRPEPreTrainedModel"]

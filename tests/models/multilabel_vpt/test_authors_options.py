@@ -413,8 +413,7 @@ AUTHORS_PRESETS = {  # preset: (backbone, learning rate, prompt_features_norm)
 
 @pytest.mark.parametrize("name", sorted(AUTHORS_PRESETS))
 def test_authors_presets_parse_and_build_their_config(name):
-    from mlic_hf.training import parse_args
-    from mlic_hf.training.experiment import build_config
+    from mlic_hf.training import build_config, parse_args
 
     backbone, lr, features_norm = AUTHORS_PRESETS[name]
     model_args, data_args, training_args = parse_args(["--preset", name])
@@ -436,8 +435,7 @@ def test_authors_presets_parse_and_build_their_config(name):
 
 
 def test_authors_preset_with_another_backbone_keeps_its_statistics():
-    from mlic_hf.training import parse_args
-    from mlic_hf.training.experiment import build_config
+    from mlic_hf.training import build_config, parse_args
 
     # a stand-in ViT: --config_overrides is merged into the preset's switches (its keys win, the others stay)
     overrides = {"backbone_kwargs": TINY["backbone_kwargs"], "num_groups": 3, "co_groups": TINY["co_groups"],

@@ -208,7 +208,7 @@ def test_the_training_data_hook_computes_the_groups_from_the_training_split():
 
 
 def test_m3_preset_is_the_papers_recipe():
-    from mlic_hf.training.experiment import parse_args
+    from mlic_hf.training import parse_args
 
     model_args, data_args, training_args = parse_args(["--preset", "m3"])
     assert model_args.method == "mlic-ml-vpt" and model_args.backbone == "vit_base_patch16_224"

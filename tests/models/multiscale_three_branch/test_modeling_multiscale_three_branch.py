@@ -400,7 +400,7 @@ def test_shallow_to_deep_out_indices_are_required():
 
 
 def test_m4_preset():
-    from mlic_hf.training.experiment import parse_args
+    from mlic_hf.training import parse_args
 
     model_args, data_args, training_args = parse_args(["--preset", "m4"])
     assert model_args.method == "mlic-multiscale-three-branch"

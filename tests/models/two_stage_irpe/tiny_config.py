@@ -1,4 +1,5 @@
-"""The tiny configuration of ``mlic-two-stage-irpe`` used by the shared tests (``tests/models/tiny_configs.py`` collects it)."""
+"""The tiny configuration of ``mlic-two-stage-irpe`` used by the shared tests: part of its test facts (``facts.py``
+here), which ``tests/models/tiny_configs.py`` reads."""
 
 MODEL_TYPE = "mlic-two-stage-irpe"
 
