@@ -15,11 +15,37 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from pathlib import Path
 
 
 DEFAULT_CHECKPOINT = os.environ.get("MLIC_CHECKPOINT", "outputs/demo")
 TITLE = "mlic_hf: multi-label image classification"
+
+
+# A Hub model id ("user/model"), shown as it is; anything else is a local path, shown by its folder name only.
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+def checkpoint_display_name(checkpoint: str) -> str:
+    """What the page shows of ``checkpoint``: a Hub id as is, a local checkpoint's folder name only (its absolute path
+    would tell every visitor of a public demo about the server's file system)."""
+    text = str(checkpoint)
+    if _HUB_ID.fullmatch(text) and not os.path.isdir(text):
+        return text
+    return Path(text).resolve().name or Path(text).name or "checkpoint"
+
+
+def header_markdown(checkpoint: str, method: str, num_labels: int, calibrated: bool) -> str:
+    """The Markdown header of the app. The checkpoint's name and method come from files (a folder name, config.json)
+    and are escaped (``escape_markdown``: no HTML, link, image or other Markdown syntax can come from them)."""
+    from mlic_hf.hub.card import escape_markdown
+
+    which = "calibrated per-class thresholds" if calibrated else "threshold 0.5 (not calibrated)"
+    return (f"# {TITLE}\nCheckpoint <code>{escape_markdown(checkpoint_display_name(checkpoint))}</code> "
+            f"({escape_markdown(method)}, {int(num_labels)} labels). Labels are predicted with the {which}; the maps "
+            "show where each predicted label was found.")
 
 
 class Predictor:
@@ -60,11 +86,9 @@ def build_demo(checkpoint: str = DEFAULT_CHECKPOINT, examples: list[str] | None 
     import gradio as gr
 
     predictor = Predictor(checkpoint)
-    method = predictor.model.config.model_type
-    which = "calibrated per-class thresholds" if predictor.calibrated else "threshold 0.5 (not calibrated)"
+    config = predictor.model.config
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown(f"# {TITLE}\nCheckpoint `{checkpoint}` ({method}, {predictor.model.config.num_labels} labels). "
-                    f"Labels are predicted with the {which}; the maps show where each predicted label was found.")
+        gr.Markdown(header_markdown(checkpoint, config.model_type, config.num_labels, predictor.calibrated))
         with gr.Row():
             image = gr.Image(type="pil", label="Image")
             with gr.Column():

@@ -163,13 +163,25 @@ def thresholds_from_config(config, num_labels: int | None = None) -> np.ndarray 
     return values
 
 
+#: Largest threshold a config may hold: just above 1, the "never" that :func:`calibrate_thresholds` gives a class that
+#: never reaches the target precision when its highest score is exactly 1.0 (sigmoid saturates in float32).
+MAX_THRESHOLD = float(np.nextafter(1.0, np.inf))
+
+
 def check_thresholds(values: Sequence[float], num_labels: int) -> list[float]:
-    """Validate per-class thresholds for a config: ``num_labels`` finite numbers."""
+    """Validate per-class thresholds for a config: ``num_labels`` numbers in [0, 1] (thresholds are on the sigmoid
+    probabilities: one above 1 would never predict its label, one below 0 always would; 1 + 1 ulp,
+    :data:`MAX_THRESHOLD`, is accepted as calibration's "never")."""
     values = [float(v) for v in values]
     if len(values) != num_labels:
         raise ValueError(f"thresholds needs one value per label ({num_labels}), got {len(values)}")
     if not all(np.isfinite(values)):
         raise ValueError("thresholds must be finite numbers")
+    outside = [(index, value) for index, value in enumerate(values) if not 0.0 <= value <= MAX_THRESHOLD]
+    if outside:
+        shown = ", ".join(f"label {index}: {value:g}" for index, value in outside[:5])
+        raise ValueError(f"thresholds must be probabilities in [0, 1], got {shown}"
+                         f"{', ...' if len(outside) > 5 else ''}")
     return values
 
 

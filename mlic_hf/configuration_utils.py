@@ -5,6 +5,12 @@ A checkpoint's ``config.json`` is uploaded by ``push_to_hub``, so the serialised
 name, and local paths among ``backbone_kwargs`` values (e.g. timm's ``checkpoint_path``), ``_name_or_path`` and other
 top-level string fields are reduced to their last component (see :func:`redact_local_path`). The config object itself
 keeps the real paths, so a model built from it still reads the weight file.
+
+Label fields are checked when a config is built (a tampered or stale ``config.json`` fails at load, naming the field):
+``id2label`` must number its labels ``0 .. num_labels - 1`` (the indices of the weights' label rows: it is the truth),
+``label2id`` must be exactly its inverse (it is rebuilt from ``id2label`` when saved), and ``num_labels`` is at most
+:data:`MAX_NUM_LABELS`, checked before transformers builds a label map of that size. ``image_size`` is at most
+:data:`MAX_IMAGE_SIZE`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,14 @@ from .losses import LOSS_CONFIG_DEFAULTS, LOSSES, REDUCTIONS, loss_names
 
 logger = logging.getLogger(__name__)
 
+
+#: Most labels a config may have. ML-Decoder's largest dataset (OpenImages) has 9,605 labels; the bound leaves ten
+#: times that and refuses a tampered ``num_labels`` (e.g. 1e9) before transformers allocates a label map of that size
+#: and the model a classifier of that size.
+MAX_NUM_LABELS = 100_000
+#: Largest square input resolution (pixels a side) a config or image processor may ask for: ten times the methods'
+#: 448 and enough for any backbone here; a tampered 60000 would allocate tens of GB per image before failing.
+MAX_IMAGE_SIZE = 4096
 
 _DRIVE_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 #: Fields never redacted: the label names are data, whatever they look like.
@@ -75,6 +89,52 @@ def redact_config_dict(output: dict[str, Any]) -> dict[str, Any]:
         elif key not in _NOT_PATHS:
             output[key] = redact_local_path(value)
     return output
+
+
+def _check_bounded_count(value: Any, source: str, bound: int, bound_name: str, unit: str) -> int:
+    """``value`` as a whole number in ``[1, bound]``, or a ``ValueError`` naming ``source`` and the bound (JSON may
+    give ``1e9`` as a float: whole floats are accepted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{source} must be a whole number of {unit}, got {value!r}")
+    if not 1 <= int(value) <= bound:
+        raise ValueError(f"{source}={int(value)} is outside [1, {bound}] {unit} ({bound_name}, "
+                         "mlic_hf.configuration_utils)")
+    return int(value)
+
+
+def check_num_labels(value: Any, source: str = "num_labels") -> int:
+    """``value`` as a label count in ``[1, MAX_NUM_LABELS]``, or a ``ValueError`` naming ``source``."""
+    return _check_bounded_count(value, source, MAX_NUM_LABELS, "MAX_NUM_LABELS", "labels")
+
+
+def check_image_size(value: Any, source: str = "image_size") -> int:
+    """``value`` as an image side in ``[1, MAX_IMAGE_SIZE]`` pixels, or a ``ValueError`` naming ``source``."""
+    return _check_bounded_count(value, source, MAX_IMAGE_SIZE, "MAX_IMAGE_SIZE", "pixels")
+
+
+def _check_label_maps(id2label: dict, label2id: dict | None) -> None:
+    """``ValueError`` unless ``id2label``'s keys are ``0 .. n-1`` and ``label2id`` (if given) is its exact inverse."""
+    keys = set(id2label)
+    expected = set(range(len(id2label)))
+    if keys != expected:
+        missing, extra = sorted(expected - keys), sorted(keys - expected)
+        raise ValueError(
+            f"id2label must number its {len(id2label)} labels 0..{len(id2label) - 1} (the rows of the label "
+            f"weights), but indices {missing} are missing" + (f" and {extra} are extra" if extra else ""))
+    if label2id is None:
+        return
+    try:
+        given = {name: int(index) for name, index in label2id.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"label2id values must be label indices, got {label2id!r}") from None
+    inverse = {name: index for index, name in id2label.items()}
+    if given != inverse:
+        wrong = [name for name in dict.fromkeys([*given, *inverse]) if given.get(name) != inverse.get(name)]
+        shown = ", ".join(f"{name!r}: label2id {given.get(name, 'absent')} / id2label {inverse.get(name, 'absent')}"
+                          for name in wrong[:5])
+        raise ValueError(
+            f"label2id does not match id2label ({len(wrong)} label(s) differ: {shown}{', ...' if len(wrong) > 5 else ''}"
+            "); id2label is the truth (the order of the weights' label rows): fix or delete label2id")
 
 
 def check_choices(*fields: tuple[str, Any, Any]) -> None:
@@ -189,23 +249,47 @@ class MLICConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         if self.id2label is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = self.default_num_labels
+        # before transformers builds a label map of that size (num_labels 1e9 would exhaust memory first)
+        if kwargs.get("num_labels") is not None:
+            kwargs["num_labels"] = check_num_labels(kwargs["num_labels"])
+        if self.id2label is not None:
+            check_num_labels(len(self.id2label), "the number of labels in id2label")
+        # label2id is checked against the id2label given, unless num_labels replaces both below
+        replaced = kwargs.get("num_labels") is not None and (
+            self.id2label is None or len(self.id2label) != kwargs["num_labels"])
+        given_label2id = None if replaced else self.label2id
         kwargs.pop("problem_type", None)
         super().__post_init__(**kwargs)
         # Always multi-label: the image-classification pipeline then applies a sigmoid per label.
         self.problem_type = "multi_label_classification"
         self.out_indices = [int(i) for i in self.out_indices]
         self.backbone_kwargs = dict(self.backbone_kwargs or {})
-        if self.label2id is None or len(self.label2id) != len(self.id2label):
-            self.label2id = {name: int(index) for index, name in self.id2label.items()}
+        _check_label_maps(self.id2label, given_label2id)
+        self.label2id = {name: int(index) for index, name in self.id2label.items()}
         self._check_fields()
+
+    @property
+    def num_labels(self) -> int:
+        """The number of labels (``len(id2label)``); setting it (at most :data:`MAX_NUM_LABELS`) replaces the labels
+        with ``LABEL_i`` names, as in transformers."""
+        return PreTrainedConfig.num_labels.fget(self)
+
+    @num_labels.setter
+    def num_labels(self, value: int) -> None:
+        # checked before transformers' setter builds a label map of that size
+        PreTrainedConfig.num_labels.fset(self, check_num_labels(value))
 
     #: Number of labels when neither ``num_labels`` nor ``id2label`` is given (MS-COCO's 80 categories).
     default_num_labels = 80
 
     def to_dict(self) -> dict[str, Any]:
         """The serialised config without local paths (see the module docstring); ``to_diff_dict`` and
-        ``save_pretrained`` go through it. The attributes of ``self`` keep the real paths."""
-        return redact_config_dict(super().to_dict())
+        ``save_pretrained`` go through it. The attributes of ``self`` keep the real paths. ``label2id`` is written
+        as ``id2label``'s inverse: a stale one (``id2label`` assigned alone) would fail the next load."""
+        output = super().to_dict()
+        if isinstance(output.get("id2label"), dict):
+            output["label2id"] = {name: int(index) for index, name in output["id2label"].items()}
+        return redact_config_dict(output)
 
     def setup_from_training_data(self, train_dataset, recompute: bool = False) -> None:
         """Hook for settings a method derives from its training data (e.g. ML-VPT's label groups), called by the
@@ -220,8 +304,7 @@ class MLICConfig(PreTrainedConfig):
     def _check_fields(self) -> None:
         # read at call time: a loss registered after this module was imported is valid too
         check_choices(("loss", self.loss, loss_names()), ("loss_reduction", self.loss_reduction, REDUCTIONS))
-        if self.image_size <= 0:
-            raise ValueError(f"image_size must be positive, got {self.image_size}")
+        check_image_size(self.image_size)
         names = list(self.id2label.values())
         if len(set(names)) != len(names):
             duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from .calibration import resolve_thresholds
+from .file_utils import atomic_write
 from .image_processing import MLICImageProcessor, load_image
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def save_explanation(explanation: Explanation, path: str | os.PathLike, threshol
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = explanation_figure(explanation, thresholds, max_labels, title)
-    figure.savefig(path, dpi=100)
+    with atomic_write(path, "wb") as handle:  # an overwrite killed mid-write keeps the previous figure
+        figure.savefig(handle, format="png", dpi=100)
     plt.close(figure)
     return path
 

@@ -12,9 +12,12 @@ Install the extra: ``pip install "mlic_hf[onnx]"`` (onnx, onnxscript, onnxruntim
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +64,7 @@ def export_onnx(model, output_dir: str | os.PathLike, processor=None, opset: int
 
     ``processor`` defaults to the one matching the config. The graph is traced at batch 2 (a batch of 1 would let
     the tracer specialise the batch axis)."""
+    from .file_utils import save_config_atomically
     from .image_processing import MLICImageProcessor
 
     _require_onnx()
@@ -72,14 +76,39 @@ def export_onnx(model, output_dir: str | os.PathLike, processor=None, opset: int
     example = torch.randn(2, 3, size, size, device=device)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     path = output_dir / ONNX_FILE
-    with torch.no_grad():
+    with _naming_failed_write(path), torch.no_grad():
         torch.onnx.export(LogitsOnly(model).eval(), (example,), str(path), input_names=["pixel_values"],
                           output_names=["logits"], dynamo=True, dynamic_shapes={"pixel_values": {0: batch}},
                           opset_version=opset, verbose=False)
-    model.config.save_pretrained(output_dir)
-    (processor or MLICImageProcessor.from_model_config(model.config)).save_pretrained(output_dir)
+    with _naming_failed_write(output_dir / "config.json", remove=False):
+        save_config_atomically(model.config, output_dir)  # a re-export into the folder never leaves half a config
+    with _naming_failed_write(output_dir / "preprocessor_config.json", remove=False):
+        (processor or MLICImageProcessor.from_model_config(model.config)).save_pretrained(output_dir)
     logger.info("exported %s to %s (opset %d)", type(model).__name__, path, opset)
     return path
+
+
+@contextlib.contextmanager
+def _naming_failed_write(path: Path, remove: bool = True) -> Iterator[None]:
+    """A failed write of ``path`` (a full disk: an ``OSError``, or the exporter's ``RuntimeError`` about bytes not
+    written) becomes an ``OSError`` naming the file and the cause; with ``remove``, a partial file is deleted (it
+    would pass for an export)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        if not isinstance(err, OSError) and "writ" not in message.lower():
+            raise  # an export (tracing) failure keeps its traceback
+        if remove:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        cause = err.strerror if isinstance(err, OSError) and err.strerror else message
+        try:
+            free = shutil.disk_usage(path.parent).free
+            space = f"; {free / 2**20:.1f} MiB free on its disk"
+        except OSError:
+            space = ""
+        raise OSError(f"could not write {path}: {cause}{space}") from err
 
 
 class ONNXMultiLabelClassifier:
@@ -119,11 +148,19 @@ class ONNXMultiLabelClassifier:
         return 1.0 / (1.0 + np.exp(-self.logits(pixels)))
 
 
+def check_atol(atol: float) -> None:
+    """A ``ValueError`` naming ``--atol`` unless it is a tolerance (0 or more; not NaN): a negative or NaN one would
+    fail every check and blame the export."""
+    if not (isinstance(atol, (int, float)) and not math.isnan(atol) and atol >= 0):
+        raise ValueError(f"--atol must be a non-negative number (the largest allowed logit difference), got {atol}")
+
+
 def check_export(model, folder: str | os.PathLike, images: Sequence, atol: float = 1e-4) -> float:
     """Largest absolute difference between onnxruntime's and PyTorch's logits on ``images``; raises
     ``ValueError`` above ``atol``."""
     from .image_processing import load_image
 
+    check_atol(atol)
     runner = ONNXMultiLabelClassifier(folder)
     images = [load_image(i) if isinstance(i, (str, os.PathLike)) else i for i in images]
     pixels = runner.processor(images=images, return_tensors="pt")["pixel_values"]  # the one saved beside the graph
@@ -137,4 +174,5 @@ def check_export(model, folder: str | os.PathLike, images: Sequence, atol: float
     return difference
 
 
-__all__ = ["DEFAULT_OPSET", "ExportMismatchError", "LogitsOnly", "ONNXMultiLabelClassifier", "ONNX_FILE", "check_export", "export_onnx"]
+__all__ = ["DEFAULT_OPSET", "ExportMismatchError", "LogitsOnly", "ONNXMultiLabelClassifier", "ONNX_FILE", "check_atol",
+           "check_export", "export_onnx"]

@@ -1,7 +1,13 @@
-"""Image processor saved with every mlic_hf checkpoint, and robust conversion of any image to 8-bit RGB."""
+"""Image processor saved with every mlic_hf checkpoint, and robust conversion of any image to 8-bit RGB.
+
+Image files and ``http(s)://`` URLs are read by :func:`load_image` (a failed download names the URL). The processor's
+``size`` is at most :data:`~mlic_hf.configuration_utils.MAX_IMAGE_SIZE` pixels a side, checked when it is built
+(``preprocessor_config.json``) and before each resize, so a tampered size fails before allocating the resized image.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -11,6 +17,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import ChannelDimension, PILImageResampling
+
+from .configuration_utils import check_image_size
+
+URL_PREFIXES = ("http://", "https://")
 
 
 def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
@@ -84,23 +94,49 @@ def to_rgb_pil(image: Any) -> Image.Image:
     return Image.fromarray(to_rgb_array(image))
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file as 8-bit RGB (any mode, including 16-bit), with a clear error for non-images."""
+def is_url(path: Any) -> bool:
+    """Whether ``path`` is an ``http(s)://`` URL string."""
+    return isinstance(path, str) and path.startswith(URL_PREFIXES)
+
+
+def download(url: str, timeout: float | None = None) -> bytes:
+    """The content at ``url``; an ``OSError`` naming the URL when it cannot be fetched (offline, refused, HTTP
+    error). The standard library's reader: no HTTP client is a dependency of mlic_hf's own."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout if timeout is not None else 30.0) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise OSError(f"could not download image {url!r}: {' '.join(str(reason).split()) or type(err).__name__} "
+                      "(offline? download it and pass the file)") from err
+
+
+def load_image(path: str | os.PathLike, timeout: float | None = None) -> Image.Image:
+    """Open an image file or ``http(s)://`` URL as 8-bit RGB (any mode, including 16-bit), with a clear error for
+    non-images and failed downloads."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if is_url(path):
+        source: Any = io.BytesIO(download(path, timeout))
+    elif not os.path.isfile(path):
         raise FileNotFoundError(f"no such image file: {path!r}")
+    else:
+        source = path
     try:
         # PIL only warns between its pixel limit and twice that: refuse those images too (decoding them can
         # exhaust memory), with one error whatever the size.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 image.load()
                 return Image.fromarray(to_rgb_array(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ValueError(_decompression_bomb_message(path, err)) from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{path!r} is not a readable image file ({err})") from err
+        what = "URL" if is_url(path) else "file"
+        raise ValueError(f"{path!r} is not a readable image {what} ({err})") from err
 
 
 def _decompression_bomb_message(path: str, err: Exception) -> str:
@@ -108,6 +144,24 @@ def _decompression_bomb_message(path: str, err: Exception) -> str:
     pixels = found.group(1) if found else "too many"
     return (f"{path!r} has {pixels} pixels, more than PIL's decompression-bomb limit {Image.MAX_IMAGE_PIXELS}; "
             "if the file is trusted, raise PIL.Image.MAX_IMAGE_PIXELS")
+
+
+#: The keys of a processor's ``size`` that are sides in pixels (``min_pixels``/``max_pixels`` are areas).
+_SIDE_KEYS = ("height", "width", "shortest_edge", "longest_edge", "max_height", "max_width")
+
+
+def _check_size(size: Any, source: str) -> None:
+    """``ValueError`` (via :func:`~mlic_hf.configuration_utils.check_image_size`) naming ``source`` and the key for
+    any side of ``size`` (a dict, transformers' ``SizeDict`` or an int) outside ``[1, MAX_IMAGE_SIZE]``."""
+    if size is None:
+        return
+    if isinstance(size, (int, float)):
+        check_image_size(size, source)
+        return
+    items = size.items() if isinstance(size, dict) else vars(size).items() if hasattr(size, "__dict__") else ()
+    for key, value in items:
+        if key in _SIDE_KEYS and value is not None:
+            check_image_size(value, f"{source}[{key!r}]")
 
 
 class MLICImageProcessor(PilBackend):
@@ -127,6 +181,15 @@ class MLICImageProcessor(PilBackend):
     do_rescale = True
     do_normalize = True
     do_convert_rgb = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _check_size(self.size, "preprocessor size")
+
+    def resize(self, image: np.ndarray, size, *args, **kwargs) -> np.ndarray:
+        # also a size given at call time: checked before the resized image is allocated
+        _check_size(size, "image processor size")
+        return super().resize(image, size, *args, **kwargs)
 
     def _prepare_images_structure(self, images, expected_ndims: int = 3):
         # Convert every image first, so 2-D (grayscale) arrays and 16-bit data are not misread as batches/clipped.

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .calibration import resolve_thresholds
-from .image_processing import MLICImageProcessor, load_image
+from .image_processing import MLICImageProcessor, is_url, load_image
 from .modeling_utils import check_checkpoint_path
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,14 @@ def load_processor(checkpoint: str, config=None):
         return MLICImageProcessor.from_model_config(config)
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given; folders expanded (recursively, sorted) to the image files they contain."""
-    paths: list[Path] = []
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path | str]:
+    """Files as given; folders expanded (recursively, sorted) to the image files they contain; ``http(s)://`` URLs
+    kept as strings (:func:`~mlic_hf.image_processing.load_image` downloads them, naming a URL it cannot fetch)."""
+    paths: list[Path | str] = []
     for item in inputs:
+        if is_url(item):  # Path() would merge the scheme's "//"
+            paths.append(item)
+            continue
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -2,7 +2,10 @@
 
 The base's ``from_pretrained`` is transformers' restricted to safetensors weights, with errors that name the file or
 folder at fault: a local checkpoint folder that does not exist, a broken weights file, a config whose label count
-does not match the weights, or a requested label set other than the checkpoint's.
+does not match the weights, or a requested label set other than the checkpoint's. Two checks run before any weight
+is allocated: a checkpoint with only pickle weights (``pytorch_model.bin``) is refused naming the file, and the
+config's ``num_labels`` must be a dimension of some tensor in the safetensors files (read from their headers), so a
+tampered label count fails at once instead of allocating a classifier of that size.
 """
 
 from __future__ import annotations
@@ -189,11 +192,14 @@ class MLICPreTrainedModel(PreTrainedModel):
         ``ValueError`` unless ``ignore_mismatched_sizes=True`` (then heads of another size are re-initialised).
 
         Also raises ``FileNotFoundError`` for a local checkpoint folder that does not exist (instead of trying it as
-        a Hub id), ``OSError`` naming a broken weights file, and ``ValueError`` naming the parameter and both shapes
+        a Hub id), ``OSError`` naming a broken weights file or a pickle-only one (``pytorch_model.bin``), and ``ValueError`` naming the parameter and both shapes
         when the weights do not fit the model the checkpoint's config builds."""
         kwargs.setdefault("use_safetensors", True)
         pretrained_model_name_or_path = check_checkpoint_path(pretrained_model_name_or_path, kwargs)
+        check_weights_format(pretrained_model_name_or_path, kwargs)
         check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
+        if not kwargs.get("ignore_mismatched_sizes"):  # otherwise label layers of another size are wanted
+            check_weights_fit_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
         loaded = _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
         # transformers 5 re-creates every loaded parameter as trainable (requires_grad=True): a method's frozen
         # parts (ML-VPT's ViT) would silently train when a checkpoint is fine-tuned
@@ -257,6 +263,55 @@ def check_labels(cls, path, model_args, kwargs) -> None:
 
 
 _HUB_KWARGS = ("cache_dir", "revision", "token", "subfolder")
+
+
+def check_weights_format(path, kwargs) -> None:
+    """``OSError`` naming the file when a checkpoint (local, or cached from the Hub) has PyTorch pickle weights
+    (``pytorch_model.bin``) but no safetensors: mlic_hf loads only safetensors, since unpickling can run code."""
+    if path is None or kwargs.get("use_safetensors") is False or kwargs.get("state_dict") is not None:
+        return
+    if _weights_files(path, kwargs, use_safetensors=True):
+        return
+    pickled = _weights_files(path, kwargs, use_safetensors=False)
+    if pickled:
+        raise OSError(
+            f"{pickled[0]}: mlic_hf loads only safetensors weights (model.safetensors), and this checkpoint has only "
+            "PyTorch pickle weights (loading a pickle can run code). If the file is trusted, convert it: "
+            "torch.load it and save with safetensors.torch.save_file(state_dict, 'model.safetensors')")
+
+
+def check_weights_fit_labels(cls, path, model_args, kwargs) -> None:
+    """``ValueError`` when no tensor of the checkpoint's safetensors files has a dimension of the config's
+    ``num_labels`` (every method has per-label weights, e.g. ``classifier.bias``), read from the files' headers
+    before the model is built: a tampered ``num_labels`` would otherwise allocate a classifier of that size first.
+    Unreadable or absent files are left to the loading itself (it names them)."""
+    if path is None:
+        return
+    config = kwargs.get("config", model_args[0] if model_args else None)
+    if not isinstance(config, MLICConfig):
+        try:
+            config = cls.config_class.from_pretrained(
+                path, **{k: kwargs[k] for k in (*_HUB_KWARGS, "local_files_only") if k in kwargs})
+        except Exception:  # let from_pretrained report unreachable/missing checkpoints itself
+            return
+    files = _weights_files(path, kwargs, use_safetensors=True)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        try:
+            with safe_open(file, framework="pt") as handle:
+                shapes.update({name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()})
+        except (SafetensorError, OSError):
+            return
+    num_labels = config.num_labels
+    if not shapes or any(num_labels in shape for shape in shapes.values()):
+        return
+    hint = next(((name, shape) for name, shape in shapes.items() if "classifier" in name), None)
+    raise ValueError(
+        f"{path}: the weights do not fit the config (num_labels={num_labels}): no tensor of "
+        f"{files[0] if len(files) == 1 else 'its weights files'} has a dimension of {num_labels}"
+        + (f" ({hint[0]} has shape {hint[1]} in the weights file)" if hint else "")
+        + ". Use the config.json saved with these weights; pass ignore_mismatched_sizes=True only to re-initialise "
+        "the label layers on purpose (e.g. to fine-tune on a new label set).")
 
 
 def _looks_local(path) -> bool:

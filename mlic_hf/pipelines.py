@@ -13,8 +13,18 @@ Transformers' own reader (``transformers.image_utils.load_image``) runs PIL's ``
 processor sees the image, which clips 16-bit data at 255 and drops alpha; the task's pipeline class is fixed by
 transformers (only ``trust_remote_code`` custom pipelines can replace it), so :func:`register_pipeline` wraps
 ``ImageClassificationPipeline.preprocess`` to read with mlic_hf first *only when the pipeline's image processor is
-an* :class:`~mlic_hf.image_processing.MLICImageProcessor`; other models' pipelines are unchanged. URLs and base64
-strings are still read by transformers (16-bit data clipped).
+an* :class:`~mlic_hf.image_processing.MLICImageProcessor`; other models' pipelines are unchanged. URLs are read by
+mlic_hf too (a failed download names the URL); base64 strings are still read by transformers (16-bit data clipped).
+
+Labels are read by index (``id2label``, the order of the weights' label rows), never through ``label2id``.
+
+:func:`multilabel_pipeline` loads a checkpoint path with :func:`mlic_hf.inference.load_checkpoint`, so a broken
+checkpoint (bad weights file, pickle-only weights, a config that does not fit the weights) gives mlic_hf's one-line
+error. ``pipeline("image-classification", model=DIR)`` loads the model inside transformers, which wraps a loading error
+in "Could not load model ... See the original errors: ... Traceback" with mlic_hf's message at its end; a config error
+(thresholds, labels, sizes) is raised before that wrapper, unwrapped. To get the one-line error with the standard
+task, load first: ``model, processor = load_checkpoint(DIR)`` then ``pipeline("image-classification", model=model,
+image_processor=processor)``.
 """
 
 from __future__ import annotations
@@ -29,14 +39,14 @@ from transformers.pipelines import PIPELINE_REGISTRY, ImageClassificationPipelin
 
 from .auto import AutoModelForMultiLabelImageClassification
 from .calibration import resolve_thresholds
-from .image_processing import MLICImageProcessor, load_image, to_rgb_pil
+from .image_processing import MLICImageProcessor, is_url, load_image, to_rgb_pil
 
 TASK = "multi-label-image-classification"
 
 
 def read_image_input(image, timeout=None):
-    """A pipeline input as the image processor should see it: a local file or PIL image → 8-bit RGB PIL image
-    (mlic_hf's conversion), arrays and tensors unchanged, URLs and base64 strings read by transformers.
+    """A pipeline input as the image processor should see it: a local file, URL or PIL image → 8-bit RGB PIL image
+    (mlic_hf's conversion), arrays and tensors unchanged, base64 strings read by transformers.
 
     A folder raises ``ValueError`` and a path that is neither a file, a URL nor base64 image data
     ``FileNotFoundError``, both naming the path (transformers' reader reports them as bad base64)."""
@@ -45,8 +55,8 @@ def read_image_input(image, timeout=None):
     if not isinstance(image, (str, os.PathLike)):
         return image
     text = os.fspath(image)
-    if os.path.isfile(text):
-        return load_image(text)
+    if os.path.isfile(text) or is_url(text):  # a failed download names the URL (transformers' reader does not)
+        return load_image(text, timeout=timeout)
     if os.path.isdir(text):
         raise ValueError(f"{text!r} is a folder; pass image files (mlic_hf.inference.expand_inputs lists a "
                          "folder's images)")
@@ -98,8 +108,9 @@ class MultiLabelImageClassificationPipeline(ImageClassificationPipeline):
         results = super().postprocess(model_outputs, function_to_apply=function_to_apply, top_k=top_k)
         # without a threshold or calibrated ones, every label (-inf: also raw scores with function_to_apply="none")
         cutoffs = resolve_thresholds(self.model.config, threshold, default=-np.inf)
-        label2id = self.model.config.label2id
-        return [r for r in results if r["score"] >= cutoffs[label2id[r["label"]]]]
+        # by index: id2label is the order of the weights' rows; label2id is not consulted
+        index = {name: i for i, name in self.model.config.id2label.items()}
+        return [r for r in results if r["score"] >= cutoffs[index[r["label"]]]]
 
 
 def register_pipeline() -> None:
@@ -116,6 +127,21 @@ def register_pipeline() -> None:
 
 
 def multilabel_pipeline(model, **kwargs) -> Pipeline:
-    """Shortcut for ``pipeline("multi-label-image-classification", model=model, **kwargs)``."""
+    """``pipeline("multi-label-image-classification", model=model, **kwargs)``; a checkpoint path or Hub id is
+    loaded by mlic_hf (:func:`mlic_hf.inference.load_checkpoint`: one clear error for a broken checkpoint) and the
+    model and its image processor (unless ``image_processor`` is given) are handed to transformers. With a loading
+    option of transformers (``revision``, ``token``, ``dtype``, ``device_map``, ``model_kwargs``, ``config``,
+    ``trust_remote_code``), transformers loads the checkpoint itself (its errors are wrapped)."""
     register_pipeline()
+    # loading options only transformers' loader knows (a Hub revision, dtype...): leave the loading to it
+    if isinstance(model, (str, os.PathLike)) and not _LOADING_KWARGS.intersection(kwargs):
+        from .inference import load_checkpoint
+
+        model, processor = load_checkpoint(os.fspath(model))  # on the CPU; `device` is applied by the pipeline
+        kwargs.setdefault("image_processor", processor)
     return pipeline(TASK, model=model, **kwargs)
+
+
+#: ``pipeline()`` arguments that change how a checkpoint is loaded: with any of them, transformers loads it.
+_LOADING_KWARGS = frozenset({"config", "revision", "token", "dtype", "device_map", "model_kwargs",
+                             "trust_remote_code"})

@@ -23,6 +23,7 @@ from transformers import HfArgumentParser
 
 import mlic_hf  # noqa: F401
 from mlic_hf.cli import script_entry
+from mlic_hf.file_utils import atomic_write
 from mlic_hf.data.selection import DatasetArguments
 from mlic_hf.evaluation import SplitArguments, calibrate_checkpoint
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
                                   objective=args.objective, target_precision=args.target_precision)
     print(format_report(report))
     if args.output:
-        with open(args.output, "w") as handle:
+        with atomic_write(args.output, "w") as handle:
             json.dump(report, handle, indent=2)
             handle.write("\n")
         print(f"wrote {args.output}")

@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 from mlic_hf.cli import script_entry
+from mlic_hf.file_utils import atomic_write
 from mlic_hf.data.label_matrix import label_matrix_from_dataset
 from mlic_hf.models.multilabel_vpt.grouping import (
     DEFAULT_NUM_GROUPS,
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w", encoding="utf-8") as handle:
+        with atomic_write(args.output, "w") as handle:
             handle.write(to_json(result))
     print(
         f"Label groups of {data.label}/{split}: {labels.shape[0]} samples, {groups.num_labels} labels, "

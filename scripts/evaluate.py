@@ -19,6 +19,7 @@ from transformers import HfArgumentParser
 
 import mlic_hf  # noqa: F401
 from mlic_hf.cli import script_entry
+from mlic_hf.file_utils import atomic_write
 from mlic_hf.data.selection import DatasetArguments
 from mlic_hf.evaluation import SplitArguments, evaluate_checkpoint
 from mlic_hf.metrics import AP_MODES, format_metrics_table
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
                                  ap_mode=args.ap_mode)
     text = json.dumps(result, indent=2)
     if args.output:
-        with open(args.output, "w") as handle:
+        with atomic_write(args.output, "w") as handle:
             handle.write(text + "\n")
         print(format_metrics_table({**result["metrics"], "per_class_AP": result["per_class_AP"]}))
         print(f"wrote {args.output}")

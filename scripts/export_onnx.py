@@ -14,7 +14,7 @@ import sys
 
 import mlic_hf  # noqa: F401
 from mlic_hf.cli import script_entry
-from mlic_hf.export import DEFAULT_OPSET, check_export, export_onnx
+from mlic_hf.export import DEFAULT_OPSET, check_atol, check_export, export_onnx
 from mlic_hf.inference import expand_inputs, load_checkpoint
 
 
@@ -28,6 +28,7 @@ def main(argv=None) -> int:
                         help="image files/folders on which onnxruntime must match PyTorch")
     parser.add_argument("--atol", type=float, default=1e-4, help="largest allowed logit difference for --check")
     args = parser.parse_args(argv)
+    check_atol(args.atol)  # before the export: a wrong tolerance is the flag's fault, not the export's
     if args.opset < 17:
         raise ValueError(f"--opset must be at least 17 (LayerNormalization), got {args.opset}")
     images = expand_inputs(args.check) if args.check else []

@@ -19,6 +19,7 @@ import sys
 
 import mlic_hf  # noqa: F401
 from mlic_hf.cli import script_entry
+from mlic_hf.file_utils import atomic_write
 from mlic_hf.inference import check_prediction_options, load_checkpoint, predict_files
 
 
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
 def report(results: list[dict], output: str | None) -> None:
     """Write the results as JSON lines to ``output``, or print one line per image."""
     if output:
-        with open(output, "w") as handle:
+        with atomic_write(output, "w") as handle:
             for result in results:
                 handle.write(json.dumps(result) + "\n")
         print(f"wrote {len(results)} predictions to {output}")

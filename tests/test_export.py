@@ -82,3 +82,41 @@ def test_export_script_checks_real_photos(photos, tmp_path, capsys):
 def test_missing_graph_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="has no model.onnx"):
         ONNXMultiLabelClassifier(tmp_path)
+
+
+def _export_script():
+    spec = importlib.util.spec_from_file_location("_export_script", REPO / "scripts" / "export_onnx.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.mark.parametrize("atol", ["-1", "nan"])
+def test_export_script_refuses_a_negative_or_nan_atol_before_exporting(atol, tmp_path, capsys):
+    config = tiny_config(mlic_hf.ResNetProbabilisticConfig)
+    mlic_hf.ResNetProbabilisticForMultiLabelImageClassification(config).save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "img.png").write_bytes(b"")  # --check needs a file; it is never read
+    assert _export_script().main(["--checkpoint", str(tmp_path / "ckpt"), "--output_dir", str(tmp_path / "onnx"),
+                                  "--check", str(tmp_path / "img.png"), "--atol", atol]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--atol must be a non-negative number" in err[0] and atol in err[0]
+    assert not (tmp_path / "onnx").exists()  # refused before the export
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"),
+                                     RuntimeError("16384 bytes requested and 0 written")])
+def test_a_full_disk_during_export_names_the_file_and_the_cause(failure, tmp_path, monkeypatch):
+    model = mlic_hf.ResNetProbabilisticForMultiLabelImageClassification(tiny_config(mlic_hf.ResNetProbabilisticConfig))
+
+    def full_disk(module, args, path, **kwargs):
+        Path(path).write_bytes(b"partial")
+        raise failure
+
+    monkeypatch.setattr(torch.onnx, "export", full_disk)
+    with pytest.raises(OSError) as error:
+        export_onnx(model, tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "model.onnx") in message
+    assert ("No space left on device" if isinstance(failure, OSError) else "requested and 0 written") in message
+    assert "MiB free" in message
+    assert not (tmp_path / "model.onnx").exists()  # a partial graph would pass for an export

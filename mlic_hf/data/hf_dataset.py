@@ -24,10 +24,27 @@ other ``Sequence(Value(int))``                         lists of label ids into `
                                                        ``label_separator`` (CSV files cannot hold lists)
 =====================================================  ===========================================================
 
-Anything else is a ``ValueError`` naming the column and its feature type. The image column may be an ``Image()``
-feature or file paths (relative ones are read from ``data_dir``, else the folder of the data files, else the folder
-of a ``save_to_disk`` dataset). Splits keep their names; when there is no validation split (``validation``, ``valid``,
-``val`` or ``dev``), ``train_val_split`` of the training split becomes ``validation``, seeded.
+Anything else is a ``ValueError`` naming the column and its feature type. What is refused rather than guessed:
+
+- a fixed-length numeric column that is mostly multi-hot vectors with a few other values (a ``2``, a ``NaN``): an
+  error naming the row and value, not a re-reading as label ids (rule in ``_numeric_lists``);
+- label strings that look like names joined by ``|``, ``;`` or ``,`` while no ``label_separator`` is given (rule in
+  ``_check_no_joined_names``; a ``,`` only warns unless a part also stands alone as a label);
+- a split whose label names (almost) all miss the label set (e.g. ``Dog`` vs ``dog``): an error naming both, instead
+  of all-zero targets or a NaN mAP (:func:`check_label_matches`).
+
+A **null** label value means "labels unknown": every label of that row is ignored (``ignore_mask``), whatever the
+form (id lists, name lists, WebDataset's JSON lists, multi-hot vectors, ClassLabel). The only exception is a
+label-name *string* column: CSV files (whose empty cell is read as null) have no other way to write an image without
+labels, so a null or empty string there means "no labels". An empty list always means "no labels".
+
+The image column may be an ``Image()`` feature or file paths (relative ones are read from ``data_dir``, else the
+folder of the data files, else the folder of a ``save_to_disk`` dataset). As the folder, COCO and VOC loaders do,
+paths that lead outside that folder (``../`` components, or absolute paths elsewhere) are refused with an error
+naming the row and the path; a null image is an error naming its row (and image id).
+
+Splits keep their names; when there is no validation split (``validation``, ``valid``, ``val`` or ``dev``),
+``train_val_split`` of the training split becomes ``validation``, seeded.
 """
 
 from __future__ import annotations
@@ -42,7 +59,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from .common import make_features
+from .common import join_inside, make_features
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +333,7 @@ def label_encoder(feature, column: str, label_names: Sequence[str] | None = None
             return LabelEncoder(feature_names, "lists of ClassLabel ids", _id_lists(len(feature_names), column))
         if isinstance(inner, datasets.Value) and inner.dtype in ("string", "large_string"):
             names = names or _sorted_names(training_values, column)
-            return LabelEncoder(names, "lists of label names", _name_lists(names, None))
+            return LabelEncoder(names, "lists of label names", _name_lists(names, None, lists=True))
         if isinstance(inner, datasets.Value) and _numeric(inner.dtype):
             return _numeric_lists(names, column, feature, training_values)
     if isinstance(feature, datasets.ClassLabel):
@@ -324,6 +341,8 @@ def label_encoder(feature, column: str, label_names: Sequence[str] | None = None
         return LabelEncoder(feature_names, "one ClassLabel per image",
                             _id_lists(len(feature_names), column, single=True))
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+        if separator is None:
+            _check_no_joined_names(training_values, column, names)
         names = names or _sorted_names(_split_strings(training_values, separator), column)
         form = f"label names joined by {separator!r}" if separator else "one label name per image"
         return LabelEncoder(names, form, _name_lists(names, separator))
@@ -345,11 +364,27 @@ def _names_matching(feature_names: list[str], given: list[str] | None, column: s
 
 
 def _numeric_lists(names, column, feature, values) -> LabelEncoder:
-    """Multi-hot vectors (fixed length, values in {-1} ∪ [0, 1]) or lists of integer label ids."""
-    lengths = {len(row) for row in values or [] if row is not None}
-    flat = np.asarray([x for row in values or [] if row is not None for x in row], dtype=np.float64)
+    """Multi-hot vectors (fixed length, values in {-1} ∪ [0, 1]) or lists of integer label ids.
+
+    A fixed-length column (the feature's length, or every row of the same length) of the label count's length
+    (when names are given) whose rows are mostly valid multi-hot vectors but where a few rows hold another value
+    (a ``2``, a ``NaN``) is a multi-hot column with a typo, not lists of label ids: re-reading it as id lists would
+    make every row's labels wrong without a word. "Mostly" is more than half of the rows: genuine id lists of a
+    fixed length ``C`` over ``C`` labels hold every id from 0 to ``C - 1`` in each row, so (for ``C >= 3``) none of
+    their rows looks like a multi-hot vector. Lists of label ids of varying length stay id lists."""
+    rows = [row for row in values or [] if row is not None]
+    lengths = {len(row) for row in rows}
+    flat = np.asarray([x for row in rows for x in row], dtype=np.float64)
     length = getattr(feature, "length", -1)
-    multi_hot = (length > 0 or len(lengths) == 1) and bool(np.all((flat == -1) | ((flat >= 0) & (flat <= 1))))
+    fixed = length > 0 or len(lengths) == 1
+    multi_hot = fixed and bool(np.all(_valid_multi_hot(flat)))
+    if fixed and not multi_hot:
+        width = length if length > 0 else next(iter(lengths))
+        valid_rows = sum(bool(np.all(_valid_multi_hot(np.asarray(row, dtype=np.float64)))) for row in rows)
+        float_column = getattr(feature.feature, "dtype", "").startswith("float")
+        sized = len(names) == width if names is not None else width > 1
+        if sized and (2 * valid_rows > len(rows) or float_column):  # floats are never label ids
+            _raise_bad_multi_hot(column, [row if row is not None else [] for row in values])
     if multi_hot:
         width = length if length > 0 else lengths.pop()
         if names is None:
@@ -365,12 +400,55 @@ def _numeric_lists(names, column, feature, values) -> LabelEncoder:
     return LabelEncoder(list(names), "lists of label ids", _id_lists(len(names), column))
 
 
+def _valid_multi_hot(values: np.ndarray) -> np.ndarray:
+    """Which values a multi-hot vector may hold: -1 (unknown) or 0..1 (NaN is not one of them)."""
+    return (values == -1) | ((values >= 0) & (values <= 1))
+
+
+def _raise_bad_multi_hot(column: str, rows: Sequence) -> None:
+    """A ``ValueError`` naming the first row of a multi-hot column holding a value that is not -1 or 0..1."""
+    for index, row in enumerate(rows):
+        array = np.asarray(row, dtype=np.float64)
+        bad = np.flatnonzero(~_valid_multi_hot(array))
+        if bad.size:
+            raise ValueError(f"label column {column!r}: row {index} holds {row[int(bad[0])]!r} at position "
+                             f"{int(bad[0])} of a multi-hot vector: expected 0 or 1 (or -1 for an unknown label)")
+
+
 def _sorted_names(values, column: str) -> list[str]:
     names = sorted({str(name) for row in values or [] if row is not None
                     for name in (row if isinstance(row, list) else [row])})
     if not names:
         raise ValueError(f"label column {column!r} of the training split holds no label names")
     return names
+
+
+#: characters that join several label names in one string when a file format cannot hold lists (CSV)
+LIKELY_SEPARATORS = ("|", ";", ",")
+
+
+def _check_no_joined_names(values, column: str, names: Sequence[str] | None) -> None:
+    """Refuse label strings that look like several names joined (``person|dog``) when no separator is given:
+    they would silently become labels of their own. The rule, per candidate separator (``|``, ``;``, ``,``), over
+    the strings holding it that are not given label names: ``|`` and ``;`` (which class names do not hold) are an
+    error as soon as one string holds them between two non-empty parts; ``,`` (which a name may hold:
+    ``"Smith, John"``) is an error when a part also stands alone as a row's label elsewhere in the column (``dog``
+    and ``cat,dog``), else a logged warning. Names given with ``--label_names`` that hold the character are kept."""
+    given = set(names or ())
+    strings = [value for value in values or [] if isinstance(value, str) and value not in given]
+    whole = {value.strip() for value in strings}
+    for separator in LIKELY_SEPARATORS:
+        joined = [value for value in strings
+                  if separator in value and sum(bool(part.strip()) for part in value.split(separator)) >= 2]
+        if not joined:
+            continue
+        alone = sorted({part.strip() for value in joined for part in value.split(separator)} & whole)
+        hint = (f"label column {column!r} holds {len(joined)} label string(s) like {joined[0]!r} that look like "
+                f"several names joined by {separator!r}, but no separator is given: pass --label_separator "
+                f"'{separator}' (or list the names that hold {separator!r} with --label_names)")
+        if separator != "," or alone:
+            raise ValueError(hint + (f"; {alone[:3]} also stand alone as labels" if alone else ""))
+        logger.warning("%s", hint)
 
 
 def _split_strings(values, separator: str | None):
@@ -386,8 +464,8 @@ def _multi_hot(width: int, column: str):
         if bad is not None:
             raise ValueError(f"label column {column!r}: row {bad} has {len(rows[bad])} entries, expected {width}")
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), width)
-        if np.any((matrix != -1) & ((matrix < 0) | (matrix > 1))):
-            raise ValueError(f"label column {column!r}: multi-hot values must be 0..1 or -1 (unknown)")
+        if not np.all(_valid_multi_hot(matrix)):  # NaN fails this too
+            _raise_bad_multi_hot(column, rows)
         unknown = matrix == -1
         return np.where(unknown, 0.0, matrix).astype(np.float32), (unknown if unknown.any() else None), []
     return encode
@@ -407,27 +485,33 @@ def _id_lists(width: int, column: str, single: bool = False):
             for index in ids:
                 if index == -1:
                     dropped.append(index)
-                elif not 0 <= index < width:
-                    raise ValueError(f"label column {column!r}: row {row} has label id {index}, expected 0..{width - 1}")
+                elif not (0 <= index < width and float(index).is_integer()):  # NaN, 1.5: a ValueError, not numpy's
+                    raise ValueError(f"label column {column!r}: row {row} has label id {index}, expected an "
+                                     f"integer 0..{width - 1}")
                 else:
-                    labels[row, index] = 1.0
+                    labels[row, int(index)] = 1.0
         return labels, (unknown if unknown.any() else None), dropped
     return encode
 
 
-def _name_lists(names: list[str], separator: str | None):
+def _name_lists(names: list[str], separator: str | None, lists: bool = False):
+    """Encode label names; with ``lists`` (a list column) a null row is unknown (every label ignored)."""
     index = {name: i for i, name in enumerate(names)}
 
     def encode(values):
         labels = np.zeros((len(values), len(names)), dtype=np.float32)
+        unknown = np.zeros_like(labels, dtype=bool)
         dropped = []
-        for row, entry in enumerate(_split_strings(values, separator) if separator else values):
+        for row, (raw, entry) in enumerate(zip(values, _split_strings(values, separator) if separator else values)):
+            if raw is None and lists:
+                unknown[row] = True  # a null list: labels unknown, as for id lists (see the module docstring)
+                continue
             for name in ([] if entry is None else entry if isinstance(entry, list) else [entry]):
                 if str(name) in index:
                     labels[row, index[str(name)]] = 1.0
                 else:
                     dropped.append(name)
-        return labels, None, dropped
+        return labels, (unknown if unknown.any() else None), dropped
     return encode
 
 
@@ -436,16 +520,53 @@ def _convert(ds: datasets.Dataset, split: str, image_column: str, label_column: 
     """One split in the ``mlic_hf`` columns. The image column is kept as it is stored (no image is decoded or
     copied); the label columns are built with numpy and joined beside it."""
     labels, unknown, dropped = encoder.encode(ds.select_columns([label_column])[label_column])
+    check_label_matches(f"split {split!r}", encoder.names, labels, dropped)
     if dropped:
         logger.warning("split %r: %d label entr%s not in the label set dropped (e.g. %s)", split, len(dropped),
                        "y" if len(dropped) == 1 else "ies", sorted({str(d) for d in dropped})[:5])
+    _check_no_null_images(ds, split, image_column)
+    image_ids = _image_ids(ds, split, image_column)
     images = ds.select_columns([image_column])
     if image_column != "image":
         images = images.rename_column(image_column, "image")
     if isinstance(images.features["image"], datasets.Value):
         images = _image_paths(images, split, base_dir)
-    table = label_table(encoder.names, labels, unknown, image_ids=_image_ids(ds, split, image_column))
+    table = label_table(encoder.names, labels, unknown, image_ids=image_ids)
     return datasets.concatenate_datasets([images, table], axis=1)
+
+
+#: a split whose label entries match the label set at most this often is refused, not trained or scored on
+MIN_MATCHED_FRACTION = 0.05
+
+
+def check_label_matches(where: str, names: Sequence[str], labels: np.ndarray, dropped: list) -> None:
+    """Refuse label names that (almost) all miss the label set: a split whose label *names* match it in at most
+    :data:`MIN_MATCHED_FRACTION` of their entries would train on all-zero targets or score NaN, with only a warning.
+    ``-1`` ids (ClassLabel's "no label") are not names and do not count. The error names a few of the split's names
+    and the expected ones, and says when they match ignoring case (``Dog`` vs ``dog``)."""
+    missed = [entry for entry in dropped if isinstance(entry, str)]
+    matched = int(np.count_nonzero(labels))
+    if not missed or matched > MIN_MATCHED_FRACTION * (matched + len(missed)):
+        return
+    seen = sorted(set(missed))
+    folded = {name.casefold() for name in names}
+    case_note = (" (they match ignoring case: label names are case-sensitive)"
+                 if all(name.casefold() in folded for name in seen) else "")
+    raise ValueError(f"{where}: {len(missed)} of its {matched + len(missed)} label entries are not in the label set "
+                     f"(its names: {seen[:5]}; expected: {list(names)[:8]}){case_note}: check --label_names or the "
+                     "checkpoint's label names against the dataset's")
+
+
+def _check_no_null_images(ds: datasets.Dataset, split: str, column: str) -> None:
+    """A null image (or image path) is an error naming its row and image id, not a failure deep in decoding."""
+    stored = ds.with_format("arrow")[column]  # the rows as selected (a split made from train has an index mapping)
+    if stored.null_count == 0:
+        return
+    row = next(i for i, value in enumerate(stored.is_null().to_pylist()) if value)
+    id_column = next((c for c in ("image_id", "id") if c in ds.column_names and c != column), None)
+    image_id = f", image id {ds[row][id_column]!r}" if id_column else ""
+    raise ValueError(f"split {split!r}: image column {column!r} is null in {stored.null_count} row(s), first row "
+                     f"{row}{image_id}: every row needs an image")
 
 
 def label_table(names: Sequence[str], labels: np.ndarray, unknown: np.ndarray | None = None,
@@ -468,13 +589,34 @@ def label_table(names: Sequence[str], labels: np.ndarray, unknown: np.ndarray | 
 def _image_paths(images: datasets.Dataset, split: str, base_dir: str | None) -> datasets.Dataset:
     """File-path images as an ``Image()`` column, relative paths read from ``base_dir``; a missing file is an error
     naming it (and how many others are missing)."""
-    paths = [p if os.path.isabs(p) or base_dir is None else os.path.join(base_dir, p)
-             for p in images["image"]]
+    paths = [_path_inside(p, base_dir, f"split {split!r}, row {row}: image path")
+             for row, p in enumerate(images["image"])]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"split {split!r}: {len(missing)} image file(s) not found, first {missing[0]}"
                                 + ("" if base_dir else " (relative paths need --data_dir)"))
     return datasets.Dataset.from_dict({"image": paths}, features=datasets.Features({"image": datasets.Image()}))
+
+
+def _path_inside(path: str, base_dir: str | None, where: str) -> str:
+    """An image path of a dataset's path column, refused (``ValueError`` naming ``where`` and the path) when it
+    leads outside the data folder ``base_dir``, as the folder, COCO and VOC loaders refuse them: a dataset file must
+    not make training read files elsewhere on the machine. Relative paths are joined to ``base_dir`` and checked
+    lexically by :func:`~mlic_hf.data.common.join_inside` (``..`` may not climb out); absolute paths are kept only
+    when inside ``base_dir`` (to use images elsewhere, pass their common folder as ``--data_dir``). Without a data
+    folder, relative paths are read as given (and must exist) and absolute ones are refused."""
+    if os.path.isabs(path):
+        if base_dir is not None:
+            boundary = os.path.normpath(os.path.abspath(base_dir))
+            normalised = os.path.normpath(path)
+            if os.path.commonpath([boundary, normalised]) == boundary:
+                return normalised
+        raise ValueError(f"{where} {path!r} is an absolute path outside the dataset folder "
+                         f"{base_dir if base_dir is not None else '(none given)'}: image paths must stay inside it "
+                         "(give the folder holding the images as --data_dir, with paths relative to it)")
+    if base_dir is None:
+        return path
+    return join_inside(os.path.abspath(base_dir), path, where)
 
 
 def _image_ids(ds: datasets.Dataset, split: str, image_column: str) -> list[str]:

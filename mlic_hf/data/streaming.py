@@ -30,6 +30,7 @@ import copy
 import logging
 import math
 import os
+import tarfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ from .hf_dataset import (
     _check_image_column,
     _find_label_column,
     _is_saved_dataset,
+    _path_inside,
     check_files_given,
+    check_label_matches,
     label_encoder,
     label_table,
     load_hf_dataset,
@@ -58,6 +61,9 @@ logger = logging.getLogger(__name__)
 STREAMING_FORMATS = ("parquet", "webdataset")
 #: rows read (and labels encoded) at a time from a stream
 READ_BATCH_SIZE = 64
+#: what reading a shard raises when it is corrupt: pyarrow's errors derive from OSError/ValueError, fsspec's from
+#: OSError, tarfile's from TarError (not an OSError: a corrupt tar would otherwise escape with no file named)
+READ_ERRORS = (OSError, ValueError, EOFError, tarfile.TarError)
 #: rows whose labels tell a multi-hot vector from a list of label ids, when the feature does not say
 PEEK_ROWS = 256
 
@@ -116,7 +122,7 @@ def count_rows(builder: str, files: Sequence[str], threads: int = 8) -> list[int
     def rows(path: str) -> int:
         try:
             return _rows_in(builder, path)
-        except (OSError, ValueError, EOFError) as err:  # pyarrow, tarfile and fsspec errors derive from these
+        except READ_ERRORS as err:
             raise ValueError(f"{path}: cannot read its {builder} row count: {type(err).__name__}: {err}") from err
 
     with ThreadPoolExecutor(max(1, min(threads, len(files)))) as pool:
@@ -136,8 +142,6 @@ def _rows_in(builder: str, path: str) -> int:
 
 def _tar_samples(handle) -> int:
     """Samples of a WebDataset tar archive: runs of regular, non-hidden members with the same key."""
-    import tarfile
-
     from datasets.packaged_modules.webdataset.webdataset import base_plus_ext
 
     mode = "r:*" if handle.seekable() else "r|*"  # a local file: headers only, the data is skipped by seeking
@@ -150,6 +154,37 @@ def _tar_samples(handle) -> int:
             if key is not None and key != last:
                 samples, last = samples + 1, key
     return samples
+
+
+def shard_columns(builder: str, files: Sequence[str], threads: int = 8) -> list[list[str]] | None:
+    """The columns of each parquet shard, read from its footer (``None`` for WebDataset archives, which have no
+    schema to read without reading them: their columns are checked as they are read)."""
+    if builder != "parquet":
+        return None
+
+    def columns(path: str) -> list[str]:
+        import fsspec
+        import pyarrow.parquet as pq
+
+        try:
+            with fsspec.open(path, "rb") as handle:
+                return list(pq.ParquetFile(handle).schema_arrow.names)
+        except READ_ERRORS as err:
+            raise ValueError(f"{path}: cannot read its parquet schema: {type(err).__name__}: {err}") from err
+
+    with ThreadPoolExecutor(max(1, min(threads, len(files)))) as pool:
+        return list(pool.map(columns, files))
+
+
+def check_shard_columns(files: Sequence[str], columns: Sequence[Sequence[str]] | None, needed: Sequence[str]) -> None:
+    """Every shard must hold the ``needed`` columns: a ``ValueError`` naming the first shard that lacks one, and
+    which (🤗 Datasets' own error is an Arrow schema dump naming no file). Extra columns are fine: only the needed
+    ones are read."""
+    for path, found in zip(files, columns or []):
+        missing = [column for column in needed if column not in found]
+        if missing:
+            raise ValueError(f"--streaming: shard {path} has no column {missing[0]!r} (its columns: {found}); "
+                             f"every shard needs {list(needed)} (a renamed column?)")
 
 
 @dataclass
@@ -303,8 +338,29 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
             stream = stream.shuffle(seed=seed, buffer_size=self.shuffle_buffer_size, max_buffer_input_shards=1)
         # .iter() reads this worker's plan as it is: iterating the IterableDataset itself inside a DataLoader worker
         # would split its shards among the workers a second time
-        for batch in stream.iter(batch_size=READ_BATCH_SIZE):
+        batches = stream.iter(batch_size=READ_BATCH_SIZE)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except READ_ERRORS as err:  # 🤗 Datasets' and pyarrow's messages name no shard file
+                raise self._read_error(err, worker, num_workers) from err
             yield from self._examples(batch)
+
+    def _read_error(self, err: Exception, worker: int, num_workers: int) -> ValueError:
+        """A ``ValueError`` naming the shard a read failed in: each shard of the failed plan is read again on its
+        own, the first that fails is named (all of them when none fails again)."""
+        files = list(dict.fromkeys(self.files[segment.file] for segment in self.plan(worker, num_workers)))
+        for path in files:
+            try:
+                for _ in self._read_alone(path).iter(batch_size=READ_BATCH_SIZE):
+                    pass
+            except READ_ERRORS as again:
+                return ValueError(f"--streaming: cannot read shard {path}: {type(again).__name__}: "
+                                  f"{' '.join(str(again).split())[:500]}")
+        return ValueError(f"--streaming: cannot read one of the shards {files}: {type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:500]}")
 
     def _file_stream(self, index: int) -> datasets.IterableDataset:
         """Shard file ``index`` as an IterableDataset with undecoded images (decoded by the transform, which names
@@ -313,14 +369,30 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
             self._streams.update(self._open_all())
         return self._streams[index]
 
+    def _needed_columns(self) -> list[str]:
+        return [c for c in (self.image_column, self.label_column, self.id_column) if c is not None]
+
+    def _load_options(self) -> dict:
+        """Parquet shards are read for the needed columns only, so a shard with an extra column (or columns in
+        another order) does not stop training with an Arrow cast error."""
+        if self.source.builder != "parquet":
+            return {"features": self.raw_features}
+        needed = self._needed_columns()
+        features = (datasets.Features({c: self.raw_features[c] for c in needed})
+                    if self.raw_features is not None else None)
+        return {"columns": needed, "features": features}
+
+    def _read_alone(self, path: str) -> datasets.IterableDataset:
+        return datasets.load_dataset(self.source.builder, data_files=[path], streaming=True, split="train",
+                                     **self._load_options())
+
     def _open_all(self) -> dict[int, datasets.IterableDataset]:
         every = datasets.load_dataset(self.source.builder, data_files=self.files, streaming=True, split="train",
-                                      features=self.raw_features)
+                                      **self._load_options())
         if every.n_shards == len(self.files):  # one shard per file, in the files' order: pick them by index
             shards = {i: every.shard(num_shards=len(self.files), index=i) for i in range(len(self.files))}
         else:
-            shards = {i: datasets.load_dataset(self.source.builder, data_files=[path], streaming=True, split="train",
-                                               features=self.raw_features) for i, path in enumerate(self.files)}
+            shards = {i: self._read_alone(path) for i, path in enumerate(self.files)}
         return {i: _undecoded(ds, self.image_column) for i, ds in shards.items()}
 
     def _segment_stream(self, segment: Segment) -> datasets.IterableDataset:
@@ -349,9 +421,9 @@ class StreamingTrainSet(torch.utils.data.IterableDataset):
                            sorted({str(d) for d in dropped})[:5])
         indices = [int(i) for i in batch[INDEX_COLUMN]]
         images = batch[self.image_column]
-        if self.source.base_dir is not None:
-            images = [os.path.join(self.source.base_dir, p) if isinstance(p, str) and not os.path.isabs(p) else p
-                      for p in images]
+        if self.source.base_dir is not None:  # paths may not lead outside the data folder (see hf_dataset)
+            images = [_path_inside(p, self.source.base_dir, f"streamed row {index}: image path")
+                      if isinstance(p, str) else p for p, index in zip(images, indices)]
         offsets = self.offsets
         images = [self._where(image, index, offsets) for image, index in zip(images, indices)]
         ids = ([str(v) for v in batch[self.id_column]] if self.id_column else [f"train-{i}" for i in indices])
@@ -432,8 +504,15 @@ def load_streaming_train(args, source: StreamingSource, split: str = "train", se
     _check_label_names_known(features[label_column], label_column, names)
     peek = [row[label_column] for row in first.select_columns([label_column]).take(PEEK_ROWS)]
     encoder = label_encoder(features[label_column], label_column, names, args.label_separator, training_values=peek)
+    peeked, _, dropped = encoder.encode(peek)
+    check_label_matches(f"--streaming: the first {len(peek)} rows of {files[0]}", encoder.names, peeked, dropped)
+    id_column = _id_column(features, image_column)
+    columns = shard_columns(source.builder, files)
+    check_shard_columns(files, columns, [image_column, label_column])
+    if id_column is not None and columns is not None and not all(id_column in found for found in columns):
+        id_column = None  # image ids are optional: without them in every shard, rows are named by their row number
     train = StreamingTrainSet(source, files, counts, image_column, label_column, encoder, seed=seed,
-                              shuffle_buffer_size=shuffle_buffer_size, id_column=_id_column(features, image_column),
+                              shuffle_buffer_size=shuffle_buffer_size, id_column=id_column,
                               features=features if source.builder == "parquet" else None)
     return train
 

@@ -78,13 +78,16 @@ def decode_image(value: Any, image_id: str | None = None) -> Image.Image:
     is decoded here, with errors naming ``image_id`` and the file; anything else (a PIL image, an array) is returned as
     is. EXIF orientation is left to the transforms (:func:`~mlic_hf.image_processing.to_rgb_pil` applies it).
     """
+    name = f"image {image_id!r}" if image_id is not None else "image"
+    if value is None or isinstance(value, dict) and value.get("path") is None and value.get("bytes") is None:
+        # a null image would otherwise fail later in a transform with an error naming no image
+        raise ValueError(f"{name}: the image is missing (null in the dataset's image column)")
     if isinstance(value, str):
         path, data = value, None
     elif isinstance(value, dict):
         path, data = value.get("path"), value.get("bytes")
     else:
         return value
-    name = f"image {image_id!r}" if image_id is not None else "image"
     name += f" ({path})" if path else " (in-memory bytes)"
     try:
         return _open_and_load(io.BytesIO(data) if data is not None else path)

@@ -10,20 +10,30 @@ per-class APs (`_card_per_class_aps`); plots (`_write_plots`); Hub metadata with
 (`_card_data`); the template's variables for the model, the run and the metrics (`_model_context`, `_run_context`,
 `_metrics_context`); rendering (`_render`). Method specifics come only from the config (``config.method_info``,
 ``config.model_card_sections()``), so this module knows no method.
+
+Everything from the checkpoint (label names, dataset names and ids, metric keys, config and run values, the folder
+name) is untrusted: [`escape_markdown`] / `_md_code` escape it where it enters the card's Markdown, the YAML metadata
+is written by a YAML dumper (``ModelCardData.to_yaml``), and fenced blocks are built so that their content cannot
+close them.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
 import math
 import os
+import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..file_utils import atomic_write_text
 
 from .plots import plot_per_class_ap, plot_precision_recall
 
@@ -44,6 +54,7 @@ __all__ = [
     "REQUIRED_FILES",
     "RUN_FILE",
     "check_checkpoint_dir",
+    "escape_markdown",
     "find_model_card_template",
     "write_model_card",
 ]
@@ -246,8 +257,7 @@ def _summarize_run(run: dict[str, Any], source: str, config: MLICConfig) -> _Run
         source=source,
         dataset_name=dataset_name,
         dataset_ref=str(dataset_id or dataset_name) if (dataset_id or dataset_name) else None,
-        dataset_display=f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if dataset_id else (
-            f"`{dataset_name}`" if dataset_name else "unknown"),
+        dataset_display=_dataset_display(dataset_id, dataset_name),
         test_split=str((run.get("splits") or {}).get("test") or "test"),
         threshold=(run.get("data_args") or {}).get("threshold", 0.5),
         test_metrics=test_metrics,
@@ -270,9 +280,90 @@ def _load_checkpoint(checkpoint_dir: Path) -> _Checkpoint:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+# Characters [`escape_markdown`] keeps as they are: none of them is Markdown, HTML or table syntax anywhere in a line
+# (unicode letters and digits are kept too). Everything else becomes a numeric character reference, which CommonMark
+# and HTML show as the character but never read as syntax.
+_PLAIN_PUNCTUATION = frozenset(" ,-/")  # "/" opens nothing without ":" or "." (Hub ids read as typed)
+# Values shown verbatim in a code span: no backtick (would end it), no `|` (would split a table cell), no `<`, `:` or
+# `(`; anything else is shown in a <code> element with escaped text instead.
+_CODE_SPAN_SAFE = re.compile(r"[A-Za-z0-9 _.,+\-=/\[\]{}\"']*")
+# A Hub repository id (`name` or `namespace/name`): the only dataset ids the card links to.
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?")
+
+
+def escape_markdown(value: Any) -> str:
+    """Untrusted text (a label name, a dataset name, a metric key...) made inert for a model card's Markdown.
+
+    Guarantees, for any input: the result is one line (whitespace runs become one space, control and format
+    characters become U+FFFD) whose only ASCII characters are letters, digits, spaces, ``,``, ``-`` and ``/``; every other
+    character is written as a numeric character reference (``&#60;`` for ``<``). So it cannot open an HTML tag or
+    comment, a link, an image, an autolink (no ``:``, ``.`` or ``@``), emphasis, a code span, a heading or a list, nor
+    split or end a table cell or row, wherever it is put in a line of Markdown text, a table cell or an HTML element's
+    text. Renderers show the original text (the references are decoded); Markdown code spans and fenced blocks do not
+    decode references, so this is not for them (see `_md_code`).
+    """
+    text = " ".join(str(value).split())
+    out = []
+    for char in text:
+        if unicodedata.category(char).startswith("C"):
+            char = "\ufffd"  # invisible or bidi-reordering characters could disguise the text
+        if char in _PLAIN_PUNCTUATION or (char.isascii() and char.isalnum()) or (
+                not char.isascii() and unicodedata.category(char)[0] in "LN"):
+            out.append(char)
+        else:
+            out.append(f"&#{ord(char)};")
+    return "".join(out)
+
+
+def _md_code(value: Any) -> str:
+    """Untrusted text shown as code: a Markdown code span when it is made of harmless characters
+    (`_CODE_SPAN_SAFE`), else a ``<code>`` element around [`escape_markdown`] text; safe in text and table cells."""
+    text = str(value)
+    if text and _CODE_SPAN_SAFE.fullmatch(text):
+        return f"`{text}`"
+    return f"<code>{escape_markdown(text)}</code>"
+
+
+def _number(value: Any) -> str:
+    """A number as is (`_fmt`), anything else escaped ([`escape_markdown`]): e.g. a threshold from the run file."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _fmt(value)
+    return escape_markdown(_fmt(value))
+
+
 def _md(value: Any) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A table cell built from escaped pieces: a last guard, so that no `|` or line break can change the table."""
+    return str(value).replace("|", "&#124;").replace("\r", " ").replace("\n", " ")
+
+
+def _fence(content: str, char: str = "`") -> str:
+    """An opening/closing fence longer than any run of ``char`` in ``content``, which then cannot close it."""
+    longest = max((len(run) for run in re.findall(f"{re.escape(char)}+", content)), default=0)
+    return char * max(3, longest + 1)
+
+
+def _html_safe_json(value: Any) -> str:
+    """Indented JSON whose ``<``, ``>`` and ``&`` are ``\\u`` escapes (they only occur inside strings): the same
+    data, and no HTML even for a renderer that would not treat the fenced block as code. No line of it starts with a
+    backtick (strings keep their line breaks escaped), so it cannot close its fence."""
+    text = json.dumps(value, indent=2, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _dataset_display(dataset_id: Any, dataset_name: Any) -> str:
+    """The dataset as Markdown: a link to its Hub page only for a well-formed Hub id, else code, else "unknown"."""
+    if dataset_id:
+        if _HUB_ID.fullmatch(str(dataset_id)) and ".." not in str(dataset_id):
+            return f"[{escape_markdown(dataset_id)}](https://huggingface.co/datasets/{dataset_id})"
+        return _md_code(dataset_id)
+    return _md_code(dataset_name) if dataset_name else "unknown"
+
+
+def _repo_name(name: str) -> str:
+    """``name`` (e.g. a local folder's name) as a valid Hub repository name, for the placeholder repo id of the card's
+    usage snippet (a quote or backtick in it would break the Python code or its fenced block)."""
+    cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_.\-]+", "-", name)).replace("..", ".").strip(".-")
+    return cleaned[:96] or "model"
 
 
 def _percent(value: Any) -> str:
@@ -330,24 +421,32 @@ def _strip_prefix(key: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _image_size(config) -> int:
+    """``config.image_size``, checked to be an integer: it is written into the card's Python snippet."""
+    size = config.image_size
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise ValueError(f"config.image_size must be an integer, got {size!r}.")
+    return size
+
+
 def _architecture_rows(config, checkpoint_dir: Path) -> list[tuple[str, str]]:
     from ..configuration_utils import MLICConfig
 
-    size = config.image_size
+    size = _image_size(config)
     rows = [
-        ("Model type", f"`{config.model_type}`"),
-        ("Backbone (timm)", f"`{config.backbone}`"),
+        ("Model type", _md_code(config.model_type)),
+        ("Backbone (timm)", _md_code(config.backbone)),
         ("Input resolution", f"{size}×{size}"),
-        ("Number of labels", str(config.num_labels)),
+        ("Number of labels", str(int(config.num_labels))),
     ]
     base_fields = {field.name for field in dataclasses.fields(MLICConfig)}
     for field in dataclasses.fields(config):
         if field.name not in base_fields:  # the method's own hyper-parameters
             value = getattr(config, field.name)
             if isinstance(value, (list, tuple)) and len(value) > 12:  # e.g. one entry per label: shown elsewhere
-                rows.append((f"`{field.name}`", f"{len(value)} values (in `config.json`)"))
+                rows.append((_md_code(field.name), f"{len(value)} values (in `config.json`)"))
             else:
-                rows.append((f"`{field.name}`", f"`{_fmt(value)}`"))
+                rows.append((_md_code(field.name), _md_code(_fmt(value))))
     num_parameters = _parameter_count(checkpoint_dir)
     if num_parameters is not None:
         rows.append(("Parameters", f"{num_parameters / 1e6:.2f} M"))
@@ -358,14 +457,14 @@ def _loss_info(config) -> tuple[str, list[tuple[str, str]]]:
     """The loss's display name and its settings' rows, both from the loss registry (:mod:`mlic_hf.losses`)."""
     from ..losses import LOSSES
 
-    rows = [("`loss`", f"`{config.loss}`"), ("`loss_reduction`", f"`{config.loss_reduction}`")]
+    rows = [("`loss`", _md_code(config.loss)), ("`loss_reduction`", _md_code(config.loss_reduction))]
     spec = LOSSES.get(config.loss)
     if spec is None:  # not registered in this process: no display name nor fields to show
-        return config.loss, rows
+        return escape_markdown(config.loss), rows
     # a missing field (a loss registered without a config dataclass field) means its default, as in training
     for field, param in spec.config_fields.items():
-        rows.append((f"`{field}`", f"`{_fmt(getattr(config, field, spec.defaults[param]))}`"))
-    return spec.display_name, rows
+        rows.append((_md_code(field), _md_code(_fmt(getattr(config, field, spec.defaults[param])))))
+    return spec.display_name, rows  # the registry's (code)
 
 
 def _training_rows(run: Mapping[str, Any], dataset_display: str) -> list[tuple[str, str]]:
@@ -373,7 +472,7 @@ def _training_rows(run: Mapping[str, Any], dataset_display: str) -> list[tuple[s
     rows: list[tuple[str, str]] = [("Dataset", dataset_display)]
     for key, name in (("train", "Training split"), ("eval", "Model-selection split"), ("test", "Test split")):
         if splits.get(key):
-            rows.append((name, f"`{splits[key]}`"))
+            rows.append((name, _md_code(splits[key])))
     if run.get("num_train_samples") is not None:
         rows.append(("Training images", f"{int(run['num_train_samples']):,}"))
     if run.get("num_test_samples") is not None:
@@ -386,10 +485,10 @@ def _training_rows(run: Mapping[str, Any], dataset_display: str) -> list[tuple[s
         training_args.pop("max_steps", None)  # -1 / None: unused
     for key, name in _TRAINING_KEYS.items():
         if key in training_args and training_args[key] is not None:
-            rows.append((name, f"`{_fmt(training_args.pop(key))}`"))
+            rows.append((name, _md_code(_fmt(training_args.pop(key)))))
     for key, value in training_args.items():
         if value is not None:
-            rows.append((f"`{key}`", f"`{_fmt(value)}`"))
+            rows.append((_md_code(key), _md_code(_fmt(value))))
     if run.get("world_size") and int(run["world_size"]) > 1:
         rows.append(("Processes (data parallel)", str(int(run["world_size"]))))
     if "used_ema_weights" in run:
@@ -400,11 +499,13 @@ def _training_rows(run: Mapping[str, Any], dataset_display: str) -> list[tuple[s
     return [(name, _md(value)) for name, value in rows]
 
 
-def _metric_rows(test_metrics: Mapping[str, float | None]) -> tuple[list[str], list[list[str]], list[tuple[str, str]]]:
+def _metric_rows(test_metrics: Mapping[str, float | None]) -> tuple[list[str], list[list[str]], list[tuple[str, Any]]]:
     """(top-k suffixes, headline rows, other rows) of the metrics table."""
+    # only well-formed `<metric>_top<k>` keys make columns (a column header is built from the key)
     suffixes = sorted(
-        {key.split("_", 1)[1] for key in test_metrics if "_top" in key and key.split("_", 1)[0] in _HEADLINE_METRICS},
-        key=lambda s: int(s[3:]) if s[3:].isdigit() else 0,
+        {key.split("_", 1)[1] for key in test_metrics
+         if re.fullmatch(r"[A-Za-z0-9]+_top[0-9]+", key) and key.split("_", 1)[0] in _HEADLINE_METRICS},
+        key=lambda s: int(s[3:]),
     )
     if any(key.endswith("_calibrated") and key.split("_", 1)[0] in _HEADLINE_METRICS for key in test_metrics):
         suffixes.append("calibrated")  # at the per-class thresholds chosen on the validation split
@@ -416,7 +517,7 @@ def _metric_rows(test_metrics: Mapping[str, float | None]) -> tuple[list[str], l
         values += [_percent(test_metrics[f"{key}_{s}"]) if f"{key}_{s}" in test_metrics else "–" for s in suffixes]
         rows.append([key, description, *values])
     shown = set(_HEADLINE_METRICS) | {f"{k}_{s}" for k in _HEADLINE_METRICS for s in suffixes}
-    other = [(key, _fmt(value)) for key, value in test_metrics.items() if key not in shown]
+    other = [(key, value) for key, value in test_metrics.items() if key not in shown]
     return suffixes, rows, other
 
 
@@ -530,20 +631,39 @@ def _model_context(checkpoint: _Checkpoint) -> dict[str, Any]:
     """Template variables about the model: the method and paper, the architecture and loss tables, the labels and the
     method's own sections."""
     config = checkpoint.config
-    method_info = {"name": config.model_type, "paper_title": None, "paper_authors": None, "paper_url": None,
-                   "summary": None, "citation": None, **(getattr(config, "method_info", None) or {})}
+    # The method's description is trusted Markdown from the config *class* (code); config.json can set an instance
+    # attribute of the same name, which is ignored.
+    method_info = {"name": escape_markdown(config.model_type), "paper_title": None, "paper_authors": None,
+                   "paper_url": None, "summary": None, "citation": None,
+                   **(getattr(type(config), "method_info", None) or {})}
     loss_name, loss_rows = _loss_info(config)
     return {
         "method": method_info,
-        "model_type": config.model_type,
+        "model_type": _md_code(config.model_type),
         "architecture_rows": _architecture_rows(config, checkpoint.path),
         "loss_name": loss_name,
         "loss_rows": loss_rows,
-        "label_names": [_md(name) for name in checkpoint.label_names],
-        "extra_sections": config.model_card_sections() if hasattr(config, "model_card_sections") else [],
-        "num_labels": config.num_labels,
-        "image_size": config.image_size,
+        "label_names": [escape_markdown(name) for name in checkpoint.label_names],
+        "extra_sections": _extra_sections(config),
+        "num_labels": int(config.num_labels),
+        "image_size": _image_size(config),
+        "citation_fence": _fence(str(method_info.get("citation") or "")),
     }
+
+
+def _extra_sections(config) -> list[tuple[str, str]]:
+    """The method's own sections (``config.model_card_sections()``), made from a copy of the config whose label names
+    are escaped ([`escape_markdown`]); their titles are escaped and their bodies, Markdown text and tables by
+    contract, lose any HTML and link / image syntax (a body may quote other config strings)."""
+    if not hasattr(config, "model_card_sections"):
+        return []
+    escaped = copy.copy(config)
+    escaped.id2label = {index: escape_markdown(name) for index, name in config.id2label.items()}
+    sections = []
+    for title, body in escaped.model_card_sections():
+        body = str(body).replace("<", "&lt;").replace(">", "&gt;").replace("![", "&#33;[").replace("](", "]&#40;")
+        sections.append((escape_markdown(title), body))
+    return sections
 
 
 def _run_context(run: _RunSummary) -> dict[str, Any]:
@@ -552,11 +672,11 @@ def _run_context(run: _RunSummary) -> dict[str, Any]:
     arguments = {key: raw[key] for key in ("model_args", "data_args", "training_args") if raw.get(key)}
     return {
         "dataset_display": run.dataset_display,
-        "dataset_name": run.dataset_ref,
+        "dataset_name": escape_markdown(run.dataset_ref) if run.dataset_ref else None,
         "is_fashion_mosaic": run.dataset_name == "fashion_mosaic",
-        "test_split": run.test_split,
+        "test_split": _md_code(run.test_split),
         "training_rows": _training_rows(raw, run.dataset_display) if raw else None,
-        "run_arguments": json.dumps(arguments, indent=2, default=str) if raw else None,
+        "run_arguments": _html_safe_json(arguments) if raw else None,
         "used_ema_weights": bool(raw.get("used_ema_weights")),
     }
 
@@ -568,10 +688,12 @@ def _metrics_context(run: _RunSummary, per_class_aps: dict[str, float | None] | 
     return {
         "metrics_available": run.metrics_available,
         "metric_suffixes": suffixes,
-        "metric_rows": [[_md(cell) for cell in row] for row in metric_rows],
-        "other_metric_rows": [(_md(k), _md(v)) for k, v in other_metric_rows],
-        "threshold": _fmt(run.threshold),
-        "per_class_rows": [(i, _md(name), _percent(ap)) for i, (name, ap) in enumerate(per_class_aps.items())]
+        "metric_columns": [escape_markdown(suffix.replace("top", "Top-")) for suffix in suffixes],
+        "metric_rows": [[_md(cell) for cell in row] for row in metric_rows],  # our names and numbers
+        "other_metric_rows": [(escape_markdown(k), _number(v)) for k, v in other_metric_rows],
+        "threshold": _number(run.threshold),
+        "per_class_rows": [(i, escape_markdown(name), _percent(ap))
+                           for i, (name, ap) in enumerate(per_class_aps.items())]
         if per_class_aps
         else None,
     }
@@ -659,13 +781,14 @@ def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str | None = No
     checkpoint = _load_checkpoint(checkpoint_dir)
     per_class_aps = _card_per_class_aps(checkpoint)
     plots = _write_plots(checkpoint, per_class_aps)
+    # a local folder's name is untrusted text (the repo id is validated): the placeholder repo id is made valid
     model_name = repo_id.split("/")[-1] if repo_id else checkpoint_dir.resolve().name
     card_data = _card_data(checkpoint, model_name)
     content = _render(
         template_path,
-        card_data=card_data.to_yaml(),
-        model_name=model_name,
-        repo_id=repo_id or f"your-username/{model_name}",
+        card_data=card_data.to_yaml(),  # a YAML dumper: values cannot add keys
+        model_name=escape_markdown(model_name),
+        repo_id=repo_id or f"your-username/{_repo_name(model_name)}",
         plots=plots,
         **_model_context(checkpoint),
         **_run_context(checkpoint.run),
@@ -673,6 +796,6 @@ def write_model_card(checkpoint_dir: str | os.PathLike, repo_id: str | None = No
     )
     card = ModelCard(content)  # parses (and so checks) the YAML header
     readme = checkpoint_dir / "README.md"
-    card.save(readme)
+    atomic_write_text(readme, str(card))  # a card killed mid-write must not replace a good README.md
     logger.info("Wrote the model card %s", readme)
     return readme

@@ -8,7 +8,8 @@
 matplotlib is imported lazily, inside the plotting functions, and only its object-oriented API with the Agg canvas is
 used (``pyplot`` and the global backend are left alone, so calling these functions from a notebook is harmless).
 Figures are 6×4 inches at 100 dpi and saved without the (version-dependent) ``Software`` PNG metadata, so the same
-inputs give byte-identical files with the same matplotlib version.
+inputs give byte-identical files with the same matplotlib version. Titles and label names are drawn as plain text
+(`_plain_text`): a ``$`` in a label name is not read as mathtext.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..file_utils import atomic_write
 
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,13 @@ FIGSIZE: tuple[float, float] = (6.0, 4.0)
 DPI: int = 100
 # Number of best and of worst classes drawn faintly on the precision-recall plot.
 NUM_EXTREME_CLASSES: int = 3
+
+
+def _plain_text(text: Any) -> str:
+    """``text`` as matplotlib shows it literally: ``$`` escaped (an unbalanced or invalid ``$...$`` would be parsed as
+    mathtext, and fail when the figure is saved), and a leading ``_`` protected (a legend skips such labels)."""
+    text = str(text).replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
 
 
 def _as_float_array(x: Any, name: str) -> np.ndarray:
@@ -141,7 +151,8 @@ def _save(figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Drop the "Software: matplotlib vX" tag so that the file only depends on the data.
-    figure.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    with atomic_write(path, "wb") as handle:  # a plot killed mid-write keeps the previous one
+        figure.savefig(handle, format="png", dpi=DPI, metadata={"Software": None})
     return path
 
 
@@ -180,7 +191,7 @@ def plot_per_class_ap(
     """
     if not per_class_ap:
         raise ValueError("`per_class_ap` is empty: nothing to plot.")
-    names = [str(name) for name in per_class_ap]
+    names = [_plain_text(name) for name in per_class_ap]
     values = np.array([_finite_or_nan(v) for v in per_class_ap.values()], dtype=np.float64)
     finite = np.isfinite(values)
     if map_value is None:
@@ -194,7 +205,7 @@ def plot_per_class_ap(
     ax.bar(positions, heights, width=0.8, color="#4C72B0", edgecolor="none")
     for index in np.flatnonzero(~finite):
         ax.text(index, 2.0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90, color="#555555")
-    title = title or "Per-class average precision"
+    title = _plain_text(title or "Per-class average precision")
     if math.isfinite(map_value):
         # The mAP goes in the title rather than in a legend, which would hide bars.
         ax.axhline(100.0 * map_value, color="#C44E52", linestyle="--", linewidth=1.2)
@@ -269,14 +280,14 @@ def plot_precision_recall(
     ax = figure.add_subplot()
     for ap, index, class_precision, class_recall in class_curves:
         x, y = _step_xy(class_precision, class_recall)
-        ax.plot(x, y, linewidth=0.8, alpha=0.45, label=f"{label_names[index]} (AP {100.0 * ap:.1f}%)")
+        ax.plot(x, y, linewidth=0.8, alpha=0.45, label=f"{_plain_text(label_names[index])} (AP {100.0 * ap:.1f}%)")
     x, y = _step_xy(precision, recall)
     ax.plot(x, y, color="black", linewidth=2.0, label=f"micro-average (AP {100.0 * micro_ap:.1f}%)")
     ax.set_xlim(0.0, 1.0)
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
-    ax.set_title(title or "Precision-recall (micro-averaged)", fontsize=10)
+    ax.set_title(_plain_text(title or "Precision-recall (micro-averaged)"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=7, framealpha=0.75)
     return _save(figure, path)

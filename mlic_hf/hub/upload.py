@@ -44,8 +44,23 @@ UPLOAD_IGNORE_PATTERNS: list[str] = [
     "rng_state*",
     "trainer_state.json",
     "training_args.bin",
+    # Files of a run in progress: the training lock, and temporary files of atomic writes, which may carry an allowed
+    # suffix (`plots/.per_class_ap.png.XXXX`, `plots/tmpXXXX.png`). `*` also matches `/`, so `*/.*` is any dotfile
+    # below the top level.
+    ".mlic_train.lock",
+    "*.lock",
+    ".*",
+    "*/.*",
+    "*.tmp",
+    "*.tmp.*",
+    "*.part",
+    "*.partial",
+    "*~",
+    "tmp*",
+    "*/tmp*",
 ]
-"""Never uploaded, even if an allow pattern matches (trainer checkpoints, optimizer states, pickles)."""
+"""Never uploaded, even if an allow pattern matches (trainer checkpoints, optimizer states, pickles; the training lock
+``.mlic_train.lock``, dotfiles and temporary files)."""
 
 
 def files_to_upload(checkpoint_dir: str | os.PathLike) -> list[str]:
@@ -54,7 +69,7 @@ def files_to_upload(checkpoint_dir: str | os.PathLike) -> list[str]:
     Selected by [`UPLOAD_ALLOW_PATTERNS`] minus [`UPLOAD_IGNORE_PATTERNS`] with the same matching as
     ``HfApi.upload_folder``: the safetensors weights, ``config.json``, ``preprocessor_config.json``, ``README.md``,
     ``plots/*.png`` and ``mlic_run.json``; never ``checkpoint-*/``, optimizer / scheduler / RNG states, the trainer
-    state or pickled weights.
+    state, pickled weights, the training lock, dotfiles or temporary files (``*.tmp``, ``tmp*``).
 
     Raises:
         `FileNotFoundError`: if the checkpoint is incomplete.

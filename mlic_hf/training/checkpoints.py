@@ -7,14 +7,22 @@ every file was flushed to disk, and listing every file of the folder with its si
 folder without the marker; a file truncated afterwards (or by a disk-full error that went unnoticed) no longer has
 its listed size. Either way the folder is skipped by ``last`` and refused as an explicit resume path. Deleting a
 checkpoint removes its marker first, so a deletion stopped halfway leaves an incomplete folder too.
+
+Also here: the lock a run holds on its output folder (a second run there would delete its checkpoints), and the
+errors of a failed save (a full disk) or of a resume file torch cannot load safely, each naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
+import pickle
+import re
 import shutil
+from collections.abc import Iterator, Sequence
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -27,6 +35,11 @@ __all__ = [
     "checkpoint_folders",
     "last_complete_checkpoint",
     "resolve_resume_checkpoint",
+    "naming_unloadable_files",
+    "CheckpointWriteError",
+    "LOCK_FILE",
+    "output_dir_lock",
+    "naming_failed_writes",
     "remove_checkpoint",
     "rotate_checkpoints",
 ]
@@ -34,6 +47,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "mlic_checkpoint_complete.json"
+#: Held (``flock``) by the run training into an output folder: a second run there would delete its checkpoints.
+#: Kept after the run (deleting it would let two runs lock two different files); not uploaded (not in the Hub's
+#: allow patterns).
+LOCK_FILE = ".mlic_train.lock"
 _MARKER_FORMAT = 1
 # What a checkpoint of MLICTrainer holds: named when a folder without its marker is refused (the model may be
 # sharded, so any ``*.safetensors`` file stands for it).
@@ -190,3 +207,125 @@ def rotate_checkpoints(output_dir: str, save_total_limit: int | None, keep: list
         if os.path.abspath(folder) not in protected:
             remove_checkpoint(folder)
             remaining -= 1
+
+
+def _unloadable_reason(path: str) -> str | None:
+    """Why ``torch.load(path, weights_only=True)`` fails (``None`` if it loads): torch's message reduced to its
+    cause, without its advice to load with ``weights_only=False`` (that runs any code the file holds)."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        message = str(err)
+        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?: was not an allowed|\n\n|$)", message, re.S)
+        if found and found.group(1).strip():
+            return " ".join(found.group(1).split())
+        lines = [line for line in message.splitlines() if line.strip() and "weights_only" not in line]
+        return " ".join(lines[0].split()) if lines else type(err).__name__
+    return None
+
+
+@contextlib.contextmanager
+def naming_unloadable_files(folder: str | None, names: Sequence[str]) -> Iterator[None]:
+    """Around transformers' loading of a checkpoint's ``.pt``/``.pth`` files (``names``, in ``folder``): a file
+    that torch cannot load as plain tensors and numbers (a damaged file, or one holding other objects) becomes one
+    ``ValueError`` naming it, instead of torch's unpickling traceback advising ``weights_only=False``."""
+    try:
+        yield
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        if folder is None:
+            raise
+        for name in names:  # torch's error does not say which file: the first one that fails again is the culprit
+            path = os.path.join(folder, name)
+            reason = _unloadable_reason(path) if os.path.isfile(path) else None
+            if reason is not None:
+                raise ValueError(f"--resume_from_checkpoint {folder}: {path} cannot be loaded safely (as tensors and "
+                                 f"plain values only): {reason}. It is damaged or was not written by this training; "
+                                 "resume from another checkpoint") from None
+        raise err
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint or model file could not be written (a full disk, a read-only folder, a quota): the message names
+    the file and the cause."""
+
+
+def _newest_file(folder: str) -> str | None:
+    """The file of ``folder`` modified last: the one being written when a write failed (errors of safetensors and
+    torch.save do not name their file)."""
+    newest, newest_time = None, -1
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                modified = os.stat(path).st_mtime_ns
+                if modified > newest_time:
+                    newest, newest_time = path, modified
+    return newest
+
+
+@contextlib.contextmanager
+def naming_failed_writes(folder: str) -> Iterator[None]:
+    """Around the writing of a checkpoint or model into ``folder``: a failed write (``OSError``, a
+    ``SafetensorError``, torch.save's ``RuntimeError`` of a failed file write) becomes one
+    :class:`CheckpointWriteError` naming the file and the cause, not a traceback from inside the writer."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except CheckpointWriteError:
+        raise
+    except (OSError, SafetensorError, RuntimeError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, RuntimeError) and "writ" not in message.lower():
+            raise  # not a failed write: a bug or a failed collective keeps its traceback
+        path = getattr(err, "filename", None) or _newest_file(folder) or folder
+        raise CheckpointWriteError(f"could not write {path} (saving {folder}): {message}; free some space or choose "
+                                   "another --output_dir (the incomplete checkpoint is skipped when resuming)") from err
+
+
+@contextlib.contextmanager
+def output_dir_lock(output_dir: str, take: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``output_dir`` (its :data:`LOCK_FILE`) for the run: a second run on the same folder
+    is refused (a ``ValueError`` naming the folder and the holder's process id) instead of deleting the first one's
+    checkpoints. The lock belongs to the process (``fcntl.flock``): the system releases it when the process ends,
+    so a killed run leaves no stale lock. ``take`` false (the non-main processes of a distributed run): no lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the run goes on unprotected
+        fcntl = None
+    if not take or fcntl is None:
+        yield
+        return
+    created = not os.path.isdir(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, LOCK_FILE)
+    handle = open(path, "a+")
+    held = False
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):  # e.g. ENOLCK: a file system without locks
+                logger.warning("cannot lock %s (%s): nothing stops a second run on this folder", path, err)
+                yield
+                return
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ValueError(f"--output_dir {output_dir}: another training run (process {holder}) is using it ({path} "
+                             "is locked); it would delete that run's checkpoints: wait for it to end or choose "
+                             "another --output_dir") from err
+        held = True
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        if held and created and os.listdir(output_dir) == [LOCK_FILE]:
+            # a run that stopped before writing anything leaves no folder it made only for its lock
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                os.rmdir(output_dir)
+        handle.close()  # releases the lock

@@ -18,7 +18,7 @@ from ..hub import write_model_card
 from ..metrics import format_metrics_table, multilabel_metrics, sigmoid
 from .arguments import DataArguments, ModelArguments
 from .build import attach_transforms, build_model, load_splits, make_trainer
-from .checkpoints import resolve_resume_checkpoint
+from .checkpoints import output_dir_lock, resolve_resume_checkpoint
 from .ema import EMA_WEIGHTS_NAME
 from .run_files import check_push_to_hub, push_run, write_label_map_example, write_run_files
 from .trainer import MLICTrainer
@@ -35,6 +35,15 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     and, from the main process (``None`` elsewhere), ``report``: the test metrics as a table for the script to
     print, and ``hub_url`` when the run was pushed."""
     push_to_hub = check_push_to_hub(training_args)
+    # the main process (or each node's, when each node saves) holds output_dir for the run: a second run there
+    # would rotate (delete) this one's checkpoints
+    with output_dir_lock(training_args.output_dir, take=training_args.should_save):
+        return _train_and_save(model_args, data_args, training_args, push_to_hub)
+
+
+def _train_and_save(model_args: ModelArguments, data_args: DataArguments, training_args,
+                    push_to_hub: bool) -> dict[str, Any]:
+    """The run of :func:`run_training` once ``output_dir`` is held."""
     # before anything is loaded: a resume that cannot work fails in a second, not after the data and model
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir,
                                        (EMA_WEIGHTS_NAME,) if training_args.ema_decay else ())

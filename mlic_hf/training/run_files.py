@@ -19,6 +19,7 @@ from ..cli import parse_json_object
 from ..configuration_utils import redact_local_path, redact_local_paths
 from ..data.hf_dataset import is_hub_id, parse_data_files
 from ..data.transforms import DecodedImages
+from ..file_utils import atomic_write
 from ..explain import explain_images, save_explanation
 from ..calibration import resolve_thresholds
 from .. import hub  # looked up at call time: a patched mlic_hf.hub.push_to_hub (tests, dry runs) is honoured
@@ -70,13 +71,12 @@ def write_run_files(output_dir, model_args, data_args, training_args, metrics, u
         **(extra or {}),
     }
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "mlic_run.json"), "w") as handle:
+    # atomic: a run finished again in the same folder (or killed while writing) never leaves a half file
+    with atomic_write(os.path.join(output_dir, "mlic_run.json")) as handle:
         json.dump(run, handle, indent=2, default=str)
-    np.savez_compressed(
-        os.path.join(output_dir, "test_predictions.npz"),
-        scores=np.asarray(scores, dtype=np.float32),
-        labels=np.asarray(labels).astype(np.int8),
-    )
+    with atomic_write(os.path.join(output_dir, "test_predictions.npz"), "wb") as handle:
+        np.savez_compressed(handle, scores=np.asarray(scores, dtype=np.float32),
+                            labels=np.asarray(labels).astype(np.int8))
 
 
 def _redact_data_files(value: str | None) -> str | None:

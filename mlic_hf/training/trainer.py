@@ -13,6 +13,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
 from .checkpoints import (
     mark_checkpoint_complete,
+    naming_failed_writes,
+    naming_unloadable_files,
     remove_checkpoint,
     resolve_resume_checkpoint,
     rotate_checkpoints,
@@ -49,6 +51,18 @@ def fsdp_fallback(environ, distributed_type: str) -> str | None:
         return None
     return (f"FSDP was requested (ACCELERATE_USE_FSDP=true) but accelerate trains with {distributed_type}: it enables "
             "FSDP on GPUs and other accelerators only. Every process holds the whole model (data parallel).")
+
+
+def one_cycle_pct_start(pct_start: float, total_steps: int) -> float:
+    """The ``pct_start`` to give ``OneCycleLR`` for ``total_steps`` so that its warm-up is never an empty phase.
+
+    OneCycleLR's warm-up ends (the peak) at step ``pct_start * total_steps - 1`` and it divides by the warm-up's
+    length: a peak at step 0 exactly (0.2 of 5 steps, 0.1 of 10) is a ZeroDivisionError before the first step. Such a
+    run gets its peak half a step before step 0 instead, so that all its steps anneal, as every run too short for a
+    warm-up step already does (0.2 of 4 steps: peak at step -0.2). Every other run keeps its schedule unchanged."""
+    if abs(pct_start * total_steps - 1.0) > 1e-9:
+        return pct_start
+    return 0.5 / total_steps  # peak at step -0.5
 
 
 class MLICTrainer(Trainer):
@@ -127,6 +141,30 @@ class MLICTrainer(Trainer):
         return prepare_data_loader(loader, device=args.device, num_processes=1, process_index=0,
                                    put_on_device=True, dispatch_batches=False)
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """``Trainer.training_step``; BatchNorm's refusal of a batch of one image (torch: "Expected more than 1 value
+        per channel") becomes an error naming the settings that made the batch."""
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        except ValueError as err:
+            if "Expected more than 1 value per channel" not in str(err):
+                raise
+            raise ValueError(self._single_image_batch_message(inputs)) from err
+
+    def _single_image_batch_message(self, inputs) -> str:
+        """Why a training batch held one image, with the flags that change it."""
+        pixels = inputs.get("pixel_values") if isinstance(inputs, dict) else None
+        size = len(pixels) if pixels is not None else 1
+        args = self.args
+        try:
+            count = f"{len(self.train_dataset)} training image(s)"
+        except TypeError:  # a streamed split without a length
+            count = "the training images"
+        return (f"a training batch of {size} image (from {count}, --per_device_train_batch_size "
+                f"{args.per_device_train_batch_size}, --dataloader_drop_last {args.dataloader_drop_last}): the "
+                "model's BatchNorm layers need at least 2 images per batch in training. Use more images "
+                "(--max_train_samples), a batch size that leaves no last batch of 1, or --dataloader_drop_last true")
+
     # --- optimiser and schedule -----------------------------------------------------------------------------
     def create_optimizer(self, model=None):
         """transformers' AdamW groups (weight decay or not), each split into backbone and head parameters when
@@ -161,11 +199,17 @@ class MLICTrainer(Trainer):
         if not getattr(self.args, "one_cycle", False) or self.lr_scheduler is not None:
             return super().create_scheduler(num_training_steps, optimizer)
         optimizer = optimizer if optimizer is not None else self.optimizer
+        total = max(num_training_steps, 2)
+        pct_start = one_cycle_pct_start(self.args.one_cycle_pct_start, total)
+        if pct_start != self.args.one_cycle_pct_start:
+            logger.info("one-cycle schedule of %d steps: --one_cycle_pct_start %g would end the warm-up at step 0 "
+                        "(an empty phase); %g puts the peak before step 0: every step anneals", total,
+                        self.args.one_cycle_pct_start, pct_start)
         self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=self._peak_learning_rates(optimizer),
-            total_steps=max(num_training_steps, 2),
-            pct_start=self.args.one_cycle_pct_start,
+            total_steps=total,
+            pct_start=pct_start,
         )
         self._created_lr_scheduler = True
         return self.lr_scheduler
@@ -199,7 +243,25 @@ class MLICTrainer(Trainer):
         inside torch)."""
         expected = (EMA_WEIGHTS_NAME,) if self.ema is not None else ()
         folder = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir, expected)
+        self._warn_of_a_last_batch_of_one()
         return super().train(folder, *args, **kwargs)
+
+    def _warn_of_a_last_batch_of_one(self) -> None:
+        """A warning when every epoch ends with a batch of one image and the model has BatchNorm layers. Not an
+        error: whether one image fails depends on where the BatchNorm sits (on 1x1 maps or features it does, on
+        larger maps it does not); if it fails, :meth:`training_step` names these settings, but only at the end of
+        the first epoch."""
+        try:
+            count = len(self.train_dataset)
+        except TypeError:  # a streamed split without a length
+            return
+        batch = self._train_batch_size * self.args.world_size
+        model = self.accelerator.unwrap_model(self.model)
+        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        if has_batchnorm and not self.args.dataloader_drop_last and count % batch == 1:
+            logger.warning("%d training images in batches of %d leave a last batch of 1 image in every epoch, which "
+                           "BatchNorm may refuse in training: change --max_train_samples or "
+                           "--per_device_train_batch_size, or pass --dataloader_drop_last true", count, batch)
 
     def _save_checkpoint(self, model, trial):
         """Trainer's checkpoint with the EMA, made crash-safe: the completion marker is written after every file
@@ -211,14 +273,15 @@ class MLICTrainer(Trainer):
             # files while they are being written, and none of its files may be mixed with them
             remove_checkpoint(folder)
         self._wait_for_everyone()  # the other processes write their RNG state into this folder
-        if self.ema is not None:
-            if self.args.should_save:
-                os.makedirs(folder, exist_ok=True)
-            # every process: sharded (FSDP) averages are gathered collectively; the main process writes
-            self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME), write=self.args.should_save)
         limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotated below, after the marker
         try:
-            super()._save_checkpoint(model, trial)
+            with naming_failed_writes(folder):  # a full disk names the file, not a safetensors traceback
+                if self.ema is not None:
+                    if self.args.should_save:
+                        os.makedirs(folder, exist_ok=True)
+                    # every process: sharded (FSDP) averages are gathered collectively; the main process writes
+                    self.ema.save(os.path.join(folder, EMA_WEIGHTS_NAME), write=self.args.should_save)
+                super()._save_checkpoint(model, trial)
         finally:
             self.args.save_total_limit = limit
         self._wait_for_everyone()
@@ -226,9 +289,27 @@ class MLICTrainer(Trainer):
             mark_checkpoint_complete(folder, self.state.global_step)
             rotate_checkpoints(run_dir, limit, keep=[folder, self.state.best_model_checkpoint])
 
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        """``Trainer.save_model``; a failed write (a full disk) is one error naming the file and the cause."""
+        with naming_failed_writes(output_dir or self.args.output_dir):
+            return super().save_model(output_dir, _internal_call)
+
     def _wait_for_everyone(self) -> None:
         if self.args.world_size > 1:
             self.accelerator.wait_for_everyone()
+
+    def _load_rng_state(self, checkpoint):
+        names = ("rng_state.pth", f"rng_state_{self.args.process_index}.pth")
+        with naming_unloadable_files(checkpoint, names):
+            super()._load_rng_state(checkpoint)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        with naming_unloadable_files(checkpoint, ("optimizer.pt", "scheduler.pt")):
+            super()._load_optimizer_and_scheduler(checkpoint)
+
+    def _load_scaler(self, checkpoint):
+        with naming_unloadable_files(checkpoint, ("scaler.pt",)):
+            super()._load_scaler(checkpoint)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)

@@ -73,7 +73,8 @@ def test_name_lists_sorted_label_set_from_training_split():
     assert encoder.names == ["cat", "dog", "zebra"]
     labels, unknown, dropped = encoder.encode([["zebra", "unicorn"], None])  # another split: unseen name dropped
     np.testing.assert_array_equal(labels, [[0, 0, 1], [0, 0, 0]])
-    assert unknown is None and dropped == ["unicorn"]
+    assert dropped == ["unicorn"]
+    np.testing.assert_array_equal(unknown, [[False] * 3, [True] * 3])  # a null list: labels unknown
 
 
 @pytest.mark.parametrize("dtype", ["int64", "float32", "int8"])

@@ -176,3 +176,25 @@ def test_the_template_is_package_data():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["mlic_hf"]
     template = hub.find_model_card_template().relative_to(REPO_ROOT / "mlic_hf")
     assert any(template.match(pattern) for pattern in patterns)
+
+
+def test_a_card_killed_mid_write_keeps_the_previous_card_and_plots(checkpoint, monkeypatch):
+    """README.md and the plots are replaced atomically: a failure while writing (a kill, a full disk) leaves the
+    previous files whole and no temporary file behind."""
+    import os
+
+    import mlic_hf.file_utils
+
+    readme = write_model_card(checkpoint)
+    before = {path: path.read_bytes() for path in [readme, *sorted((checkpoint / "plots").glob("*.png"))]}
+
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mlic_hf.file_utils.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_model_card(checkpoint)
+    monkeypatch.undo()
+    assert {path: path.read_bytes() for path in before} == before
+    leftovers = [name for _, _, files in os.walk(checkpoint) for name in files if name.endswith(".tmp")]
+    assert not leftovers

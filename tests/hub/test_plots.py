@@ -76,3 +76,14 @@ def test_precision_recall_points_reject_bad_input():
         precision_recall_points([[0.1, 0.2]], [[2, 1]])
     with pytest.raises(ValueError, match="same shape"):
         precision_recall_points([[0.1, 0.2]], [[1]])
+
+
+def test_dollar_signs_in_names_and_titles_are_plain_text(tmp_path):
+    # `$...$` would be parsed as mathtext: an invalid expression failed when saving (and so writing the card)
+    names = ["cost $\\undefinedcommand$", "$\\frac$", "_leading underscore"]
+    plot_per_class_ap(dict(zip(names, (0.2, 0.5, 0.9))), tmp_path / "ap.png", title="on $\\bad$ data")
+    scores, labels = predictions()
+    plot_precision_recall(scores, labels, tmp_path / "pr.png", label_names=names, title="PR on $ data")
+    for name in ("ap.png", "pr.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.size == (600, 400)

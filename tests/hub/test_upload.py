@@ -114,3 +114,19 @@ def test_push_script_errors_exit_non_zero(checkpoint, monkeypatch, capsys):
     assert main(["--checkpoint", str(checkpoint), "--repo_id", REPO_ID, "--dry_run"]) == 2
     assert "model.safetensors is missing" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("name", [
+    ".mlic_train.lock", "plots/.mlic_train.lock", ".README.md", "plots/.per_class_ap.png", "plots/.tmp123.png",
+    "plots/tmpa1b2c3.png", "plots/per_class_ap.png.tmp", "README.md.tmp", "model.safetensors.tmp",
+    "model-00001-of-00002.safetensors.tmp", "config.json.tmp.1234", "mlic_run.json~", "tmp_config.json",
+    ".git/config", ".cache/huggingface/upload/README.md.metadata",
+])
+def test_lock_dot_and_temp_files_are_never_uploaded(checkpoint, name):
+    write_model_card(checkpoint, repo_id=REPO_ID)
+    (checkpoint / name).parent.mkdir(parents=True, exist_ok=True)
+    (checkpoint / name).write_bytes(b"partial")
+    assert files_to_upload(checkpoint) == EXPECTED_UPLOAD
+    # push_to_hub hands the same patterns to HfApi.upload_folder
+    assert not list(filter_repo_objects([name], allow_patterns=hub.UPLOAD_ALLOW_PATTERNS,
+                                        ignore_patterns=hub.UPLOAD_IGNORE_PATTERNS))
