@@ -119,25 +119,33 @@ def count_rows(builder: str, files: Sequence[str], threads: int = 8) -> list[int
     """Rows in each shard file: from the parquet footers, or the samples of each tar archive (its member names,
     grouped by key as 🤗 Datasets' WebDataset reader groups them). Local or remote (``hf://``) files, read in
     parallel: a remote footer is one small request."""
-    def rows(path: str) -> int:
+    return [rows for rows, _ in read_shard_footers(builder, files, threads)]
+
+
+def read_shard_footers(builder: str, files: Sequence[str], threads: int = 8) -> list[tuple[int, list[str] | None]]:
+    """``(rows, columns)`` of each shard file, from one read of its footer (:func:`count_rows`); ``columns`` is
+    ``None`` for WebDataset archives, which have no schema to read without reading them (their columns are checked
+    as they are read)."""
+    def footer(path: str) -> tuple[int, list[str] | None]:
         try:
-            return _rows_in(builder, path)
+            return _footer(builder, path)
         except READ_ERRORS as err:
             raise ValueError(f"{path}: cannot read its {builder} row count: {type(err).__name__}: {err}") from err
 
     with ThreadPoolExecutor(max(1, min(threads, len(files)))) as pool:
-        return list(pool.map(rows, files))
+        return list(pool.map(footer, files))
 
 
-def _rows_in(builder: str, path: str) -> int:
+def _footer(builder: str, path: str) -> tuple[int, list[str] | None]:
     import fsspec
 
     with fsspec.open(path, "rb") as handle:
         if builder == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.ParquetFile(handle).metadata.num_rows
-        return _tar_samples(handle)
+            parquet = pq.ParquetFile(handle)
+            return parquet.metadata.num_rows, list(parquet.schema_arrow.names)
+        return _tar_samples(handle), None
 
 
 def _tar_samples(handle) -> int:
@@ -156,31 +164,13 @@ def _tar_samples(handle) -> int:
     return samples
 
 
-def shard_columns(builder: str, files: Sequence[str], threads: int = 8) -> list[list[str]] | None:
-    """The columns of each parquet shard, read from its footer (``None`` for WebDataset archives, which have no
-    schema to read without reading them: their columns are checked as they are read)."""
-    if builder != "parquet":
-        return None
-
-    def columns(path: str) -> list[str]:
-        import fsspec
-        import pyarrow.parquet as pq
-
-        try:
-            with fsspec.open(path, "rb") as handle:
-                return list(pq.ParquetFile(handle).schema_arrow.names)
-        except READ_ERRORS as err:
-            raise ValueError(f"{path}: cannot read its parquet schema: {type(err).__name__}: {err}") from err
-
-    with ThreadPoolExecutor(max(1, min(threads, len(files)))) as pool:
-        return list(pool.map(columns, files))
-
-
-def check_shard_columns(files: Sequence[str], columns: Sequence[Sequence[str]] | None, needed: Sequence[str]) -> None:
+def check_shard_columns(files: Sequence[str], columns: Sequence[Sequence[str] | None], needed: Sequence[str]) -> None:
     """Every shard must hold the ``needed`` columns: a ``ValueError`` naming the first shard that lacks one, and
     which (🤗 Datasets' own error is an Arrow schema dump naming no file). Extra columns are fine: only the needed
     ones are read."""
-    for path, found in zip(files, columns or []):
+    for path, found in zip(files, columns):
+        if found is None:  # a WebDataset archive: checked as it is read
+            continue
         missing = [column for column in needed if column not in found]
         if missing:
             raise ValueError(f"--streaming: shard {path} has no column {missing[0]!r} (its columns: {found}); "
@@ -490,7 +480,8 @@ def load_streaming_train(args, source: StreamingSource, split: str = "train", se
     if not files:
         raise ValueError(f"--streaming: no {split} files of dataset {args.dataset_name!r} were found (check the "
                          "paths or globs of --data_files, or --data_dir)")
-    counts = count_rows(source.builder, files)
+    footers = read_shard_footers(source.builder, files)  # one read of each footer: row counts and columns
+    counts = [rows for rows, _ in footers]
     logger.info("streaming %s: %d rows in %d %s shards", args.dataset_name, sum(counts), len(files), source.builder)
     if sum(counts) == 0:
         raise ValueError(f"--streaming: the {split} shards of {args.dataset_name!r} hold no rows")
@@ -507,9 +498,9 @@ def load_streaming_train(args, source: StreamingSource, split: str = "train", se
     peeked, _, dropped = encoder.encode(peek)
     check_label_matches(f"--streaming: the first {len(peek)} rows of {files[0]}", encoder.names, peeked, dropped)
     id_column = _id_column(features, image_column)
-    columns = shard_columns(source.builder, files)
+    columns = [found for _, found in footers]
     check_shard_columns(files, columns, [image_column, label_column])
-    if id_column is not None and columns is not None and not all(id_column in found for found in columns):
+    if id_column is not None and not all(found is None or id_column in found for found in columns):
         id_column = None  # image ids are optional: without them in every shard, rows are named by their row number
     train = StreamingTrainSet(source, files, counts, image_column, label_column, encoder, seed=seed,
                               shuffle_buffer_size=shuffle_buffer_size, id_column=id_column,
