@@ -1,52 +1,68 @@
-"""Benchmark of `mlic_hf.metrics.multilabel_metrics` on a COCO-sized evaluation.
+#!/usr/bin/env python
+"""Speed and accuracy of :func:`mlic_hf.metrics.multilabel_metrics` on a COCO-sized evaluation (40504 images, 80
+classes, 3.6% positives; random scores correlated with random labels).
 
-Compares (best of `--repeats`, `time.perf_counter`):
+Two A/B comparisons through ``_common.compare`` (warm-up, interleaved repetitions, min/median/spread):
 
-(a) `multilabel_metrics` (mAP + CP/CR/CF1/OP/OR/OF1 + top-3 variants),
-(b) a Python loop over classes of `sklearn.metrics.average_precision_score` (mAP only),
-(c) a bare `np.argsort(scores, axis=0)` of the same matrix (the cost of sorting the scores once),
+* sklearn vs ours: (A) a Python loop over classes of ``sklearn.metrics.average_precision_score`` (mAP only) against
+  (B) ``multilabel_metrics`` (mAP + CP/CR/CF1/OP/OR/OF1 + top-3 variants). Goal: A / B >= 5.
+* ours vs a sort: (A) ``multilabel_metrics`` against (B) a bare ``np.argsort(scores, axis=0)`` (the cost of sorting
+  the scores once). Goal: A / B <= 2.
 
-and prints the ratios (goals: sklearn / ours >= 5, ours / argsort <= 2) and the largest |AP difference| with
-scikit-learn (goal <= 1e-6), with PASS/FAIL per goal. It is a report: the exit code is always 0.
+and the largest |AP difference| with scikit-learn (goal <= 1e-6). A goal is "met" only when the whole ratio range
+(``ratio_low`` .. ``ratio_high``) satisfies it, "missed" when none of it does, else "within noise".
 
-Usage::
+    python benchmarks/bench_metrics.py [--n 40504] [--c 80] [--density 0.036] [--repeats 7] [--seed 0]
+    python benchmarks/bench_metrics.py --smoke --output_dir /tmp/results   # seconds: a test of the script
 
-    python benchmarks/bench_metrics.py --n 40504 --c 80 --density 0.036 --repeats 3 --seed 0
+Writes ``<output_dir>/metrics.json`` (provenance, the timings' summaries, ratios, verdicts) and ``metrics.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
+from _common import RESULTS, compare, comparison_row, describe, judge_goal, provenance, publish  # noqa: E402
 
-try:
-    from mlic_hf.metrics import multilabel_metrics, sigmoid
-except ImportError:  # running from a source checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from mlic_hf.metrics import multilabel_metrics, sigmoid
+from mlic_hf.cli import script_entry  # noqa: E402
+from mlic_hf.metrics import multilabel_metrics, sigmoid  # noqa: E402
+
+NAME = "metrics"
+SMOKE = {"n": 2000, "c": 10, "repeats": 3, "warmup": 1}
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Best wall-clock time (seconds) over `repeats` calls, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=40504, help="number of images (COCO val2014: 40504)")
+    parser.add_argument("--c", type=int, default=80, help="number of classes (COCO: 80)")
+    parser.add_argument("--density", type=float, default=0.036, help="fraction of positive labels (COCO: ~2.9/80)")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved timed rounds of each comparison")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls of each side first")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help=f"a tiny run for tests: {SMOKE}")
+    parser.add_argument("--output_dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if args.n < 2 or args.c < 1 or not 0 < args.density < 1:
+        raise ValueError(f"--n must be at least 2, --c at least 1 and --density in (0, 1), got {args.n}, {args.c} "
+                         f"and {args.density}")
+    if args.repeats < 1 or args.warmup < 0:
+        raise ValueError(f"--repeats must be at least 1 and --warmup at least 0, got {args.repeats}, {args.warmup}")
+    return args
 
 
 def make_data(n: int, c: int, density: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random float32 probabilities correlated with random labels (so that AP is neither 0.5-ish nor 1)."""
     rng = np.random.default_rng(seed)
     targets = rng.random((n, c)) < density
+    targets[0] = True  # every class has a positive: AP is defined for all of them
     # Class-dependent separability: logits ~ N(0, 1) for negatives, N(mu_c, 1) for positives, mu_c in [1, 3];
     # a negative offset keeps most probabilities low, as for a real multi-label model.
     mu = rng.uniform(1.0, 3.0, size=c).astype(np.float32)
@@ -54,51 +70,54 @@ def make_data(n: int, c: int, density: float, seed: int) -> tuple[np.ndarray, np
     return sigmoid(logits), targets
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=40504, help="number of images (COCO val2014: 40504)")
-    parser.add_argument("--c", type=int, default=80, help="number of classes (COCO: 80)")
-    parser.add_argument("--density", type=float, default=0.036, help="fraction of positive labels (COCO: ~2.9/80)")
-    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (best is reported)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Both comparisons and the AP agreement with scikit-learn."""
     from sklearn.metrics import average_precision_score
 
     scores, targets = make_data(args.n, args.c, args.density, args.seed)
-    print(
-        f"data: scores {scores.shape} {scores.dtype}, {int(targets.sum())} positives "
-        f"({targets.mean():.4f} density, {targets.sum(1).mean():.2f} labels/image), seed {args.seed}"
-    )
-    print(f"numpy {np.__version__}, python {platform.python_version()}, {platform.machine()}")
 
-    t_ours, ours = best_time(lambda: multilabel_metrics(scores, targets, threshold=0.5, top_k=3), args.repeats)
+    def ours() -> dict:
+        return multilabel_metrics(scores, targets, threshold=0.5, top_k=3)
 
-    def sklearn_map() -> np.ndarray:
+    def sklearn_ap() -> np.ndarray:
         return np.array([average_precision_score(targets[:, j], scores[:, j]) for j in range(args.c)])
 
-    t_sklearn, sk_ap = best_time(sklearn_map, args.repeats)
-    t_argsort, _ = best_time(lambda: np.argsort(scores, axis=0), args.repeats)
+    versus_sklearn = compare(sklearn_ap, ours, repeats=args.repeats, warmup=args.warmup)
+    versus_sklearn["goal"], versus_sklearn["goal_met"] = "A / B >= 5", judge_goal(versus_sklearn, at_least=5.0)
+    versus_argsort = compare(ours, lambda: np.argsort(scores, axis=0), repeats=args.repeats, warmup=args.warmup)
+    versus_argsort["goal"], versus_argsort["goal_met"] = "A / B <= 2", judge_goal(versus_argsort, at_most=2.0)
+    ap_ours, ap_sklearn = ours()["per_class_AP"], sklearn_ap()
+    ap_diff = float(np.nanmax(np.abs(ap_ours - ap_sklearn)))
+    return {"data": {"n": args.n, "c": args.c, "density": float(targets.mean()), "seed": args.seed},
+            "comparisons": {"sklearn loop (A) vs multilabel_metrics (B)": versus_sklearn,
+                            "multilabel_metrics (A) vs np.argsort (B)": versus_argsort},
+            "mAP": {"ours": float(np.nanmean(ap_ours)), "sklearn": float(np.nanmean(ap_sklearn))},
+            "max_ap_difference": ap_diff, "ap_goal": "<= 1e-6", "ap_goal_met": "met" if ap_diff <= 1e-6 else "missed"}
 
-    ap_diff = float(np.nanmax(np.abs(ours["per_class_AP"] - sk_ap)))
-    speedup = t_sklearn / t_ours
-    vs_argsort = t_ours / t_argsort
 
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "FAIL"
+def markdown(results: dict[str, Any]) -> str:
+    data = results["data"]
+    lines = [f"# multilabel_metrics speed ({describe(results['provenance'])})", "",
+             f"{data['n']} images × {data['c']} classes, {data['density']:.4f} positives, seed {data['seed']}; "
+             "median ms (min–max) of interleaved repetitions; ratio = A / B with its range from the spread.", "",
+             "| comparison | A ms | B ms | ratio (range) | verdict | goal | goal met |",
+             "|---|---:|---:|---:|---|---|---|"]
+    lines += [comparison_row(name, c, extra=[c["goal"], c["goal_met"]]) for name, c in results["comparisons"].items()]
+    lines += ["", f"mAP: ours {100 * results['mAP']['ours']:.2f}%, sklearn {100 * results['mAP']['sklearn']:.2f}%; "
+              f"max |AP − sklearn AP| = {results['max_ap_difference']:.2e} (goal {results['ap_goal']}: "
+              f"{results['ap_goal_met']})."]
+    return "\n".join(lines) + "\n"
 
-    print()
-    print(f"(a) multilabel_metrics (mAP + P/R/F1 + top-3): {t_ours * 1e3:9.1f} ms   (mAP = {100 * ours['mAP']:.2f}%)")
-    sk_map = 100 * sk_ap.mean()
-    print(f"(b) sklearn average_precision_score loop:       {t_sklearn * 1e3:9.1f} ms   (mAP = {sk_map:.2f}%)")
-    print(f"(c) np.argsort(scores, axis=0):                 {t_argsort * 1e3:9.1f} ms")
-    print()
-    print(f"sklearn / ours  = {speedup:6.2f}x   (goal >= 5x)    {verdict(speedup >= 5.0)}")
-    print(f"ours / argsort  = {vs_argsort:6.2f}x   (goal <= 2x)    {verdict(vs_argsort <= 2.0)}")
-    print(f"max |AP - sklearn AP| = {ap_diff:.2e}   (goal <= 1e-6)  {verdict(ap_diff <= 1e-6)}")
+
+@script_entry()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = {"provenance": provenance(argv, __file__), "settings": {"repeats": args.repeats,
+                                                                      "warmup": args.warmup, "smoke": args.smoke}}
+    results.update(measure(args))
+    publish(NAME, results, markdown(results), folder=args.output_dir)
     return 0
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(0)
+    sys.exit(main())

@@ -94,7 +94,6 @@ import json
 import logging
 import math
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -107,7 +106,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
-from _common import cpu_model  # noqa: E402
+import _common  # noqa: E402
+from _common import describe, git_commit, provenance, repo_relative, write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "scripts" / "train.py"
@@ -365,7 +365,8 @@ def train_args(row: Row, seed: int, settings: Settings) -> list[str]:
 def row_flags(row: Row, settings: Settings) -> str:
     """The train.py flags of a row before the budget, data, seed and output flags its group shares."""
     args = train_args(row, 0, settings)
-    return shlex.join(args[:args.index("--image_size")]).replace(str(REPO) + os.sep, "")
+    # repo-relative: a results file must not hold this machine's paths (the ViT weights are a path)
+    return shlex.join(repo_relative(args[:args.index("--image_size")]))
 
 
 def run_dir(settings: Settings, row: Row, seed: int) -> Path:
@@ -426,6 +427,82 @@ def stale_runs(pairs: list[tuple[Row, int]], settings: Settings) -> list[str]:
     return stale
 
 
+UNKNOWN_COMMIT = "unknown"
+
+
+def commit_label(git: dict[str, Any] | None) -> str:
+    """A run's code as one comparable string: the commit, with ``+dirty`` when tracked files differed from it (the
+    code may not be that commit's); ``unknown`` for a run that recorded none (made before the zoo recorded commits),
+    which counts as a commit of its own."""
+    if not git or not git.get("commit"):
+        return UNKNOWN_COMMIT
+    return git["commit"] + ("+dirty" if git.get("dirty") else "")
+
+
+def short_commit(label: str) -> str:
+    """``abc1234`` / ``abc1234 (dirty)`` / ``unknown``, for messages."""
+    if label == UNKNOWN_COMMIT:
+        return label
+    return label[:7] + (" (dirty)" if label.endswith("+dirty") else "")
+
+
+def run_commit(folder: Path) -> str:
+    """The commit label the run in ``folder`` recorded when it started (its ``zoo_run.json``)."""
+    return commit_label((read_json(folder / ZOO_RUN_FILE) or {}).get("git"))
+
+
+def commit_to_keep(commits: dict[int, str], current: str, to_run: bool) -> str:
+    """The commit a mixed row should end up at: the current one when seeds are about to run (they will run at it),
+    else the one most seeds ran at (ties: the current one), so that the fewest runs have to be redone."""
+    if to_run:
+        return current
+    counts = {label: list(commits.values()).count(label) for label in commits.values()}
+    return max(counts, key=lambda label: (counts[label], label == current))
+
+
+def mixed_commit_message(row: str, commits: dict[int, str], finished: dict[int, Path], keep: str,
+                         current: str) -> str:
+    """One line: the row, each seed's commit, the run folders to delete to keep ``keep``, and ``--rerun_mixed``."""
+    seeds = ", ".join(f"seed {seed} at {short_commit(label)}" for seed, label in sorted(commits.items()))
+    delete = [_display_path(finished[seed]) for seed, label in sorted(commits.items())
+              if label != keep and seed in finished]
+    fix = f"delete {', '.join(delete)} and run the zoo again" if delete else "run the missing seeds"
+    return (f"row {row} mixes runs of different commits ({seeds}); to keep {short_commit(keep)}, {fix}, or pass "
+            f"--rerun_mixed (without --report_only) to rerun the seeds not at the current commit "
+            f"{short_commit(current)}")
+
+
+def check_commits(pairs: list[tuple[Row, int]], settings: Settings, current: str, rerun_mixed: bool,
+                  dry_run: bool) -> None:
+    """Before training: a row's finished seeds and the seeds about to run (they get the current commit) must share
+    one commit, or the row would average different code. ``rerun_mixed`` deletes the finished runs not at the current
+    commit, so they run again at it; a dry run prints the problem as a ``#`` note; otherwise one ValueError names
+    every mixed row (checked before anything runs, so no hour of training ends in that error)."""
+    by_row: dict[str, dict[int, Path]] = {}
+    for row, seed in pairs:
+        by_row.setdefault(row.name, {})[seed] = run_dir(settings, row, seed)
+    problems = []
+    for name, folders in by_row.items():
+        finished = {seed: folder for seed, folder in folders.items() if is_done(folder)}
+        commits = {seed: run_commit(folder) if seed in finished else current for seed, folder in folders.items()}
+        if len(set(commits.values())) <= 1:
+            continue
+        if rerun_mixed and not dry_run:
+            for seed, folder in finished.items():
+                if commits[seed] != current:
+                    logger.info("%s seed %d: ran at %s, the current commit is %s (--rerun_mixed): deleting %s to "
+                                "run it again", name, seed, short_commit(commits[seed]), short_commit(current),
+                                _display_path(folder))
+                    shutil.rmtree(folder)
+            continue
+        keep = commit_to_keep(commits, current, to_run=len(finished) < len(folders))
+        problems.append(mixed_commit_message(name, commits, finished, keep, current))
+    if problems and dry_run:
+        print("\n".join(f"# {problem}" for problem in problems))
+    elif problems:
+        raise ValueError("; ".join(problems))
+
+
 def count_parameters(folder: Path) -> dict[str, int]:
     """Trainable and total parameters of the run's model, rebuilt untrained from its saved config (the backbone
     weights file is not read). ``requires_grad`` after ``from_pretrained`` does not say what trained: transformers
@@ -468,6 +545,12 @@ def run_one(row: Row, seed: int, settings: Settings, keep_checkpoints: bool) -> 
     command = [sys.executable, str(TRAIN_SCRIPT), *args] + (["--resume_from_checkpoint", "last"] if resume else [])
     record.update({"row": row.name, "group": row.group, "seed": seed, "train_args": args, "status": "running"})
     attempts = record.setdefault("attempts", [])
+    # the code this run trains with, taken as it starts (a commit made during the hour of training is not it)
+    git = git_commit()
+    if record.get("git") and commit_label(record["git"]) != commit_label(git):
+        logger.warning("    %s seed %d started at %s and resumes at %s: its record keeps the first", row.name, seed,
+                       short_commit(commit_label(record["git"])), short_commit(commit_label(git)))
+    record.setdefault("git", git)
     started = time.time()
     with open(folder / LOG_FILE, "a", encoding="utf-8") as log:
         log.write(f"\n=== zoo: {datetime.datetime.now().isoformat(timespec='seconds')} "
@@ -481,7 +564,7 @@ def run_one(row: Row, seed: int, settings: Settings, keep_checkpoints: bool) -> 
         finally:
             wall = time.time() - started
             attempts.append({"started": _iso(started), "wall_s": round(wall, 2), "returncode": returncode,
-                             "resumed_from": os.path.basename(resume) if resume else None})
+                             "resumed_from": os.path.basename(resume) if resume else None, "git": git})
             record["wall_s"] = round(sum(a["wall_s"] for a in attempts), 2)
             record["status"] = "done" if returncode == 0 and is_done(folder) else (
                 "interrupted" if returncode is None else "failed")
@@ -516,9 +599,55 @@ def _iso(timestamp: float) -> str:
 # --- results ---------------------------------------------------------------------------------------------------------
 
 
-def collect(rows: list[Row], settings: Settings, presets: set[str]) -> list[dict[str, Any]]:
-    """Per row: status, per-seed numbers (mAP, CF1, OF1 in %, times, parameters) and their mean/std."""
-    results = []
+def collect_seed(row: Row, seed: int, settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
+    """(row, seed)'s numbers from its run folder (mAP, CF1, OF1 in %, times, parameters, the commit it ran at), or
+    ``None`` and the error of a failed run."""
+    folder = run_dir(settings, row, seed)
+    record = read_json(folder / ZOO_RUN_FILE) or {}
+    run = read_json(folder / RUN_FILE)
+    if run is None:
+        if record.get("status") in ("failed", "interrupted"):
+            return None, f"seed {seed}: {record.get('error') or record['status']}"
+        return None, None
+    metrics = run["test_metrics"]
+    if "total_params" not in record:  # e.g. the zoo was stopped right after train.py finished
+        record.update(count_parameters(folder))
+        write_json(folder / ZOO_RUN_FILE, record)
+    return {
+        "mAP": 100 * metrics["mAP"], "CF1": 100 * metrics["CF1"], "OF1": 100 * metrics["OF1"],
+        "wall_s": record.get("wall_s"), "train_runtime_s": run.get("train_runtime_s"),
+        "trainable_params": record["trainable_params"], "total_params": record["total_params"],
+        "num_train_samples": run.get("num_train_samples"), "num_test_samples": run.get("num_test_samples"),
+        "used_ema_weights": run.get("used_ema_weights"), "output_dir": str(folder),
+        "finished": _iso((folder / RUN_FILE).stat().st_mtime),
+        "git": record.get("git"),  # None: a run made before the zoo recorded commits
+    }, None
+
+
+def summarise_row(entry: dict[str, Any], seeds_expected: int) -> dict[str, Any]:
+    """Set a row's status, mean/std, times, parameters and ``commit`` from its ``seeds`` (also after a merge)."""
+    entry["seeds"] = dict(sorted(entry["seeds"].items(), key=lambda item: int(item[0])))
+    entry["seeds_expected"] = seeds_expected
+    values = list(entry["seeds"].values())
+    if not values:
+        return entry
+    entry["status"] = "done" if len(values) >= seeds_expected else "partial"
+    for key in ("mAP", "CF1", "OF1"):
+        entry[key] = mean_std([v[key] for v in values])
+    walls = [v["wall_s"] if v["wall_s"] is not None else v["train_runtime_s"] for v in values]
+    # the fastest seed, as timeit reports the best of its repeats: every seed does the same work, and a
+    # slower one measured the other processes on the machine, not the row
+    entry["train_min"] = min(walls) / 60
+    entry["train_min_seeds"] = [round(w / 60, 2) for w in walls]
+    entry["trainable_params"], entry["total_params"] = values[0]["trainable_params"], values[0]["total_params"]
+    entry["commit"] = commit_label(values[0].get("git"))  # one commit per row: collect and merge see to it
+    return entry
+
+
+def collect(rows: list[Row], settings: Settings, presets: set[str], current: str) -> list[dict[str, Any]]:
+    """Per row: status, per-seed numbers and their mean/std. ValueError (one line per mixed row, joined) when a row's
+    seeds ran at different commits: a mean over two versions of the code is not a result of either."""
+    results, problems = [], []
     for row in rows:
         entry: dict[str, Any] = {"name": row.name, "group": row.group, "label": row.label, "method": row.method,
                                  "preset": row_preset(row), "overrides": row.overrides,
@@ -531,41 +660,22 @@ def collect(rows: list[Row], settings: Settings, presets: set[str]) -> list[dict
             continue
         failed = []
         for seed in settings.seeds:
-            folder = run_dir(settings, row, seed)
-            record = read_json(folder / ZOO_RUN_FILE) or {}
-            run = read_json(folder / RUN_FILE)
-            if run is None:
-                if record.get("status") in ("failed", "interrupted"):
-                    failed.append(f"seed {seed}: {record.get('error') or record['status']}")
-                continue
-            metrics = run["test_metrics"]
-            if "total_params" not in record:  # e.g. the zoo was stopped right after train.py finished
-                record.update(count_parameters(folder))
-                write_json(folder / ZOO_RUN_FILE, record)
-            entry["seeds"][str(seed)] = {
-                "mAP": 100 * metrics["mAP"], "CF1": 100 * metrics["CF1"], "OF1": 100 * metrics["OF1"],
-                "wall_s": record.get("wall_s"), "train_runtime_s": run.get("train_runtime_s"),
-                "trainable_params": record["trainable_params"], "total_params": record["total_params"],
-                "num_train_samples": run.get("num_train_samples"), "num_test_samples": run.get("num_test_samples"),
-                "used_ema_weights": run.get("used_ema_weights"), "output_dir": str(folder),
-                "finished": _iso((folder / RUN_FILE).stat().st_mtime),
-            }
-        values = entry["seeds"].values()
-        entry["status"] = "done" if len(entry["seeds"]) == len(settings.seeds) else (
-            "partial" if entry["seeds"] else ("failed" if failed else "not run"))
+            numbers, error = collect_seed(row, seed, settings)
+            if numbers is not None:
+                entry["seeds"][str(seed)] = numbers
+            elif error:
+                failed.append(error)
+        entry["status"] = "failed" if failed else "not run"
         if failed:
             entry["errors"] = failed
-        if values:
-            for key in ("mAP", "CF1", "OF1"):
-                entry[key] = mean_std([v[key] for v in values])
-            walls = [v["wall_s"] if v["wall_s"] is not None else v["train_runtime_s"] for v in values]
-            # the fastest seed, as timeit reports the best of its repeats: every seed does the same work, and a
-            # slower one measured the other processes on the machine, not the row
-            entry["train_min"] = min(walls) / 60
-            entry["train_min_seeds"] = [round(w / 60, 2) for w in walls]
-            first = next(iter(values))
-            entry["trainable_params"], entry["total_params"] = first["trainable_params"], first["total_params"]
-        results.append(entry)
+        commits = {int(seed): commit_label(v["git"]) for seed, v in entry["seeds"].items()}
+        if len(set(commits.values())) > 1:
+            folders = {seed: run_dir(settings, row, seed) for seed in commits}
+            keep = commit_to_keep(commits, current, to_run=False)
+            problems.append(mixed_commit_message(row.name, commits, folders, keep, current))
+        results.append(summarise_row(entry, len(settings.seeds)))
+    if problems:
+        raise ValueError("; ".join(problems))
     return results
 
 
@@ -622,15 +732,10 @@ def checks(results: list[dict[str, Any]], baseline: dict[str, Any] | None) -> li
 
 
 def machine() -> dict[str, Any]:
-    model = cpu_model("unknown CPU")
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
+    """:func:`_common.machine` plus torch's thread count: the zoo's times depend on it."""
     import torch
 
-    return {"cores": cores, "cpu": model, "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    return {**_common.machine(), "torch_threads": torch.get_num_threads()}
 
 
 def _fmt_ms(stats: dict[str, Any] | None) -> str:
@@ -684,10 +789,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Model zoo on fashion_clutter" + (" (smoke budget: not results)" if report["smoke"] else ""),
         "",
-        f"Generated {report['date']} by `python benchmarks/zoo.py {' '.join(report['argv'])}`".rstrip() + ".",
-        f"Machine: {m['cores']} cores, {m['cpu']}, {m['platform']}; Python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads).",
+        f"Generated by `{report['command']}`: {describe(report)}.",
+        f"Machine: {m['cores']} cores, {m['cpu']}, {m['platform']}; Python {m['python']}, torch "
+        f"{report['libraries'].get('torch', '?')} ({m['torch_threads']} threads).",
         f"Seeds: {', '.join(map(str, report['seeds']))}. Runs finished {report['finished_range']}.",
+        *merged_lines(report),
         "",
         "Budget per group (every row of a group gets the same):",
         "",
@@ -719,11 +825,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Flags per row", "", "Each row runs `scripts/train.py` with these flags, then its group's budget and "
               "`--dataset fashion_clutter --seed K --output_dir OUTPUT_ROOT/<row>/seedK --report_to none "
               "--disable_tqdm true`:", ""]
-    lines += [f"- `{r['name']}`: `{r['flags']}`" for r in report["rows"]]
+    lines += [f"- `{r['name']}`" + (f" (commit {short_commit(r['commit'])})" if "commit" in r else "")
+              + f": `{r['flags']}`" for r in report["rows"]]
     lines.append("")
     lines += ["Per-seed numbers: `zoo.json`; chart: `zoo.png`; runs and logs: "
               f"`{report['output_root']}/<row>/seed<k>/` (`train.log`, `zoo_run.json`, `mlic_run.json`).", ""]
     return "\n".join(lines)
+
+
+def merged_lines(report: dict[str, Any]) -> list[str]:
+    """The markdown note naming the rows and seeds kept from the previous zoo.json (none: nothing was merged)."""
+    kept = report.get("merged", {}).get("kept")
+    if not kept:
+        return []
+    listed = "; ".join(f"`{name}` seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+                       for name, seeds in kept.items())
+    return [f"Kept from the previous zoo.json (generated {report['merged']['previous_date']} by "
+            f"`{report['merged']['previous_command']}`): {listed}; each seed's `output_dir` and `git` in zoo.json "
+            "say where and at which commit it ran."]
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -778,33 +897,121 @@ def plot(report: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=150)
 
 
-def report(rows: list[Row], settings: Settings, presets: set[str], argv: list[str]) -> dict[str, Any]:
-    """Collect the finished runs and write zoo.md, zoo.json and zoo.png; print the table."""
-    results = collect(rows, settings, presets)
-    baseline = label_frequency_baseline(results, settings)
-    finished = sorted(s["finished"] for r in results for s in r["seeds"].values())
+class MergeConflict(ValueError):
+    """The runs of this invocation cannot join an existing zoo.json without mixing budgets or commits."""
+
+
+def build_report(rows: list[Row], settings: Settings, argv: list[str], results: list[dict[str, Any]],
+                 baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """The report of this invocation's runs, as written to JSON (paths repo-relative), with :func:`provenance`."""
+    # the command line may name paths of this machine: relative ones in the record, as everywhere in it
+    record = provenance(repo_relative(argv), script=__file__)
     data = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        **record,
+        "machine": {**record["machine"], "torch_threads": machine()["torch_threads"]},
         "argv": argv,
-        "machine": machine(),
         "smoke": settings.smoke,
         "seeds": settings.seeds,
         "dataset": DATASET,
         "output_root": _display_path(settings.output_root),
-        "finished_range": f"{finished[0]} – {finished[-1]}" if finished else "(none yet)",
-        "budgets": budget_lines(settings, list(dict.fromkeys(row.group for row in rows))),
         "budget_values": {key: dataclasses.asdict(b) for key, b in settings.budgets.items()},
         "vit": {**settings.vit, "weights": settings.vit_weights.name},
         "baseline": baseline,
         "rows": results,
-        "checks": checks(results, baseline),
     }
-    settings.results_dir.mkdir(parents=True, exist_ok=True)
-    write_json(settings.results_dir / "zoo.json", data)
-    (settings.results_dir / "zoo.md").write_text(render_markdown(data))
-    plot(data, settings.results_dir / "zoo.png")
+    # JSON-shaped from here on, so that it compares with a zoo.json read back
+    return json.loads(json.dumps(repo_relative(data), default=str))
+
+
+def merge_row(current: dict[str, Any] | None, previous: dict[str, Any] | None,
+              seeds_expected: int) -> tuple[dict[str, Any] | None, list[str]]:
+    """A row of this invocation merged with the same row of the existing zoo.json: its seeds replace theirs, their
+    other seeds are kept. Returns the row and the kept seeds; MergeConflict when the result would mix flags or
+    commits."""
+    if not previous or not previous.get("seeds"):
+        return (current if current is not None else previous), []
+    if current is None or not current["seeds"]:  # not run now (or skipped, failed): the existing numbers stay
+        return summarise_row(dict(previous), seeds_expected), list(previous["seeds"])
+    kept = [seed for seed in previous["seeds"] if seed not in current["seeds"]]
+    if kept and previous.get("flags") != current["flags"]:
+        raise MergeConflict(f"row {current['name']}: its flags changed since seeds {', '.join(kept)} ran")
+    seeds = {**{seed: previous["seeds"][seed] for seed in kept}, **current["seeds"]}
+    commits = {seed: commit_label(v.get("git")) for seed, v in seeds.items()}
+    if len(set(commits.values())) > 1:
+        listed = ", ".join(f"seed {seed} at {short_commit(label)}{' (kept)' if seed in kept else ''}"
+                           for seed, label in sorted(commits.items(), key=lambda item: int(item[0])))
+        raise MergeConflict(f"row {current['name']} would mix commits ({listed})")
+    return summarise_row({**current, "seeds": seeds}, seeds_expected), kept
+
+
+def merge_previous(data: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """``data`` with the rows and seeds of ``previous`` (an existing zoo.json) that it did not run, so that a partial
+    run adds to the results instead of replacing them; MergeConflict when budgets or commits would mix."""
+    if previous is None:
+        return data
+    for key in ("smoke", "dataset", "budget_values", "vit"):
+        if previous.get(key) != data[key]:
+            raise MergeConflict(f"its {key} differs ({json.dumps(previous.get(key))} there, "
+                                f"{json.dumps(data[key])} now)")
+    seeds = sorted(set(data["seeds"]) | set(previous.get("seeds", [])))
+    current_rows = {r["name"]: r for r in data["rows"]}
+    previous_rows = {r["name"]: r for r in previous.get("rows", [])}
+    for name in previous_rows.keys() - {row.name for row in ROWS}:
+        logger.warning("dropped row %s of the existing zoo.json: it is no longer in the zoo's table", name)
+    rows, kept = [], {}
+    for row in ROWS:
+        entry, kept_seeds = merge_row(current_rows.get(row.name), previous_rows.get(row.name), len(seeds))
+        if entry is not None:
+            rows.append(entry)
+        if kept_seeds:
+            kept[row.name] = kept_seeds
+    merged = {**data, "seeds": seeds, "rows": rows, "baseline": data["baseline"] or previous.get("baseline")}
+    if kept:
+        merged["merged"] = {"kept": kept, "previous_date": previous.get("date"),
+                            "previous_command": previous.get("command") or " ".join(previous.get("argv", []))}
+    return merged
+
+
+def place_report(data: dict[str, Any], settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """Where the report goes and what it holds: merged into the results folder's zoo.json; when that cannot be done
+    consistently, into OUTPUT_ROOT/results beside the runs (merged with what is there). ValueError when neither
+    merges: nothing is overwritten silently."""
+    reasons = []
+    for folder in dict.fromkeys([settings.results_dir, settings.output_root / "results"]):
+        try:
+            merged = merge_previous(data, read_json(folder / "zoo.json"))
+        except MergeConflict as err:
+            reasons.append(f"{_display_path(folder / 'zoo.json')}: {err}")
+            logger.warning("cannot merge into %s", reasons[-1])
+            continue
+        for name, seeds in merged.get("merged", {}).get("kept", {}).items():
+            logger.info("kept from %s: %s seed%s %s", _display_path(folder / "zoo.json"), name,
+                        "s" if len(seeds) > 1 else "", ", ".join(seeds))
+        return folder, merged
+    raise ValueError(f"cannot write the report without mixing results: {'; '.join(reasons)}; pass --results_dir "
+                     "with a new folder")
+
+
+def report(rows: list[Row], settings: Settings, presets: set[str], argv: list[str]) -> dict[str, Any] | None:
+    """Collect the finished runs, merge them into the existing results (see :func:`place_report`), write zoo.md,
+    zoo.json and zoo.png and print the table. With no finished run and results already there, nothing is written:
+    an empty rebuild must not wipe them."""
+    current = commit_label(git_commit())
+    results = collect(rows, settings, presets, current)
+    existing = settings.results_dir / "zoo.json"
+    if existing.is_file() and not any(r["seeds"] for r in results):
+        print(f"no finished runs under {_display_path(settings.output_root)}: {_display_path(existing)} kept as it is")
+        return None
+    data = build_report(rows, settings, argv, results, label_frequency_baseline(results, settings))
+    folder, data = place_report(data, settings)
+    data["budgets"] = budget_lines(settings, list(dict.fromkeys(r["group"] for r in data["rows"])))
+    finished = sorted(s["finished"] for r in data["rows"] for s in r["seeds"].values())
+    data["finished_range"] = f"{finished[0]} – {finished[-1]}" if finished else "(none yet)"
+    data["checks"] = checks(data["rows"], data["baseline"])
+    write_results("zoo", data, render_markdown(data), folder=folder)
+    plot(data, folder / "zoo.png")
     print(render_text(data))
-    print(f"wrote {_display_path(settings.results_dir / 'zoo.md')}, zoo.json and zoo.png")
+    print(f"wrote {_display_path(folder / 'zoo.md')}, zoo.json and zoo.png")
     return data
 
 
@@ -841,6 +1048,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry_run", action="store_true", help="print the train.py commands, run nothing")
     parser.add_argument("--report_only", action="store_true", help="rebuild zoo.md/json/png from the finished runs")
     parser.add_argument("--keep_checkpoints", action="store_true", help="keep the checkpoints of finished runs")
+    parser.add_argument("--rerun_mixed", action="store_true",
+                        help="when a row's finished seeds ran at different commits (or at another commit than the "
+                             "seeds about to run), delete the runs not at the current commit and run them again "
+                             "(default: stop with an error naming them)")
     parser.add_argument("--cnn_image_size", type=int, default=None, metavar="PX",
                         help=f"the CNN rows (M1, M2, M4) at PX instead of {BUDGETS['cnn'].image_size} px, the rest of "
                              "their budget unchanged (the scale study); default output root outputs/zoo-<PX>px, "
@@ -858,6 +1069,54 @@ def select_rows(names: list[str] | None) -> list[Row]:
                          f"{', '.join(known)}")
     wanted = set(names)
     return [row for row in ROWS if row.name in wanted]
+
+
+def print_dry_run(rows: list[Row], settings: Settings, presets: set[str]) -> None:
+    """Print the train.py command of every (row, seed), skipped rows as ``#`` notes, and the time estimate."""
+    total = 0.0
+    for row in rows:
+        reason = skip_reason(row, presets)
+        if reason:
+            print(f"# {row.name}: skipped: {reason}")
+            continue
+        for seed in settings.seeds:
+            print(shlex.join([sys.executable, str(TRAIN_SCRIPT), *train_args(row, seed, settings)]))
+            total += settings.est_min(row)
+    if not settings.smoke:
+        print(f"# estimated {total:.0f} min on the 2-core machine run alone")
+
+
+def run_all(pairs: list[tuple[Row, int]], settings: Settings, presets: set[str], keep_checkpoints: bool) -> list[str]:
+    """Train every (row, seed) not finished yet, one after the other; returns the failed ones."""
+    todo = []
+    for row, seed in pairs:
+        reason = skip_reason(row, presets)
+        if reason:
+            if seed == settings.seeds[0]:
+                logger.info("%s: skipped: %s", row.name, reason)
+            continue
+        if is_done(run_dir(settings, row, seed)):
+            logger.info("%s seed %d: already done (%s)", row.name, seed, _display_path(run_dir(settings, row, seed)))
+            continue
+        todo.append((row, seed))
+    remaining = sum(settings.est_min(row) for row, _ in todo)
+    if todo and not settings.smoke:
+        logger.info("%d runs to do, estimated %.0f min", len(todo), remaining)
+    failures = []
+    for index, (row, seed) in enumerate(todo, 1):
+        folder = run_dir(settings, row, seed)
+        logger.info("[%d/%d] %s seed %d → %s (log: %s)", index, len(todo), row.name, seed, _display_path(folder),
+                    LOG_FILE)
+        record = run_one(row, seed, settings, keep_checkpoints)
+        if record["status"] == "done":
+            run = read_json(folder / RUN_FILE) or {}
+            logger.info("    done in %.1f min: test mAP %.2f", record["wall_s"] / 60,
+                        100 * run.get("test_metrics", {}).get("mAP", float("nan")))
+        else:
+            failures.append(f"{row.name} seed {seed}")
+            logger.error("    %s after %.1f min: %s (see %s)", record["status"], record["wall_s"] / 60,
+                         record.get("error", ""), _display_path(folder / LOG_FILE))
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -900,55 +1159,22 @@ def main(argv: list[str] | None = None) -> int:
             if stale:
                 raise ValueError(f"finished runs made with other flags than now: {', '.join(stale)}; delete them or "
                                  "use another --output_root (rows of a comparison must share the budget)")
+        if not args.report_only:
+            runnable = [(row, seed) for row, seed in pairs if skip_reason(row, presets) is None]
+            check_commits(runnable, settings, commit_label(git_commit()), args.rerun_mixed, args.dry_run)
     except ValueError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
     if args.dry_run:
-        total = 0.0
-        for row in rows:
-            reason = skip_reason(row, presets)
-            if reason:
-                print(f"# {row.name}: skipped: {reason}")
-                continue
-            for seed in seeds:
-                print(shlex.join([sys.executable, str(TRAIN_SCRIPT), *train_args(row, seed, settings)]))
-                total += settings.est_min(row)
-        if not args.smoke:
-            print(f"# estimated {total:.0f} min on the 2-core machine run alone")
+        print_dry_run(rows, settings, presets)
         return 0
-
-    failures = []
-    if not args.report_only:
-        todo = []
-        for row, seed in pairs:
-            reason = skip_reason(row, presets)
-            if reason:
-                if seed == seeds[0]:
-                    logger.info("%s: skipped: %s", row.name, reason)
-                continue
-            if is_done(run_dir(settings, row, seed)):
-                logger.info("%s seed %d: already done (%s)", row.name, seed,
-                            _display_path(run_dir(settings, row, seed)))
-                continue
-            todo.append((row, seed))
-        remaining = sum(settings.est_min(row) for row, _ in todo)
-        if todo and not args.smoke:
-            logger.info("%d runs to do, estimated %.0f min", len(todo), remaining)
-        for index, (row, seed) in enumerate(todo, 1):
-            folder = run_dir(settings, row, seed)
-            logger.info("[%d/%d] %s seed %d → %s (log: %s)", index, len(todo), row.name, seed, _display_path(folder),
-                        LOG_FILE)
-            record = run_one(row, seed, settings, args.keep_checkpoints)
-            if record["status"] == "done":
-                run = read_json(folder / RUN_FILE) or {}
-                logger.info("    done in %.1f min: test mAP %.2f", record["wall_s"] / 60,
-                            100 * run.get("test_metrics", {}).get("mAP", float("nan")))
-            else:
-                failures.append(f"{row.name} seed {seed}")
-                logger.error("    %s after %.1f min: %s (see %s)", record["status"], record["wall_s"] / 60,
-                             record.get("error", ""), _display_path(folder / LOG_FILE))
-    report(rows, settings, presets, argv)
+    failures = [] if args.report_only else run_all(pairs, settings, presets, args.keep_checkpoints)
+    try:
+        report(rows, settings, presets, argv)
+    except ValueError as err:  # mixed commits, or results that cannot be merged
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     if failures:
         logger.error("failed: %s", ", ".join(failures))
         return 1

@@ -12,7 +12,7 @@ from .auto import (
 )
 from .configuration_utils import MLICConfig
 from .image_processing import MLICImageProcessor, load_image, to_rgb_array
-from .modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
+from .modeling_utils import CheckpointLoadError, MLICPreTrainedModel, MultiLabelImageClassifierOutput
 from . import models
 # every method's public classes and the registry: a star import of a literal __all__, which type checkers follow
 from .models import *  # noqa: F403
@@ -27,6 +27,7 @@ register_pipeline()
 
 __all__ = [
     "AutoModelForMultiLabelImageClassification",
+    "CheckpointLoadError",
     "MLICConfig",
     "MLICImageProcessor",
     "MLICPreTrainedModel",

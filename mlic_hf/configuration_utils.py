@@ -10,7 +10,8 @@ Label fields are checked when a config is built (a tampered or stale ``config.js
 ``id2label`` must number its labels ``0 .. num_labels - 1`` (the indices of the weights' label rows: it is the truth),
 ``label2id`` must be exactly its inverse (it is rebuilt from ``id2label`` when saved), and ``num_labels`` is at most
 :data:`MAX_NUM_LABELS`, checked before transformers builds a label map of that size. ``image_size`` is at most
-:data:`MAX_IMAGE_SIZE`.
+:data:`MAX_IMAGE_SIZE`. A field error met while reading a checkpoint names its ``config.json``
+(:func:`load_config`).
 """
 
 from __future__ import annotations
@@ -144,6 +145,38 @@ def check_choices(*fields: tuple[str, Any, Any]) -> None:
             raise ValueError(f"{name}={value!r} is not one of {tuple(allowed)}")
 
 
+#: ``from_pretrained`` keyword arguments that say where a config is, not what is in it.
+_LOCATION_KWARGS = frozenset({"cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder",
+                              "proxies", "return_unused_kwargs", "_from_pipeline", "_from_auto", "_commit_hash",
+                              "trust_remote_code", "code_revision", "user_agent", "gguf_file"})
+
+
+def config_file(path: str | os.PathLike, subfolder: str = "") -> str:
+    """The ``config.json`` a ``from_pretrained(path)`` reads, for messages: a local file or folder's own path, or
+    ``repo_id/config.json`` for a Hub id."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    return os.path.join(path, subfolder or "", "config.json") if os.path.isdir(path) else (
+        "/".join(part for part in (path, subfolder, "config.json") if part))
+
+
+def load_config(load, path: str | os.PathLike, **kwargs):
+    """``load(path, **kwargs)`` (``AutoConfig.from_pretrained`` or a config class's), its field errors
+    (``ValueError``) naming the ``config.json`` they come from, and the keyword arguments that overrode its
+    values if any did: transformers' own errors name only the field."""
+    try:
+        return load(path, **kwargs)
+    except ValueError as err:
+        overrides = sorted(key for key, value in kwargs.items()
+                           if value is not None and key not in _LOCATION_KWARGS and not key.startswith("_"))
+        where = config_file(path, kwargs.get("subfolder", "")) + (
+            f" (with the overrides {', '.join(overrides)})" if overrides else "")
+        if str(err).startswith(where):
+            raise
+        raise ValueError(f"{where}: {err}") from err
+
+
 @strict
 class MLICConfig(PreTrainedConfig):
     r"""Base configuration of every multi-label image classification method in mlic_hf.
@@ -267,6 +300,20 @@ class MLICConfig(PreTrainedConfig):
         _check_label_maps(self.id2label, given_label2id)
         self.label2id = {name: int(index) for index, name in self.id2label.items()}
         self._check_fields()
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        """transformers' ``to_json_file`` (which ``save_pretrained`` calls), replacing the file atomically: a
+        ``config.json`` rewritten in place (calibration, a re-export) and killed mid-write would leave a checkpoint
+        that no longer loads."""
+        from .file_utils import atomic_write_text
+
+        atomic_write_text(json_file_path, self.to_json_string(use_diff=use_diff))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """transformers' ``from_pretrained``; a field error (``ValueError``) names the ``config.json`` read
+        (:func:`load_config`)."""
+        return load_config(super().from_pretrained, pretrained_model_name_or_path, **kwargs)
 
     @property
     def num_labels(self) -> int:

@@ -26,7 +26,6 @@ from .calibration import (
 from .data import label_names_of
 from .data.selection import DatasetArguments
 from .data.transforms import DecodedImages
-from .file_utils import save_config_atomically
 from .inference import load_checkpoint, predict_probabilities
 from .metrics import check_metric_args, multilabel_metrics
 
@@ -144,7 +143,7 @@ def calibrate_checkpoint(checkpoint: str, data: DatasetArguments, split: SplitAr
     store_thresholds(config, thresholds, objective, target_precision)
     if os.path.abspath(target) == os.path.abspath(checkpoint):
         # the checkpoint's only config.json: rewritten in place, a kill mid-write would leave it unloadable
-        save_config_atomically(config, target)
+        config.save_pretrained(target)  # atomic: MLICConfig.to_json_file
     else:
         run.model.save_pretrained(target)
         run.processor.save_pretrained(target)

@@ -64,7 +64,6 @@ def export_onnx(model, output_dir: str | os.PathLike, processor=None, opset: int
 
     ``processor`` defaults to the one matching the config. The graph is traced at batch 2 (a batch of 1 would let
     the tracer specialise the batch axis)."""
-    from .file_utils import save_config_atomically
     from .image_processing import MLICImageProcessor
 
     _require_onnx()
@@ -81,7 +80,7 @@ def export_onnx(model, output_dir: str | os.PathLike, processor=None, opset: int
                           output_names=["logits"], dynamo=True, dynamic_shapes={"pixel_values": {0: batch}},
                           opset_version=opset, verbose=False)
     with _naming_failed_write(output_dir / "config.json", remove=False):
-        save_config_atomically(model.config, output_dir)  # a re-export into the folder never leaves half a config
+        model.config.save_pretrained(output_dir)  # atomic (MLICConfig.to_json_file): a re-export never leaves half a config
     with _naming_failed_write(output_dir / "preprocessor_config.json", remove=False):
         (processor or MLICImageProcessor.from_model_config(model.config)).save_pretrained(output_dir)
     logger.info("exported %s to %s (opset %d)", type(model).__name__, path, opset)

@@ -4,6 +4,8 @@ Opening a file for writing empties it at once: a process killed (or a disk that 
 is complete leaves a truncated file, and for ``config.json`` a checkpoint that no longer loads. Here the new content
 goes to a temporary file in the same folder (same file system, so the rename is atomic), is flushed to disk, and
 only then replaces the old file with :func:`os.replace`: a reader sees the old file or the new one, never a part.
+Writers that write several files themselves (transformers' ``save_pretrained``) write into a staging folder
+(:func:`staged_folder`) whose files then replace their namesakes one by one, in the same way.
 """
 
 from __future__ import annotations
@@ -11,12 +13,29 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-__all__ = ["atomic_write", "atomic_write_text", "save_config_atomically"]
+__all__ = ["STAGING_PREFIX", "FileWriteError", "atomic_write", "atomic_write_text", "staged_folder"]
+
+class FileWriteError(OSError):
+    """A failed write (a full disk, a read-only folder): ``filename`` is the file, ``reason`` the cause, and the
+    message ``could not write <file>: <reason>``."""
+
+    def __init__(self, code: int, filename: str, reason: str):
+        super().__init__(code, f"could not write {filename}: {reason}", filename)
+        self.reason = reason
+
+    def __str__(self) -> str:  # OSError's own would repeat the file name after the message
+        return self.strerror
+
+
+#: Name prefix of :func:`staged_folder`'s staging folders (left behind only by a killed process; uploads skip
+#: dot folders).
+STAGING_PREFIX = ".mlic_staging."
 
 
 @contextlib.contextmanager
@@ -67,15 +86,51 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
-def save_config_atomically(config, folder: str | os.PathLike) -> str:
-    """``config.save_pretrained(folder)`` for a folder that already holds a model: ``config.json`` is replaced
-    atomically (transformers rewrites it in place). Returns the path written."""
-    from transformers.utils import CONFIG_NAME
-
+@contextlib.contextmanager
+def staged_folder(folder: str | os.PathLike, last: tuple[str, ...] = ("config.json",)) -> Iterator[str]:
+    """A new staging folder inside ``folder`` for a writer that writes several files (``save_pretrained``). On a clean
+    exit each staged file is flushed to disk and replaces its namesake in ``folder`` (:func:`os.replace`, atomic), the
+    names in ``last`` after the others: a process killed at any point leaves every file of ``folder`` whole, old or
+    new. On an error the staging folder is deleted, ``folder`` is left as it was, and an ``OSError`` names the file
+    that was being written (the staged file modified last) under its final name."""
+    folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(os.fspath(folder), CONFIG_NAME)
-    if hasattr(config, "validate"):  # as save_pretrained: a config that would not load is not written
-        config.validate()
-    # the same text as PretrainedConfig.to_json_file(use_diff=True), which save_pretrained writes
-    atomic_write_text(path, config.to_json_string(use_diff=True))
-    return path
+    staging = tempfile.mkdtemp(dir=folder, prefix=STAGING_PREFIX)
+    try:
+        try:
+            yield staging
+        except OSError as err:
+            raise _naming_staged_file(err, folder, staging) from err
+        except Exception as err:
+            if not _is_failed_write(err):
+                raise
+            raise _naming_staged_file(err, folder, staging) from err
+        names = sorted(os.listdir(staging), key=lambda name: (name in last, name))
+        for name in names:
+            source = os.path.join(staging, name)
+            if os.path.isfile(source):
+                with open(source, "rb") as handle:
+                    _fsync(handle.fileno())
+                os.chmod(source, _file_mode(os.path.join(folder, name)))
+        for name in names:
+            os.replace(os.path.join(staging, name), os.path.join(folder, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _is_failed_write(err: BaseException) -> bool:
+    """A writer's error for a failed write that is not an ``OSError``: safetensors' ``SafetensorError`` (a full
+    disk while serialising) or torch.save's ``RuntimeError`` about a file write."""
+    return type(err).__name__ == "SafetensorError" or (isinstance(err, RuntimeError) and "writ" in str(err).lower())
+
+
+def _naming_staged_file(err: BaseException, folder: str, staging: str) -> OSError:
+    newest, newest_time = None, -1
+    for name in os.listdir(staging):
+        with contextlib.suppress(OSError):
+            modified = os.stat(os.path.join(staging, name)).st_mtime_ns
+            if modified > newest_time:
+                newest, newest_time = name, modified
+    reason = " ".join(str(getattr(err, "strerror", None) or err).split()) or type(err).__name__
+    return FileWriteError(getattr(err, "errno", None) or errno.EIO, os.path.join(folder, newest) if newest else folder,
+                          reason)

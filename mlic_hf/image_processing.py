@@ -182,6 +182,13 @@ class MLICImageProcessor(PilBackend):
     do_normalize = True
     do_convert_rgb = True
 
+    def to_json_file(self, json_file_path: str | os.PathLike) -> None:
+        """transformers' ``to_json_file`` (which ``save_pretrained`` calls), replacing ``preprocessor_config.json``
+        atomically: saved over a checkpoint and killed mid-write, it would no longer load."""
+        from .file_utils import atomic_write_text
+
+        atomic_write_text(json_file_path, self.to_json_string())
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _check_size(self.size, "preprocessor size")

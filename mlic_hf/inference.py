@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .calibration import resolve_thresholds
+from .configuration_utils import load_config
 from .image_processing import MLICImageProcessor, is_url, load_image
 from .modeling_utils import check_checkpoint_path
 
@@ -25,10 +26,14 @@ def load_model(checkpoint: str, device: str | torch.device = "cpu"):
 
     A path that looks local but does not exist fails at once (``FileNotFoundError`` naming it): the Auto class
     would otherwise try it as a Hub id and retry the network first."""
+    from transformers import AutoConfig
+
     from .auto import AutoModelForMultiLabelImageClassification
 
     # before the Auto class, which reads the config (trying the network first) before our from_pretrained runs
-    model = AutoModelForMultiLabelImageClassification.from_pretrained(check_checkpoint_path(checkpoint))
+    path = check_checkpoint_path(checkpoint)
+    config = load_config(AutoConfig.from_pretrained, path)  # a field error names the config.json
+    model = AutoModelForMultiLabelImageClassification.from_pretrained(path, config=config)
     return model.to(device).eval()
 
 

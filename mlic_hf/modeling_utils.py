@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import pickle
+import re
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -26,10 +28,18 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_utils import MLICConfig
+from .file_utils import staged_folder
 from .layers.backbone import TimmBackbone
 from .losses import loss_from_config
 
 logger = logging.getLogger(__name__)
+
+
+class CheckpointLoadError(Exception):
+    """A checkpoint that cannot be loaded, when transformers' ``pipeline()`` loads it: the ``OSError`` or
+    ``ValueError`` that ``from_pretrained`` raises otherwise (``__cause__``), its message unchanged. ``pipeline()``
+    catches those two and raises a "Could not load model ..." ``ValueError`` holding every tried class's traceback
+    as text, the reason at its end; this class is not one of them, so the reason reaches the caller as it is."""
 
 
 @dataclass
@@ -176,14 +186,31 @@ class MLICPreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, save_image_processor: bool = True, **kwargs):
         """``PreTrainedModel.save_pretrained`` (safetensors) plus the matching :class:`MLICImageProcessor`, so the
-        directory alone serves ``pipeline("image-classification", model=DIR)``."""
-        kwargs.pop("safe_serialization", None)  # always safetensors
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        if save_image_processor and kwargs.get("is_main_process", True):
-            from .image_processing import MLICImageProcessor
+        directory alone serves ``pipeline("image-classification", model=DIR)``.
 
-            MLICImageProcessor.from_model_config(self.config).save_pretrained(save_directory)
+        Saving over a checkpoint replaces each file atomically (:func:`~mlic_hf.file_utils.staged_folder`;
+        transformers writes them in place): a save killed or stopped by a full disk at any point leaves every file
+        whole, and a failed write is an ``OSError`` naming the file. With ``push_to_hub=True`` the folder is
+        transformers' staging area for the upload and is written as transformers writes it."""
+        kwargs.pop("safe_serialization", None)  # always safetensors
+        main = kwargs.get("is_main_process", True)
+        if kwargs.get("push_to_hub") or not main:  # other processes only join the collectives of a sharded save
+            result = super().save_pretrained(save_directory, *args, **kwargs)
+            if save_image_processor and main:
+                self._save_image_processor(save_directory)
+            return result
+        with staged_folder(save_directory) as staging:
+            result = super().save_pretrained(staging, *args, **kwargs)
+            if save_image_processor:
+                self._save_image_processor(staging)
+            written = set(os.listdir(staging))
+        _remove_stale_shards(save_directory, written)
         return result
+
+    def _save_image_processor(self, folder) -> None:
+        from .image_processing import MLICImageProcessor
+
+        MLICImageProcessor.from_model_config(self.config).save_pretrained(folder)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -192,8 +219,18 @@ class MLICPreTrainedModel(PreTrainedModel):
         ``ValueError`` unless ``ignore_mismatched_sizes=True`` (then heads of another size are re-initialised).
 
         Also raises ``FileNotFoundError`` for a local checkpoint folder that does not exist (instead of trying it as
-        a Hub id), ``OSError`` naming a broken weights file or a pickle-only one (``pytorch_model.bin``), and ``ValueError`` naming the parameter and both shapes
-        when the weights do not fit the model the checkpoint's config builds."""
+        a Hub id), ``OSError`` naming a broken weights file or a pickle-only one (``pytorch_model.bin``), and
+        ``ValueError`` naming the parameter and both shapes when the weights do not fit the model the checkpoint's
+        config builds. Called by ``pipeline()``, it raises these as :class:`CheckpointLoadError`."""
+        try:
+            return cls._from_pretrained_checked(pretrained_model_name_or_path, *model_args, **kwargs)
+        except (OSError, ValueError) as err:
+            if _called_by_pipeline_loader():
+                raise CheckpointLoadError(str(err)) from err
+            raise
+
+    @classmethod
+    def _from_pretrained_checked(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         kwargs.setdefault("use_safetensors", True)
         pretrained_model_name_or_path = check_checkpoint_path(pretrained_model_name_or_path, kwargs)
         check_weights_format(pretrained_model_name_or_path, kwargs)
@@ -215,6 +252,30 @@ class MLICPreTrainedModel(PreTrainedModel):
     def freeze_parameters(self) -> None:
         """Set ``requires_grad=False`` on the parameters the method never trains (none by default; ML-VPT: its
         ViT). Called by ``__init__`` and again after ``from_pretrained`` loaded the weights."""
+
+
+def _remove_stale_shards(folder, written: set[str]) -> None:
+    """Delete the weight shards and shard index of an earlier save in ``folder`` that the last save (its file names:
+    ``written``) did not replace, as transformers' ``save_pretrained`` does in the folder it writes: a stale index
+    would point the loader at old shards."""
+    shard = re.compile(r"model(-\d{5}-of-\d{5}\.safetensors|\.safetensors\.index\.json)")
+    for name in os.listdir(folder):
+        if shard.fullmatch(name) and name not in written and os.path.isfile(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
+
+
+def _called_by_pipeline_loader() -> bool:
+    """Whether transformers' ``pipeline()`` is loading the model (its ``load_model`` is on the call stack). The
+    stack is the one sign: the Auto class consumes the ``_from_pipeline`` keyword before a model class sees it."""
+    from transformers.pipelines import base
+
+    loader = getattr(base.load_model, "__code__", None)
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is loader:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _defines_own_init(module: nn.Module) -> bool:

@@ -1,5 +1,5 @@
-"""The project's own files: the README's two commands are the Makefile's and CI's, and no shipped file points into a
-developers' folder."""
+"""The project's own files: the README's two commands are the Makefile's and CI's, no shipped file points into a
+developers' folder, and no committed results file or page holds a machine's absolute path."""
 
 import re
 import subprocess
@@ -53,3 +53,31 @@ def test_no_shipped_file_points_into_a_developers_folder():
             if "shared/papers" in text or "../shared" in text:
                 offenders.append(str(file.relative_to(REPO)))
     assert not offenders
+
+
+#: Committed files that carry data or claims (results, pages, configs): paths in them must be repo-relative.
+DATA_FILES = ("benchmarks/results/", "docs/", "configs/", "demo/", "README.md", "CHANGELOG.md")
+#: An absolute path into a user's or a machine's folders (system paths such as /usr/share are fine).
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work|home|root|Users|tmp|mnt|private|var/folders)/[^\s\"'`)]+"
+                          r"|\b[A-Za-z]:\\\\?Users\\")
+
+
+def test_no_committed_data_file_holds_an_absolute_machine_path():
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    files = [name for name in listed if name.startswith(DATA_FILES) and (REPO / name).is_file()]
+    assert "benchmarks/results/zoo.json" in files  # the check reads the results
+    offenders = {}
+    for name in files:
+        found = MACHINE_PATH.findall((REPO / name).read_text(errors="ignore"))
+        if found:
+            offenders[name] = sorted(set(found))[:3]
+    assert not offenders, offenders
+
+
+def test_the_machine_path_pattern_finds_what_it_must():
+    for text in ('"output_dir": "/work/main/outputs/zoo/m1/seed0"', "see /home/ann/runs/x", "C:\\Users\\ann\\x",
+                 "/tmp/pytest-of-root/a"):
+        assert MACHINE_PATH.search(text), text
+    for text in ("/usr/share/datasets/fashion-mnist", "outputs/zoo/m1/seed0", "https://example.org/work/x",
+                 "mlic_hf/models/x"):
+        assert not MACHINE_PATH.search(text), text

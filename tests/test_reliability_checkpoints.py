@@ -3,6 +3,7 @@ the field or file, before allocating anything of a tampered size; and every inte
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -209,8 +210,9 @@ def test_pickle_only_weights_are_refused_naming_the_file(checkpoint, tmp_path, c
     assert code == 2 and len(errors) == 1 and "mlic_hf loads only safetensors weights" in errors[0]
 
 
+@pytest.mark.parametrize("loader", ["multilabel_pipeline", "pipeline"])
 @pytest.mark.parametrize("damage", ["empty", "truncated", "pickle_only", "wrong_labels", "wrong_model_type"])
-def test_multilabel_pipeline_gives_mlic_hf_s_one_error_for_a_broken_checkpoint(checkpoint, tmp_path, damage):
+def test_pipelines_give_mlic_hf_s_one_error_for_a_broken_checkpoint(checkpoint, tmp_path, damage, loader):
     if damage == "pickle_only":
         broken, expected = _pickle_only(checkpoint, tmp_path), (OSError, "mlic_hf loads only safetensors")
     else:
@@ -227,17 +229,36 @@ def test_multilabel_pipeline_gives_mlic_hf_s_one_error_for_a_broken_checkpoint(c
         else:
             _edit(broken / "config.json", model_type="mlic-two-stage-irpe")
             expected = (ValueError, "the weights do not fit the config")
-    with pytest.raises(expected[0]) as raised:
-        mlic_hf.multilabel_pipeline(str(broken))
+    if loader == "pipeline":  # transformers' pipeline() would wrap an OSError or ValueError in its own
+        with pytest.raises(mlic_hf.CheckpointLoadError) as raised:
+            pipeline("image-classification", model=str(broken))
+        assert isinstance(raised.value.__cause__, expected[0])
+    else:
+        with pytest.raises(expected[0]) as raised:
+            mlic_hf.multilabel_pipeline(str(broken))
     text = str(raised.value)
     assert expected[1] in text and "Could not load model" not in text and "Traceback" not in text
 
 
 def test_the_standard_pipeline_raises_a_config_error_unwrapped(checkpoint, tmp_path):
-    # config errors come before transformers' model-loading wrapper (weights errors are wrapped: see pipelines.py)
+    # config errors come before transformers' model-loading wrapper
     tampered = _copy(checkpoint, tmp_path, thresholds=[5.0, -1.0, 0.5, 0.5])
     with pytest.raises(ValueError, match=r"^thresholds must be probabilities"):
         pipeline("image-classification", model=str(tampered))
+
+
+def test_config_field_errors_name_the_config_file(checkpoint, tmp_path, capsys):
+    tampered = _copy(checkpoint, tmp_path, thresholds=[5.0, -1.0, 0.5, 0.5])
+    config_json = re.escape(str(tampered / "config.json"))
+    with pytest.raises(ValueError, match=rf"^{config_json}: thresholds must be probabilities"):
+        load_checkpoint(str(tampered))  # the Auto route of predict, evaluate, export and multilabel_pipeline
+    model_class = type(load_checkpoint(str(checkpoint))[0])
+    with pytest.raises(ValueError, match=rf"^{config_json}: thresholds must be probabilities"):
+        model_class.from_pretrained(tampered)  # a method's own class
+    with pytest.raises(ValueError, match=rf"^{config_json} \(with the overrides num_labels\): num_labels=1000000000 is outside"):
+        model_class.config_class.from_pretrained(tampered, num_labels=10**9)
+    code, errors = _run_predict(capsys, "--checkpoint", tampered, _photo(tmp_path / "a.png"))
+    assert code == 2 and len(errors) == 1 and str(tampered / "config.json") in errors[0]
 
 
 # 7. an image URL that cannot be fetched

@@ -122,11 +122,11 @@ def count_rows(builder: str, files: Sequence[str], threads: int = 8) -> list[int
     return [rows for rows, _ in read_shard_footers(builder, files, threads)]
 
 
-def read_shard_footers(builder: str, files: Sequence[str], threads: int = 8) -> list[tuple[int, list[str] | None]]:
-    """``(rows, columns)`` of each shard file, from one read of its footer (:func:`count_rows`); ``columns`` is
-    ``None`` for WebDataset archives, which have no schema to read without reading them (their columns are checked
-    as they are read)."""
-    def footer(path: str) -> tuple[int, list[str] | None]:
+def read_shard_footers(builder: str, files: Sequence[str], threads: int = 8) -> list[tuple[int, list[str]]]:
+    """``(rows, columns)`` of each shard file, from one read of its footer (:func:`count_rows`): a parquet file's
+    schema, or the fields of a WebDataset archive's samples (the member names' extensions, read with the row count;
+    a field some samples lack is read as ``None`` there, as 🤗 Datasets reads it)."""
+    def footer(path: str) -> tuple[int, list[str]]:
         try:
             return _footer(builder, path)
         except READ_ERRORS as err:
@@ -136,7 +136,7 @@ def read_shard_footers(builder: str, files: Sequence[str], threads: int = 8) -> 
         return list(pool.map(footer, files))
 
 
-def _footer(builder: str, path: str) -> tuple[int, list[str] | None]:
+def _footer(builder: str, path: str) -> tuple[int, list[str]]:
     import fsspec
 
     with fsspec.open(path, "rb") as handle:
@@ -145,32 +145,34 @@ def _footer(builder: str, path: str) -> tuple[int, list[str] | None]:
 
             parquet = pq.ParquetFile(handle)
             return parquet.metadata.num_rows, list(parquet.schema_arrow.names)
-        return _tar_samples(handle), None
+        return _tar_samples(handle)
 
 
-def _tar_samples(handle) -> int:
-    """Samples of a WebDataset tar archive: runs of regular, non-hidden members with the same key."""
+def _tar_samples(handle) -> tuple[int, list[str]]:
+    """Samples of a WebDataset tar archive (runs of regular, non-hidden members with the same key) and the fields
+    they have (``cls``, ``jpg``...: the columns 🤗 Datasets makes of them), from the member headers alone."""
     from datasets.packaged_modules.webdataset.webdataset import base_plus_ext
 
     mode = "r:*" if handle.seekable() else "r|*"  # a local file: headers only, the data is skipped by seeking
-    samples, last = 0, None
+    samples, last, fields = 0, None, set()
     with tarfile.open(fileobj=handle, mode=mode) as archive:
         for member in archive:
             if not member.isreg() or os.path.basename(member.name).startswith((".", "__")):
                 continue
-            key, _ = base_plus_ext(member.name)
-            if key is not None and key != last:
+            key, field = base_plus_ext(member.name)
+            if key is None:
+                continue
+            fields.add(field)
+            if key != last:
                 samples, last = samples + 1, key
-    return samples
+    return samples, ["__key__", "__url__", *sorted(fields)]  # 🤗 Datasets gives every sample its key and url
 
 
-def check_shard_columns(files: Sequence[str], columns: Sequence[Sequence[str] | None], needed: Sequence[str]) -> None:
+def check_shard_columns(files: Sequence[str], columns: Sequence[Sequence[str]], needed: Sequence[str]) -> None:
     """Every shard must hold the ``needed`` columns: a ``ValueError`` naming the first shard that lacks one, and
     which (🤗 Datasets' own error is an Arrow schema dump naming no file). Extra columns are fine: only the needed
     ones are read."""
     for path, found in zip(files, columns):
-        if found is None:  # a WebDataset archive: checked as it is read
-            continue
         missing = [column for column in needed if column not in found]
         if missing:
             raise ValueError(f"--streaming: shard {path} has no column {missing[0]!r} (its columns: {found}); "
@@ -500,7 +502,7 @@ def load_streaming_train(args, source: StreamingSource, split: str = "train", se
     id_column = _id_column(features, image_column)
     columns = [found for _, found in footers]
     check_shard_columns(files, columns, [image_column, label_column])
-    if id_column is not None and not all(found is None or id_column in found for found in columns):
+    if id_column is not None and not all(id_column in found for found in columns):
         id_column = None  # image ids are optional: without them in every shard, rows are named by their row number
     train = StreamingTrainSet(source, files, counts, image_column, label_column, encoder, seed=seed,
                               shuffle_buffer_size=shuffle_buffer_size, id_column=id_column,

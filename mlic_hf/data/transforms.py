@@ -73,12 +73,14 @@ def _open_and_load(source) -> Image.Image:
     return image
 
 
-def decode_image(value: Any, image_id: str | None = None) -> Image.Image:
+def decode_image(value: Any, image_id: str | None = None, row: int | None = None) -> Image.Image:
     """The image of an ``image`` column value: a path or a ``{"path", "bytes"}`` dict (``datasets.Image(decode=False)``)
-    is decoded here, with errors naming ``image_id`` and the file; anything else (a PIL image, an array) is returned as
-    is. EXIF orientation is left to the transforms (:func:`~mlic_hf.image_processing.to_rgb_pil` applies it).
+    is decoded here, with errors naming ``image_id`` (else the ``row`` number, if known) and the file; anything else
+    (a PIL image, an array) is returned as is. EXIF orientation is left to the transforms
+    (:func:`~mlic_hf.image_processing.to_rgb_pil` applies it).
     """
-    name = f"image {image_id!r}" if image_id is not None else "image"
+    name = (f"image {image_id!r}" if image_id is not None else f"the image of row {row}" if row is not None
+            else "image")
     if value is None or isinstance(value, dict) and value.get("path") is None and value.get("bytes") is None:
         # a null image would otherwise fail later in a transform with an error naming no image
         raise ValueError(f"{name}: the image is missing (null in the dataset's image column)")
@@ -215,7 +217,7 @@ class BatchTransform:
     """``datasets.Dataset.set_transform`` function: ``{"image", "labels", ["ignore_mask"], [__index__]}`` →
     ``{"pixel_values", "labels"}``. Ignored labels (``ignore_mask``) become -1, which the models' losses and the
     metrics skip. Undecoded images (:func:`defer_image_decoding`) are decoded here by :func:`decode_image`, so a bad
-    file raises naming its ``image_id`` and path."""
+    file raises naming its ``image_id`` (else its row number, ``__index__``) and path."""
 
     def __init__(self, transform: TrainTransform | EvalTransform) -> None:
         self.transform = transform
@@ -227,11 +229,11 @@ class BatchTransform:
 
     def __call__(self, batch: dict) -> dict:
         images = batch["image"]
-        indices = batch.get(INDEX_COLUMN) or [0] * len(images)
+        rows = batch.get(INDEX_COLUMN) or [None] * len(images)
         image_ids = batch.get("image_id") or [None] * len(images)
         pixel_values = [
-            self.transform(decode_image(image, image_id), int(i))
-            for image, image_id, i in zip(images, image_ids, indices)
+            self.transform(decode_image(image, image_id, row), int(row or 0))
+            for image, image_id, row in zip(images, image_ids, rows)
         ]
         out = {"pixel_values": pixel_values}
         if "labels" in batch:
@@ -270,4 +272,4 @@ class DecodedImages:
         return len(self.rows)
 
     def __iter__(self):
-        return (decode_image(row["image"], row.get("image_id")) for row in self.rows)
+        return (decode_image(row["image"], row.get("image_id"), number) for number, row in enumerate(self.rows))

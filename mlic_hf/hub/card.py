@@ -654,7 +654,7 @@ def _model_context(checkpoint: _Checkpoint) -> dict[str, Any]:
 def _extra_sections(config) -> list[tuple[str, str]]:
     """The method's own sections (``config.model_card_sections()``), made from a copy of the config whose label names
     are escaped ([`escape_markdown`]); their titles are escaped and their bodies, Markdown text and tables by
-    contract, lose any HTML and link / image syntax (a body may quote other config strings)."""
+    contract, lose any HTML, link / image syntax and autolink (a body may quote other config strings)."""
     if not hasattr(config, "model_card_sections"):
         return []
     escaped = copy.copy(config)
@@ -662,6 +662,8 @@ def _extra_sections(config) -> list[tuple[str, str]]:
     sections = []
     for title, body in escaped.model_card_sections():
         body = str(body).replace("<", "&lt;").replace(">", "&gt;").replace("![", "&#33;[").replace("](", "]&#40;")
+        # nor bare autolinks (GitHub-flavoured Markdown links "https://...", "www...." and e-mail addresses)
+        body = body.replace("://", "&#58;//").replace("www.", "www&#46;").replace("@", "&#64;")
         sections.append((escape_markdown(title), body))
     return sections
 

@@ -277,7 +277,7 @@ def naming_failed_writes(folder: str) -> Iterator[None]:
     except CheckpointWriteError:
         raise
     except (OSError, SafetensorError, RuntimeError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
+        message = getattr(err, "reason", None) or " ".join(str(err).split()) or type(err).__name__
         if isinstance(err, RuntimeError) and "writ" not in message.lower():
             raise  # not a failed write: a bug or a failed collective keeps its traceback
         path = getattr(err, "filename", None) or _newest_file(folder) or folder

@@ -3,6 +3,8 @@ early stopping on mAP and crash-safe checkpoints that resume exactly; and the ca
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -11,6 +13,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, EvalLoopOutput
 
+from ..file_utils import atomic_write_text
 from .checkpoints import (
     mark_checkpoint_complete,
     naming_failed_writes,
@@ -293,6 +296,31 @@ class MLICTrainer(Trainer):
         """``Trainer.save_model``; a failed write (a full disk) is one error naming the file and the cause."""
         with naming_failed_writes(output_dir or self.args.output_dir):
             return super().save_model(output_dir, _internal_call)
+
+    def save_metrics(self, split: str, metrics: dict, combined: bool = True) -> None:
+        """``Trainer.save_metrics`` (``<split>_results.json``, and ``all_results.json`` updated), each file replaced
+        atomically: transformers rewrites them in place, and a kill mid-write would leave half a file."""
+        if not self.is_world_process_zero():
+            return
+        atomic_write_text(os.path.join(self.args.output_dir, f"{split}_results.json"),
+                          json.dumps(metrics, indent=4, sort_keys=True))
+        if combined:
+            path = os.path.join(self.args.output_dir, "all_results.json")
+            combined_metrics = {}
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as handle:
+                    combined_metrics = json.load(handle)
+            combined_metrics.update(metrics)
+            atomic_write_text(path, json.dumps(combined_metrics, indent=4, sort_keys=True))
+
+    def save_state(self) -> None:
+        """``Trainer.save_state`` (``trainer_state.json`` in ``output_dir``: the loss curve and evaluations of the
+        whole run), replaced atomically (see :meth:`save_metrics`)."""
+        if not self.is_world_process_zero():
+            return
+        # the text of TrainerState.save_to_json, which writes in place
+        atomic_write_text(os.path.join(self.args.output_dir, "trainer_state.json"),
+                          json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True) + "\n")
 
     def _wait_for_everyone(self) -> None:
         if self.args.world_size > 1:

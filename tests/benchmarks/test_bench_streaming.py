@@ -1,15 +1,10 @@
 """benchmarks/bench_streaming.py: a real (tiny) run reads every image through both pipelines and writes its table."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("mlic_bench_streaming", REPO / "benchmarks" / "bench_streaming.py")
-bench = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = bench
-spec.loader.exec_module(bench)
+from .bench_checks import load_benchmark
+
+bench = load_benchmark("bench_streaming")
 
 
 def test_tiny_run_writes_both_pipelines(tmp_path):

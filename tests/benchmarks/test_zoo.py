@@ -194,3 +194,196 @@ def test_smoke_run_of_ml_vpt_on_a_freshly_pretrained_tiny_vit(tmp_path):
     assert row["trainable_params"] < row["total_params"] / 5
     args = json.loads((tmp_path / "runs" / "ml-vpt" / "seed0" / "zoo_run.json").read_text())["train_args"]
     assert _flag(args, "--image_size") == "32"  # the ViT's pretraining size, from the .json beside the weights
+
+
+# --- results: merged, never replaced by a partial run; one commit per row; recorded commits; relative paths -------
+
+COMMIT_A = {"commit": "a" * 40, "dirty": False}
+COMMIT_B = {"commit": "b" * 40, "dirty": False}
+
+
+def _fake_baseline(results, settings):
+    # the real one loads the dataset; these tests are about what the report keeps, not the baseline
+    return {"mAP": 20.0, "num_test_samples": 2000, "num_train_samples": 4000, "train_frequencies": []}
+
+
+def _cnn_settings(root, seeds):
+    """Settings as main() builds them for CNN rows (their train.py arguments do not involve the ViT)."""
+    weights = Path("outputs/vit_fashion_hybrid.safetensors").absolute()
+    return zoo.Settings(Path(root).absolute(), Path(root).absolute() / "results", list(seeds), False, weights,
+                        zoo.vit_settings(weights))
+
+
+def _fake_run(settings, name, seed, mAP=0.5, git=COMMIT_A):
+    """A finished run as run_one leaves it: mlic_run.json, and zoo_run.json (``git=None``: a run made before the zoo
+    recorded commits)."""
+    row = next(r for r in zoo.ROWS if r.name == name)
+    folder = zoo.run_dir(settings, row, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    run = {"test_metrics": {"mAP": mAP, "CF1": 0.4, "OF1": 0.45}, "train_runtime_s": 10.0,
+           "num_train_samples": 4000, "num_test_samples": 2000, "used_ema_weights": False}
+    (folder / "mlic_run.json").write_text(json.dumps(run))
+    record = {"row": name, "seed": seed, "train_args": zoo.train_args(row, seed, settings), "status": "done",
+              "wall_s": 12.0, "trainable_params": 10, "total_params": 10}
+    if git is not None:
+        record["git"] = git
+    (folder / "zoo_run.json").write_text(json.dumps(record))
+    return folder
+
+
+def _argv(root, results, rows, seeds):
+    return ["--rows", *rows, "--seeds", *map(str, seeds), "--output_root", str(root), "--results_dir", str(results)]
+
+
+def test_partial_run_merges_into_the_existing_results(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(zoo, "label_frequency_baseline", _fake_baseline)
+    results = tmp_path / "results"
+    first = _cnn_settings(tmp_path / "first", [0, 1])
+    for name in ("m1", "m4"):
+        for seed in (0, 1):
+            _fake_run(first, name, seed)
+    assert zoo.main(["--report_only", *_argv(first.output_root, results, ["m1", "m4"], [0, 1])]) == 0
+    # the issue's case: one row, one seed, in another output root
+    second = _cnn_settings(tmp_path / "second", [0])
+    _fake_run(second, "m1", 0, mAP=0.9)
+    with caplog.at_level("INFO", logger="zoo"):
+        assert zoo.main(_argv(second.output_root, results, ["m1"], [0])) == 0
+    report = json.loads((results / "zoo.json").read_text())
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(rows) == {"m1", "m4"} and report["seeds"] == [0, 1]
+    assert set(rows["m4"]["seeds"]) == {"0", "1"} and rows["m4"]["status"] == "done"
+    assert rows["m1"]["seeds"]["0"]["mAP"] == pytest.approx(90.0) and rows["m1"]["seeds"]["1"]["mAP"] == \
+        pytest.approx(50.0)
+    assert rows["m1"]["mAP"]["mean"] == pytest.approx(70.0) and rows["m1"]["mAP"]["n"] == 2
+    assert report["merged"]["kept"] == {"m1": ["1"], "m4": ["0", "1"]}
+    assert "kept from" in caplog.text and "m4 seeds 0, 1" in caplog.text
+    assert "Kept from the previous zoo.json" in (results / "zoo.md").read_text()
+
+
+def test_partial_run_that_cannot_merge_writes_beside_its_runs(tmp_path, monkeypatch):
+    """The committed results (older runs, no recorded commit) and a new run of one of their rows would mix commits in
+    that row: the committed file stays byte for byte, the report goes to OUTPUT_ROOT/results."""
+    monkeypatch.setattr(zoo, "label_frequency_baseline", _fake_baseline)
+    results = tmp_path / "results"
+    results.mkdir()
+    committed = (REPO / "benchmarks" / "results" / "zoo.json").read_bytes()
+    (results / "zoo.json").write_bytes(committed)
+    runs = _cnn_settings(tmp_path / "runs", [0])
+    _fake_run(runs, "m1", 0)
+    _fake_run(runs, "m4", 0)  # both finished: nothing trains
+    assert zoo.main(_argv(runs.output_root, results, ["m1", "m4"], [0])) == 0
+    assert (results / "zoo.json").read_bytes() == committed
+    beside = json.loads((runs.output_root / "results" / "zoo.json").read_text())
+    assert [r["name"] for r in beside["rows"]] == ["m1", "m4"]
+    # --report_only with no run folders keeps the results as they are
+    assert zoo.main(["--report_only", *_argv(tmp_path / "none", results, ["m1"], [0])]) == 0
+    assert (results / "zoo.json").read_bytes() == committed
+
+
+def test_mixed_commits_in_a_row_is_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(zoo, "label_frequency_baseline", _fake_baseline)
+    settings = _cnn_settings(tmp_path / "runs", [0, 1, 2])
+    _fake_run(settings, "m1", 0, git=COMMIT_A)
+    _fake_run(settings, "m1", 1, git=COMMIT_B)
+    _fake_run(settings, "m1", 2, git=None)
+    argv = _argv(settings.output_root, tmp_path / "results", ["m1"], [0, 1, 2])
+    for extra in (["--report_only"], []):
+        assert zoo.main([*argv, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: row m1 mixes runs of different commits"), err
+        assert "seed 0 at aaaaaaa" in err[0] and "seed 1 at bbbbbbb" in err[0] and "seed 2 at unknown" in err[0]
+        assert "m1/seed1" in err[0] and "m1/seed2" in err[0] and "--rerun_mixed" in err[0]
+    assert not (tmp_path / "results").exists()
+    # a dry run still works: the problem is a note
+    assert zoo.main([*argv, "--dry_run"]) == 0
+    assert "# row m1 mixes runs of different commits" in capsys.readouterr().out
+
+
+def test_rerun_mixed_reruns_the_seeds_not_at_the_current_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "label_frequency_baseline", _fake_baseline)
+    settings = _cnn_settings(tmp_path / "runs", [0, 1])
+    current = zoo.git_commit()
+    _fake_run(settings, "m1", 0, git=current)
+    _fake_run(settings, "m1", 1, git=COMMIT_B)
+    reran = []
+
+    def fake_run_one(row, seed, settings_, keep_checkpoints):
+        reran.append(seed)
+        _fake_run(settings_, row.name, seed, git=current)
+        return {"status": "done", "wall_s": 1.0}
+
+    monkeypatch.setattr(zoo, "run_one", fake_run_one)
+    argv = _argv(settings.output_root, tmp_path / "results", ["m1"], [0, 1])
+    assert zoo.main([*argv, "--rerun_mixed"]) == 0
+    assert reran == [1]
+    row = json.loads((tmp_path / "results" / "zoo.json").read_text())["rows"][0]
+    assert row["commit"] == zoo.commit_label(current) and row["status"] == "done"
+
+
+def _fake_training(monkeypatch):
+    """scripts/train.py replaced by writing its mlic_run.json; every other subprocess (git) runs for real."""
+    import subprocess
+
+    real_run = subprocess.run
+
+    def fake_run(command, *args, **kwargs):
+        if str(zoo.TRAIN_SCRIPT) not in map(str, command):
+            return real_run(command, *args, **kwargs)
+        folder = Path(command[command.index("--output_dir") + 1])
+        run = {"test_metrics": {"mAP": 0.6, "CF1": 0.5, "OF1": 0.55}, "train_runtime_s": 1.0,
+               "num_train_samples": 4000, "num_test_samples": 2000, "used_ema_weights": False}
+        (folder / "mlic_run.json").write_text(json.dumps(run))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(zoo.subprocess, "run", fake_run)
+    monkeypatch.setattr(zoo, "count_parameters", lambda folder: {"trainable_params": 10, "total_params": 10})
+    monkeypatch.setattr(zoo, "label_frequency_baseline", _fake_baseline)
+
+
+def test_a_run_records_its_commit_and_the_report_its_provenance(tmp_path, monkeypatch):
+    _fake_training(monkeypatch)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    assert zoo.main(_argv(runs, results, ["m1"], [0])) == 0
+    expected = zoo.git_commit()
+    assert expected["commit"]  # the tests run in the git checkout
+    record = json.loads((runs / "m1" / "seed0" / "zoo_run.json").read_text())
+    assert record["git"] == expected and record["attempts"][0]["git"] == expected
+    report = json.loads((results / "zoo.json").read_text())
+    seed = report["rows"][0]["seeds"]["0"]
+    assert seed["git"] == expected and report["rows"][0]["commit"] == zoo.commit_label(expected)
+    for key in ("date", "machine", "libraries", "git", "command"):
+        assert key in report, key
+    assert report["git"]["commit"] == expected["commit"] and "torch" in report["libraries"]
+    assert {"cpu", "cores", "accelerator", "platform", "python", "torch_threads"} <= set(report["machine"])
+    assert report["command"].startswith("python benchmarks/zoo.py --rows m1")
+    assert expected["commit"][:7] in (results / "zoo.md").read_text()
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_written_results_hold_no_absolute_path(tmp_path, monkeypatch):
+    _fake_training(monkeypatch)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    assert zoo.main(_argv(runs, results, ["m1"], [0])) == 0
+    for name in ("zoo.json", "zoo.md"):
+        text = (results / name).read_text()
+        assert str(tmp_path) not in text and str(REPO) not in text, name
+    report = json.loads((results / "zoo.json").read_text())
+    assert not [s for s in _strings(report) if s.startswith("/")]
+    assert report["rows"][0]["seeds"]["0"]["output_dir"] == "seed0"  # outside the repository: its last component
+
+
+def test_committed_results_hold_no_absolute_path():
+    for path in (REPO / "benchmarks" / "results").glob("zoo*/zoo.json"):
+        assert not [s for s in _strings(json.loads(path.read_text())) if s.startswith("/")], path
+    path = REPO / "benchmarks" / "results" / "zoo.json"
+    assert not [s for s in _strings(json.loads(path.read_text())) if s.startswith("/")]

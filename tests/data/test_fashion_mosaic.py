@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from mlic_hf.data import FASHION_MNIST_CLASSES, label_names_of, load_fashion_mosaic, load_mlic_dataset
-from mlic_hf.data.fashion_mosaic import NEVER_TOGETHER, SCENES, read_fashion_mnist, sample_label_sets
+from mlic_hf.data.fashion_mosaic import (
+    NEVER_TOGETHER,
+    SCENES,
+    _build_split,
+    fashion_mnist_split_plan,
+    read_fashion_mnist,
+    sample_label_sets,
+)
 
 SIZES = {"num_train": 40, "num_validation": 10, "num_test": 12}
 
@@ -69,10 +76,32 @@ def test_cooccurrence_is_structured():
     assert set(SCENES)  # documented scene table is what the sampler uses
 
 
+class _RecordingImages(np.ndarray):
+    """A photo array that records every photo index the mosaic builder reads."""
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            self.picked.append(int(key))
+        return super().__getitem__(key)
+
+
 def test_splits_use_disjoint_photos():
-    train_images, _ = read_fashion_mnist("train")
-    test_images, _ = read_fashion_mnist("test")
-    assert train_images.shape == (60000, 28, 28) and test_images.shape == (10000, 28, 28)
+    plan = fashion_mnist_split_plan(num_train=300, num_validation=100, num_test=100)
+    picked, pixels = {}, {}
+    for split, (num, images, labels, pool) in plan.items():
+        recording = images.view(_RecordingImages)
+        recording.picked = []
+        _build_split(num, recording, labels, pool, np.random.default_rng(0), split)
+        picked[split] = set(recording.picked)
+        assert picked[split] and picked[split] <= set(pool.tolist()), split  # only the split's own pool
+        pixels[split] = {images[i].tobytes() for i in picked[split]}
+    # train and validation read the same file (60,000 photos) at disjoint indices; test reads t10k
+    assert plan["train"][1] is plan["validation"][1] and len(plan["test"][1]) == 10000
+    assert not set(plan["train"][3].tolist()) & set(plan["validation"][3].tolist())
+    assert not picked["train"] & picked["validation"]
+    # and no photo used by one split is, pixel for pixel, a photo used by another
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not pixels[a] & pixels[b], (a, b)
 
 
 def test_missing_source_gives_a_clear_error(tmp_path):

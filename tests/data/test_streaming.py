@@ -156,6 +156,25 @@ def test_webdataset_shards(tars, parquet, mosaic):
         np.testing.assert_array_equal(row["labels"], twin["labels"])
 
 
+def test_webdataset_shard_without_the_image_field_is_named_at_start(tars, mosaic, tmp_path):
+    import shutil
+    import tarfile
+
+    names = mosaic["train"].features["label_ids"].feature.names
+    renamed = tmp_path / "train-renamed.tar"
+    with tarfile.open(tars[1]) as source, tarfile.open(renamed, "w") as target:
+        for member in source.getmembers():  # every image stored as .jpeg instead of .png
+            data = source.extractfile(member)
+            member.name = member.name.replace(".png", ".jpeg")
+            target.addfile(member, data)
+    files = [tars[0], str(renamed), shutil.copy(tars[2], tmp_path)]
+    assert count_rows("webdataset", files) == SIZES
+    with pytest.raises(ValueError, match=r"shard .*train-renamed.tar has no column 'png' \(its columns: "
+                                         r"\['__key__', '__url__', 'jpeg', 'labels.json'\]"):
+        _stream(files, "webdataset", image_column_name="png", label_column_name="labels.json",
+                label_names=json.dumps(names))
+
+
 def test_clear_errors(parquet, tmp_path):
     with pytest.raises(ValueError, match="parquet or webdataset shards.*'csv' builder"):
         (tmp_path / "a.csv").write_text("image,labels\nx.png,cat\n")

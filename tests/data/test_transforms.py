@@ -101,3 +101,20 @@ def test_deferred_decoding_gives_the_same_tensors_and_names_a_bad_file(tmp_path)
         deferred.with_transform(transform)[0]
     with pytest.raises(ValueError, match=r"image 'm' \(in-memory bytes\): cannot decode: UnidentifiedImageError"):
         decode_image({"path": None, "bytes": b"not an image"}, "m")
+
+
+def test_an_undecodable_image_without_an_image_id_is_named_by_its_row(tmp_path):
+    from mlic_hf.data.common import build_split
+    from mlic_hf.data.transforms import DecodedImages, with_index_column
+
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for seed, path in enumerate(paths):
+        _photo(seed).save(path)
+    dataset = defer_image_decoding(build_split([{"path": p, "label_ids": [0]} for p in paths], ["x"]))
+    dataset = with_index_column(dataset.remove_columns("image_id"))
+    paths[2].write_bytes(b"not an image")  # broken after the split was built (its files are checked then)
+    transform = BatchTransform(EvalTransform(16, [0.5] * 3, [0.5] * 3))
+    with pytest.raises(ValueError, match=rf"the image of row 2 \({paths[2]}\): cannot decode"):
+        dataset.with_transform(transform)[1:3]
+    with pytest.raises(ValueError, match=rf"the image of row 2 \({paths[2]}\): cannot decode"):
+        list(DecodedImages(dataset))

@@ -138,7 +138,7 @@ def test_dataset_link_only_for_hub_ids():
 def test_extra_sections_get_escaped_label_names():
     class Config:  # a method config whose card section quotes label names and another config string
         id2label = {0: "<img src=x>", 1: "![i](https://evil.example/i.png)"}
-        source = "<script>s</script>"
+        source = "<script>s</script> https://evil.example/x www.evil.example me@evil.example"
 
         def model_card_sections(self):
             names = ", ".join(self.id2label.values())
@@ -147,4 +147,6 @@ def test_extra_sections_get_escaped_label_names():
     ((title, body),) = card._extra_sections(Config())
     assert title == card.escape_markdown("Groups <b>")
     assert "<" not in body and "](" not in body and "![" not in body
+    # no bare autolink either (GitHub-flavoured Markdown links these)
+    assert "://" not in body and "www." not in body and "@" not in body
     assert Config.id2label[0] == "<img src=x>"  # the config itself is left alone

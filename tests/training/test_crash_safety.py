@@ -51,7 +51,10 @@ def die():
 
 def in_checkpoint(path, folder, name):
     path = os.path.abspath(os.fspath(path))
-    return os.path.basename(os.path.dirname(path)) == folder and os.path.basename(path) == name
+    parent = os.path.dirname(path)
+    if os.path.basename(parent).startswith(".mlic_staging."):  # save_pretrained writes there, then renames
+        parent = os.path.dirname(parent)
+    return os.path.basename(parent) == folder and os.path.basename(path) == name
 
 
 def cut_in_half(path):

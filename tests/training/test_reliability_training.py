@@ -104,6 +104,110 @@ def test_run_files_are_replaced_atomically(tmp_path, data_cache, monkeypatch):  
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(before)
 
 
+@pytest.mark.parametrize("crash", ["weights", "image processor", "replacing"])
+def test_save_pretrained_over_a_checkpoint_killed_at_any_point_leaves_whole_files(
+        crash, saved_checkpoint, tmp_path, monkeypatch):  # noqa: F811
+    import transformers.modeling_utils
+
+    import mlic_hf.file_utils as file_utils
+    from mlic_hf.image_processing import MLICImageProcessor
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(saved_checkpoint, checkpoint)
+    before = {p.name: p.read_bytes() for p in checkpoint.iterdir()}
+    model = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(checkpoint)
+    with torch.no_grad():
+        model.classifier.bias.add_(1.0) if hasattr(model, "classifier") else next(model.parameters()).add_(1.0)
+    model.config.label_smoothing_note = "changed"  # config.json changes too
+    if crash == "weights":
+        def partial_then_killed(tensors, filename, *args, **kwargs):
+            with open(filename, "wb") as handle:
+                handle.write(b"partial")
+            raise Killed
+        monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", partial_then_killed)
+    elif crash == "image processor":
+        monkeypatch.setattr(MLICImageProcessor, "to_json_string", _killed)
+    else:
+        replace = os.replace
+        calls = []
+
+        def killed_on_the_second(source, target, *args, **kwargs):  # one file replaced, then the process dies
+            if os.path.dirname(target) == str(checkpoint):  # not the atomic writes inside the staging folder
+                calls.append(target)
+                if len(calls) == 2:
+                    raise Killed
+            return replace(source, target, *args, **kwargs)
+        monkeypatch.setattr(file_utils.os, "replace", killed_on_the_second)
+    with pytest.raises(Killed):
+        model.save_pretrained(checkpoint)
+    monkeypatch.undo()
+    after = {p.name: p.read_bytes() for p in checkpoint.iterdir()}
+    assert sorted(after) == sorted(before)  # no staging folder or partial file left
+    changed = [name for name in after if after[name] != before[name]]
+    assert changed == ([] if crash != "replacing" else ["model.safetensors"])  # weights first, config.json last
+    mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(checkpoint)  # every file whole: it loads
+
+
+def test_save_pretrained_on_a_full_disk_names_the_file_and_keeps_the_checkpoint(saved_checkpoint, tmp_path,  # noqa: F811
+                                                                                monkeypatch):
+    import transformers.modeling_utils
+    from safetensors import SafetensorError
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(saved_checkpoint, checkpoint)
+    before = {p.name: p.read_bytes() for p in checkpoint.iterdir()}
+    model = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(checkpoint)
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        with open(filename, "wb") as handle:
+            handle.write(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full_disk)
+    with pytest.raises(OSError) as raised:
+        model.save_pretrained(checkpoint)
+    assert str(raised.value).startswith(f"could not write {checkpoint / 'model.safetensors'}: ")
+    assert "No space left on device" in str(raised.value)
+    assert {p.name: p.read_bytes() for p in checkpoint.iterdir()} == before
+
+
+def test_save_pretrained_removes_the_shards_of_an_earlier_sharded_save(saved_checkpoint, tmp_path):  # noqa: F811
+    model = mlic_hf.AutoModelForMultiLabelImageClassification.from_pretrained(saved_checkpoint)
+    size = (saved_checkpoint / "model.safetensors").stat().st_size
+    model.save_pretrained(tmp_path / "out", max_shard_size=size // 3)
+    assert (tmp_path / "out" / "model.safetensors.index.json").exists()
+    model.save_pretrained(tmp_path / "out")  # one file now: the old index and shards would shadow it
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["config.json", "model.safetensors", "preprocessor_config.json"]
+
+
+def test_trainer_metrics_and_state_files_are_replaced_atomically(tmp_path, monkeypatch):
+    import types
+
+    import mlic_hf.file_utils as file_utils
+    from mlic_hf.training import MLICTrainer
+    from transformers import TrainerState
+
+    trainer = types.SimpleNamespace(args=types.SimpleNamespace(output_dir=str(tmp_path)),
+                                    is_world_process_zero=lambda: True, state=TrainerState(global_step=7))
+    MLICTrainer.save_metrics(trainer, "train", {"loss": 0.5})
+    MLICTrainer.save_metrics(trainer, "test", {"mAP": 0.9})
+    MLICTrainer.save_state(trainer)
+    assert json.loads((tmp_path / "all_results.json").read_text()) == {"loss": 0.5, "mAP": 0.9}
+    assert json.loads((tmp_path / "trainer_state.json").read_text())["global_step"] == 7
+    # the text transformers writes
+    reference = tmp_path / "reference.json"
+    trainer.state.save_to_json(str(reference))
+    assert (tmp_path / "trainer_state.json").read_text() == reference.read_text()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(file_utils.os, "replace", _killed)
+    trainer.state.global_step = 8
+    for save in (lambda: MLICTrainer.save_metrics(trainer, "test", {"mAP": 0.1}), lambda: MLICTrainer.save_state(trainer)):
+        with pytest.raises(Killed):
+            save()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 # --- 2. one-cycle schedules of a few steps -----------------------------------------------------------------------
 def test_one_cycle_schedule_of_every_small_length(tmp_path):
     from mlic_hf.training import MLICTrainer, MLICTrainingArguments

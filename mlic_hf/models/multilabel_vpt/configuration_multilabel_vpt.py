@@ -100,9 +100,9 @@ class MultiLabelVPTConfig(MLICConfig):
         gate_logit_loss (`bool`, defaults to `False`): add an ASL term on each grouping kind's gate logit
             ``Σ_e softmax(s)_e · s_e`` (``s``: the gate scores of a label, see :func:`.moe.gate_logits`). ``False`` is
             the paper's eq. 17 (one ASL term per head); ``True`` the authors' four terms of weight 1
-            (``losses/builder_criterion.py:280-286``: ``loss_co_cls``, ``loss_cl_cls``, ``loss_co_moe_cls``,
-            ``loss_cl_moe_cls``; ``Coef`` 1.0 in every config; the gate logit is ``moe_attention`` of
-            ``models/builder_network.py:213-225``). Needs the MoE (``variant="ml-vpt"``, ``use_moe=True``).
+            (``losses/builder_criterion.py:19``, weights at lines 13-17: ``loss_co_cls``, ``loss_cl_cls``,
+            ``loss_co_moe_cls``, ``loss_cl_moe_cls``; ``Coef`` 1.0 in every config; the gate logit is
+            ``moe_attention`` of ``models/builder_network.py:213-225``). Needs the MoE (``variant="ml-vpt"``, ``use_moe=True``).
         asl_clamp_probabilities (`bool`, defaults to `False`; a loss field of every method, see
             :class:`~mlic_hf.configuration_utils.MLICConfig`): ASL as the official / the authors' code computes it,
             ``log(max(p, asl_eps))`` and ``log(max(1 - p_m, asl_eps))`` (``losses/aslloss.py:150-151``), instead of

@@ -131,7 +131,7 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
 
     def loss_logits(self, output: MultiLabelImageClassifierOutput) -> list[torch.Tensor]:
         """Eq. 17 sums the loss of the CO and DC heads (the baselines have one head); with ``gate_logit_loss`` the
-        gate logits of each kind follow, the authors' four terms (``losses/builder_criterion.py:286``)."""
+        gate logits of each kind follow, the authors' four terms (``losses/builder_criterion.py:19``, computed by ``SetCriterion`` in ``models/builder_network.py``)."""
         if self.head is None:
             return [output.logits]
         terms = [output.extras[f"{kind}_logits"] for kind in self.head.kinds]

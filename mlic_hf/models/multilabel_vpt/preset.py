@@ -20,7 +20,7 @@ AUTHORS_SWITCHES: dict = {
     "expert_activation": "gelu",  # Adapt_Experts(act_layer=nn.GELU), models/builder_network.py:307
     "head_fusion": "logit",  # (co_logit + cl_logit) * 0.5, models/builder_network.py:454
     "gate_bias": False,  # allocated, never added: models/builder_network.py:200-202, 231-232
-    "gate_logit_loss": True,  # four ASL terms of weight 1: losses/builder_criterion.py:280-286, Coef 1.0
+    "gate_logit_loss": True,  # four ASL terms of weight 1: losses/builder_criterion.py:19 (weights at 13-17), Coef 1.0
     # ASL as every config's LOSS.ASL (gamma_neg 2, gamma_pos 0, loss_clip 0, eps 1e-5, dtgfl) with
     # AsymmetricLossOptimized's clamps and mean x 1000 (losses/aslloss.py:150-151, 173-174)
     "asl_gamma_neg": 2.0,
