@@ -68,16 +68,18 @@ def machine() -> dict[str, Any]:
 
 
 def git_commit(repo: Path = REPO) -> dict[str, Any]:
-    """``{"commit": sha, "dirty": bool}`` of ``repo`` (``commit`` None outside a git checkout). Dirty means tracked
-    files differ from the commit: the numbers may come from code that was never committed."""
+    """``{"commit": sha, "dirty": bool, "dirty_files": [...]}`` of ``repo`` (``commit`` None outside a git
+    checkout). Dirty means tracked files differ from the commit: the numbers may come from code that was never
+    committed; ``dirty_files`` says which (a changed README cannot have changed a measurement, a changed model can)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                              check=True).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
                                 capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": sha, "dirty": bool(status.strip())}
+        return {"commit": None, "dirty": None, "dirty_files": None}
+    files = sorted(line[3:] for line in status.splitlines() if line.strip())
+    return {"commit": sha, "dirty": bool(files), "dirty_files": files}
 
 
 def library_versions() -> dict[str, str]:

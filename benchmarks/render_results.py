@@ -85,8 +85,11 @@ def zoo_table(results: Path) -> str:
 
 
 def zoo_baseline(results: Path) -> str:
-    """The zoo's label-frequency baseline mAP."""
-    return f"label-frequency baseline {_read(results, 'zoo.json')['baseline']['mAP']:.2f}\n"
+    """The zoo's label-frequency baseline, as a sentence."""
+    baseline = _read(results, "zoo.json")["baseline"]
+    return (f"Label-frequency baseline: test mAP {baseline['mAP']:.2f} (each of the {baseline['num_test_samples']:,} "
+            f"test images scored with the label frequencies of the first {baseline['num_train_samples']:,} training "
+            "images).\n")
 
 
 def _demo_run(results: Path, name: str) -> dict[str, Any]:
@@ -99,10 +102,10 @@ def _demo_run(results: Path, name: str) -> dict[str, Any]:
 
 
 def demo_summary(results: Path) -> str:
-    """The quick start's one-line result of ``make demo``."""
+    """The quick start's result of ``make demo``, as a sentence."""
     run = _demo_run(results, "demo")
-    return (f"**test mAP {run['test_metrics']['mAP']:.2f}%**, {_minutes(run['wall_s'])} end to end ({_machine(run)}; "
-            "`python benchmarks/demo_runs.py --runs demo`, run alone).\n")
+    return (f"Measured: **test mAP {run['test_metrics']['mAP']:.2f}%**, {_minutes(run['wall_s'])} end to end "
+            f"({_machine(run)}; `python benchmarks/demo_runs.py --runs demo`, run alone).\n")
 
 
 def demo_table(results: Path) -> str:
@@ -120,31 +123,32 @@ def demo_table(results: Path) -> str:
         f"Per-class AP: {per_class}.", ""])
 
 
-def _one_line_run(results: Path, name: str) -> str:
+def _run_sentence(results: Path, name: str, intro: str) -> str:
     run = _demo_run(results, name)
     metrics = run["test_metrics"]
     aps = run["per_class_AP"]
     low, high = min(aps, key=aps.get), max(aps, key=aps.get)
-    return (f"test mAP {metrics['mAP']:.2f}%, CF1 {metrics['CF1']:.2f}%, OF1 {metrics['OF1']:.2f}% (per-class AP "
-            f"from {low} {aps[low]:.1f} to {high} {aps[high]:.1f}; {_minutes(run['wall_s'])} wall clock, "
-            f"{_machine(run)})\n")
+    return (f"{intro}: test mAP {metrics['mAP']:.2f}%, CF1 {metrics['CF1']:.2f}%, OF1 {metrics['OF1']:.2f}% "
+            f"(per-class AP from {low} {aps[low]:.1f} to {high} {aps[high]:.1f}), {_minutes(run['wall_s'])} wall "
+            f"clock ({_machine(run)}; `python benchmarks/demo_runs.py --runs {name}`).\n")
 
 
 def clutter_run(results: Path) -> str:
     """M1 on ``fashion_clutter`` with the demo's recipe."""
-    return _one_line_run(results, "clutter")
+    return _run_sentence(results, "clutter", "Measured")
 
 
 def m4_run(results: Path) -> str:
     """M4 on the demo's data and backbone."""
-    return _one_line_run(results, "m4")
+    return _run_sentence(results, "m4", "Measured")
 
 
 def finetune_run(results: Path) -> str:
     """The fine-tune example (``make finetune-example``)."""
     run = _demo_run(results, "finetune")
-    return (f"{_minutes(run['wall_s'])} here for the fine-tune, {_minutes(run['example_dataset_s'])} to write the "
-            f"example dataset; test mAP {run['test_metrics']['mAP']:.2f}% on the coarse labels ({_machine(run)})\n")
+    return (f"Measured: test mAP {run['test_metrics']['mAP']:.2f}% on the coarse labels, "
+            f"{_minutes(run['wall_s'])} for the fine-tune and {_minutes(run['example_dataset_s'])} to write the "
+            f"example dataset ({_machine(run)}; `python benchmarks/demo_runs.py --runs demo finetune`).\n")
 
 
 RENDERERS: dict[str, Callable[[Path], str]] = {
