@@ -253,3 +253,18 @@ def check_minimum(args: Any, flags: Sequence[str], minimum: int) -> None:
         value = getattr(args, flag)
         if value is not None and value < minimum:
             raise ValueError(f"--{flag} must be at least {minimum}, got {value}")
+
+
+def load_images(args) -> tuple[list, str]:
+    """The first ``args.num_images`` images (RGB) of ``args.split`` (default: the dataset's test split) of the
+    built-in dataset ``args.dataset`` (``args.data_dir``, ``args.dataset_kwargs``), and the split's name: the
+    images a diagnosis of a trained checkpoint looks at."""
+    from mlic_hf.data import default_splits, load_mlic_dataset
+
+    splits = load_mlic_dataset(args.dataset, args.data_dir, **args.dataset_kwargs)
+    split = args.split or default_splits(args.dataset)["test"]
+    if split not in splits:
+        raise ValueError(f"--split {split!r}: dataset {args.dataset!r} has splits {sorted(splits)}")
+    data = splits[split]
+    data = data.select(range(min(args.num_images, len(data))))
+    return [image.convert("RGB") for image in data["image"]], split

