@@ -194,10 +194,19 @@ def finetune_run(results: Path) -> str:
             f"example dataset ({_machine(run)}; `python benchmarks/demo_runs.py --runs demo finetune`).\n")
 
 
+def vit_pretraining(results: Path) -> str:
+    """The stand-in ViT's pretraining (``scripts/pretrain_vit.py``): steps, minutes and held-out accuracy."""
+    run = _read(results, "vit_pretraining.json")
+    provenance = run["provenance"]
+    return (f"Measured: {run['steps']:,} of {run['planned_steps']:,} steps in {run['minutes']:.0f} minutes, "
+            f"**{100 * run['held_out_accuracy']:.1f}%** held-out single-garment accuracy ({_machine(provenance)}; "
+            "[`benchmarks/results/vit_pretraining.md`](benchmarks/results/vit_pretraining.md)).\n")
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "zoo-table": zoo_table, "zoo-baseline": zoo_baseline, "demo-summary": demo_summary, "demo-table": demo_table,
     "clutter-run": clutter_run, "m4-run": m4_run, "finetune-run": finetune_run, "scale-table": scale_table,
-    "label-map-table": label_map_table,
+    "label-map-table": label_map_table, "vit-pretraining": vit_pretraining,
 }
 
 
