@@ -139,9 +139,9 @@ def write_results(name: str, data: dict[str, Any], markdown: str | None = None,
     replaced atomically. Returns the JSON path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    _replace(path, json.dumps(repo_relative(data), indent=2, default=str) + "\n")
+    replace_text(path, json.dumps(repo_relative(data), indent=2, default=str) + "\n")
     if markdown is not None:
-        _replace(folder / f"{name}.md", markdown)
+        replace_text(folder / f"{name}.md", markdown)
     return path
 
 
@@ -152,7 +152,8 @@ def publish(name: str, data: dict[str, Any], markdown: str, folder: Path = RESUL
     return path
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_text(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically (a temporary file beside it, renamed)."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)

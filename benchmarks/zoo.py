@@ -107,7 +107,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
 import _common  # noqa: E402
-from _common import describe, git_commit, provenance, repo_relative, write_results  # noqa: E402
+from _common import describe, git_commit, provenance, replace_text, repo_relative, write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "scripts" / "train.py"
@@ -407,9 +407,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    replace_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def is_done(folder: Path) -> bool:

@@ -19,7 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-__all__ = ["STAGING_PREFIX", "FileWriteError", "atomic_write", "atomic_write_text", "staged_folder"]
+__all__ = ["STAGING_PREFIX", "FileWriteError", "atomic_write", "atomic_write_text", "is_failed_write", "newest_file",
+           "staged_folder"]
 
 class FileWriteError(OSError):
     """A failed write (a full disk, a read-only folder): ``filename`` is the file, ``reason`` the cause, and the
@@ -99,10 +100,8 @@ def staged_folder(folder: str | os.PathLike, last: tuple[str, ...] = ("config.js
     try:
         try:
             yield staging
-        except OSError as err:
-            raise _naming_staged_file(err, folder, staging) from err
         except Exception as err:
-            if not _is_failed_write(err):
+            if not is_failed_write(err):
                 raise
             raise _naming_staged_file(err, folder, staging) from err
         names = sorted(os.listdir(staging), key=lambda name: (name in last, name))
@@ -118,19 +117,30 @@ def staged_folder(folder: str | os.PathLike, last: tuple[str, ...] = ("config.js
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _is_failed_write(err: BaseException) -> bool:
-    """A writer's error for a failed write that is not an ``OSError``: safetensors' ``SafetensorError`` (a full
-    disk while serialising) or torch.save's ``RuntimeError`` about a file write."""
-    return type(err).__name__ == "SafetensorError" or (isinstance(err, RuntimeError) and "writ" in str(err).lower())
+def is_failed_write(err: BaseException) -> bool:
+    """Whether ``err`` is a writer's error for a failed write: an ``OSError``, safetensors' ``SafetensorError`` (a
+    full disk while serialising) or torch.save's ``RuntimeError`` about a file write (a bug or a failed collective
+    is not)."""
+    return isinstance(err, OSError) or type(err).__name__ == "SafetensorError" or (
+        isinstance(err, RuntimeError) and "writ" in str(err).lower())
+
+
+def newest_file(folder: str | os.PathLike) -> str | None:
+    """The file under ``folder`` modified last: the one being written when a write failed (errors of safetensors
+    and torch.save do not name their file)."""
+    newest, newest_time = None, -1
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                modified = os.stat(path).st_mtime_ns
+                if modified > newest_time:
+                    newest, newest_time = path, modified
+    return newest
 
 
 def _naming_staged_file(err: BaseException, folder: str, staging: str) -> OSError:
-    newest, newest_time = None, -1
-    for name in os.listdir(staging):
-        with contextlib.suppress(OSError):
-            modified = os.stat(os.path.join(staging, name)).st_mtime_ns
-            if modified > newest_time:
-                newest, newest_time = name, modified
+    staged = newest_file(staging)
     reason = " ".join(str(getattr(err, "strerror", None) or err).split()) or type(err).__name__
-    return FileWriteError(getattr(err, "errno", None) or errno.EIO, os.path.join(folder, newest) if newest else folder,
-                          reason)
+    return FileWriteError(getattr(err, "errno", None) or errno.EIO,
+                          os.path.join(folder, os.path.relpath(staged, staging)) if staged else folder, reason)

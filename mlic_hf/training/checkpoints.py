@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..file_utils import is_failed_write, newest_file
 from .ema import EMA_WEIGHTS_NAME
 
 __all__ = [
@@ -251,20 +252,6 @@ class CheckpointWriteError(OSError):
     the file and the cause."""
 
 
-def _newest_file(folder: str) -> str | None:
-    """The file of ``folder`` modified last: the one being written when a write failed (errors of safetensors and
-    torch.save do not name their file)."""
-    newest, newest_time = None, -1
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with contextlib.suppress(OSError):
-                modified = os.stat(path).st_mtime_ns
-                if modified > newest_time:
-                    newest, newest_time = path, modified
-    return newest
-
-
 @contextlib.contextmanager
 def naming_failed_writes(folder: str) -> Iterator[None]:
     """Around the writing of a checkpoint or model into ``folder``: a failed write (``OSError``, a
@@ -277,10 +264,10 @@ def naming_failed_writes(folder: str) -> Iterator[None]:
     except CheckpointWriteError:
         raise
     except (OSError, SafetensorError, RuntimeError) as err:
-        message = getattr(err, "reason", None) or " ".join(str(err).split()) or type(err).__name__
-        if isinstance(err, RuntimeError) and "writ" not in message.lower():
+        if not is_failed_write(err):
             raise  # not a failed write: a bug or a failed collective keeps its traceback
-        path = getattr(err, "filename", None) or _newest_file(folder) or folder
+        message = getattr(err, "reason", None) or " ".join(str(err).split()) or type(err).__name__
+        path = getattr(err, "filename", None) or newest_file(folder) or folder
         raise CheckpointWriteError(f"could not write {path} (saving {folder}): {message}; free some space or choose "
                                    "another --output_dir (the incomplete checkpoint is skipped when resuming)") from err
 
