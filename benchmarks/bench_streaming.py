@@ -2,56 +2,91 @@
 """Images/second of the training input pipeline (read, decode, augment, batch) for the same parquet shards, streamed
 (``--streaming``: :class:`~mlic_hf.data.streaming.StreamingTrainSet`) vs loaded to disk first (the map-style
 ``--dataset_name parquet`` path), with 0 and 2 DataLoader workers, measured in one run; and the start-up of each (row
-counting and opening the stream vs converting the files to the 🤗 Datasets cache).
+counting, opening the stream and its first batch vs converting the files to a fresh 🤗 Datasets cache).
 
     python benchmarks/bench_streaming.py [--num_images 2000] [--shards 8] [--image_size 224] [--workers 0 2]
+    python benchmarks/bench_streaming.py --smoke --output_dir /tmp/results   # seconds: a test of the script
 
-Goal: streaming costs at most ~10% of the on-disk throughput (ratio >= 0.9), so that a run may stream without
-slowing down. Run it alone. Writes ``benchmarks/results/streaming.md``.
+Every comparison goes through ``_common.compare``: warm-up calls of each, then interleaved repetitions (on disk first
+in even rounds, streamed first in odd ones), min/median/spread. Throughput: one call is one epoch through a fresh
+DataLoader iterator, which must deliver every image once; the ratio is on-disk epoch time / streamed epoch time
+(= streamed images/s over on-disk images/s; above 1: streaming is faster), a difference only when its whole range
+(``ratio_low`` .. ``ratio_high``) is on one side of 1. Goal: streaming costs at most ~10% of the on-disk throughput
+(ratio >= 0.9, "met" only when ``ratio_low`` >= 0.9), so that a run may stream without slowing down. Start-up: one
+call builds the dataset from scratch (on disk: into a new cache folder each time, so every call converts the files).
+
+Run it alone. Writes ``<output_dir>/streaming.json`` (provenance, summaries, ratios, verdicts) and ``streaming.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import sys
 import tempfile
-import time
-from datetime import date
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
-from _common import cpu_model  # noqa: E402
+from _common import (RESULTS, check_minimum, compare, comparison_row, describe, judge_goal, provenance,  # noqa: E402
+                     publish)
+
+from mlic_hf.cli import script_entry  # noqa: E402
+
+NAME = "streaming"
+GOAL = 0.9
+SMOKE = {"num_images": 40, "shards": 3, "image_size": 32, "batch_size": 8, "workers": [0], "repeats": 3, "warmup": 1}
+#: ``compare``'s verdicts with the pipelines named (A is on disk, B streamed)
+VERDICTS = {"A faster": "on disk faster", "B faster": "streamed faster", "within noise": "within noise"}
 
 
-def _loader(dataset, batch_size: int, workers: int, shuffle: bool):
-    from mlic_hf.data.transforms import collate_fn
-
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=shuffle,
-                                       collate_fn=collate_fn)
-
-
-def _epoch_rate(loader, epoch_setter, expected: int) -> float:
-    epoch_setter(1)
-    start, images = time.perf_counter(), 0
-    for batch in loader:
-        images += len(batch["pixel_values"])
-    if images != expected:  # a pipeline that skips or repeats images would not be measuring the same work
-        raise RuntimeError(f"an epoch gave {images} images, expected {expected}")
-    return images / (time.perf_counter() - start)
-
-
-def main(argv=None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_images", type=int, default=2000)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "streaming.md"))
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers of both pipelines")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed epochs (start-ups) of each")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed epochs (start-ups) of each first")
+    parser.add_argument("--smoke", action="store_true", help=f"a tiny run for tests: {SMOKE}")
+    parser.add_argument("--output_dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+    check_minimum(args, ("num_images", "shards", "image_size", "batch_size", "repeats"), 1)
+    check_minimum(args, ("warmup",), 0)
+    if min(args.workers) < 0:
+        raise ValueError(f"--workers must be at least 0, got {args.workers}")
+    if args.shards > args.num_images:
+        raise ValueError(f"--shards must be at most --num_images, got {args.shards} and {args.num_images}")
+    return args
+
+
+def epoch(dataset: Any, set_epoch: Callable[[int], None], workers: int, shuffle: bool,
+          args: argparse.Namespace) -> Callable[[], None]:
+    """One epoch through a fresh DataLoader iterator (as each training epoch builds one), the augmentation moved to
+    the next epoch first; it must deliver every image once, or the two sides would not be doing the same work."""
+    from mlic_hf.data.transforms import collate_fn
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, shuffle=shuffle,
+                                         collate_fn=collate_fn)
+    epochs = itertools.count(1)
+
+    def run() -> None:
+        set_epoch(next(epochs))
+        images = sum(len(batch["pixel_values"]) for batch in loader)
+        if images != args.num_images:
+            raise RuntimeError(f"an epoch gave {images} images, expected {args.num_images}")
+
+    return run
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import datasets
 
     from mlic_hf.data import load_fashion_mosaic
     from mlic_hf.data.hf_dataset import HFDatasetArguments, load_hf_dataset
@@ -59,54 +94,75 @@ def main(argv=None) -> int:
     from mlic_hf.data.transforms import (AugmentationConfig, BatchTransform, TrainTransform, defer_image_decoding,
                                          with_index_column)
 
-    mosaic = load_fashion_mosaic(num_train=args.num_images, num_validation=8, num_test=8, seed=0)
-    rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-streaming-") as tmp:
+        mosaic = load_fashion_mosaic(num_train=args.num_images, num_validation=8, num_test=8, seed=0,
+                                     cache_dir=str(Path(tmp) / "mosaic"))
         files = write_parquet_shards(mosaic["train"], Path(tmp) / "shards", args.shards)
-        transform = TrainTransform(AugmentationConfig(image_size=args.image_size))
-        import datasets
+        config = AugmentationConfig(image_size=args.image_size)
+        caches = itertools.count()
+        previous_cache = datasets.config.HF_DATASETS_CACHE
+        built: dict[str, Any] = {}
 
-        datasets.config.HF_DATASETS_CACHE = Path(tmp) / "cache"  # a first load: the files are converted
-        start = time.perf_counter()
-        on_disk = load_hf_dataset("parquet", data_files={"train": files}, train_val_split=None)["train"]
-        rows["start-up"] = {"on disk": time.perf_counter() - start}
-        on_disk = with_index_column(defer_image_decoding(on_disk)).with_transform(BatchTransform(transform))
-        start = time.perf_counter()
-        source = resolve_streaming_source("parquet", data_files={"train": files})
-        stream = load_streaming_train(HFDatasetArguments(dataset_name="parquet"), source)
-        stream = stream.with_transform(BatchTransform(transform)).for_process(0, 1, args.batch_size)
-        next(iter(stream))
-        rows["start-up"]["streamed"] = time.perf_counter() - start
+        def load_on_disk() -> None:  # a first load: the files are converted into a new cache folder
+            datasets.config.HF_DATASETS_CACHE = Path(tmp) / f"cache-{next(caches)}"
+            built["on disk"] = load_hf_dataset("parquet", data_files={"train": files}, train_val_split=None)["train"]
+
+        def open_stream() -> None:  # row counts, the stream, and its first batch
+            source = resolve_streaming_source("parquet", data_files={"train": files})
+            stream = load_streaming_train(HFDatasetArguments(dataset_name="parquet"), source)
+            transform = BatchTransform(TrainTransform(config))
+            stream = stream.with_transform(transform).for_process(0, 1, args.batch_size)
+            next(iter(stream))
+            built["streamed"] = stream
+
+        try:
+            startup = compare(load_on_disk, open_stream, repeats=args.repeats, warmup=args.warmup)
+        finally:
+            datasets.config.HF_DATASETS_CACHE = previous_cache
+        disk_transform = BatchTransform(TrainTransform(config))
+        on_disk = with_index_column(defer_image_decoding(built["on disk"])).with_transform(disk_transform)
+        stream = built["streamed"]
+        throughput = {}
         for workers in args.workers:
-            disk_loader = _loader(on_disk, args.batch_size, workers, shuffle=True)
-            stream_loader = _loader(stream, args.batch_size, workers, shuffle=False)
-            rates = {"on disk": [], "streamed": []}
-            for _ in range(2):  # alternate, so that both see the same machine state
-                rates["on disk"].append(_epoch_rate(disk_loader, lambda e: setattr(transform, "epoch", e),
-                                                    args.num_images))
-                rates["streamed"].append(_epoch_rate(stream_loader, stream.set_epoch, args.num_images))
-            rows[f"{workers} workers"] = {k: max(v) for k, v in rates.items()}
-    _report(args, rows)
+            c = compare(epoch(on_disk, disk_transform.set_epoch, workers, True, args),
+                        epoch(stream, stream.set_epoch, workers, False, args), repeats=args.repeats,
+                        warmup=args.warmup)
+            c["goal"], c["goal_met"] = f"ratio >= {GOAL}", judge_goal(c, at_least=GOAL)
+            c["images_per_s"] = {"on disk": args.num_images / c["a"]["median"],
+                                 "streamed": args.num_images / c["b"]["median"]}
+            throughput[f"{workers} workers"] = c
+    return {"startup": startup, "throughput": throughput}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    lines = [f"# Streaming vs on-disk input pipeline ({describe(results['provenance'])})", "",
+             f"{s['num_images']} Fashion-MNIST mosaics in {s['shards']} parquet shards, {s['image_size']} px, "
+             f"RandAugment + Cutout, batches of {s['batch_size']}; {s['repeats']} interleaved epochs (start-ups) of "
+             f"each after {s['warmup']} warm-up. Ratio = on-disk time / streamed time (above 1: streaming faster) "
+             "with its range from the spread; goal: streaming keeps at least 90% of the on-disk images/s.", "",
+             "| DataLoader workers | on disk: epoch s | streamed: epoch s | ratio (range) | verdict | images/s on disk "
+             "→ streamed (medians) | goal | goal met |", "|---|---:|---:|---:|---|---:|---|---|"]
+    for name, c in results["throughput"].items():
+        rates = c["images_per_s"]
+        lines.append(comparison_row(name.split()[0], c, digits=3, unit_scale=1, verdicts=VERDICTS,
+                                    extra=[f"{rates['on disk']:.0f} → {rates['streamed']:.0f}", c["goal"],
+                                           c["goal_met"]]))
+    lines += ["", "| start-up | on disk s | streamed s | ratio (range) | verdict |", "|---|---:|---:|---:|---|",
+              comparison_row("build the dataset", results["startup"], digits=3, unit_scale=1, verdicts=VERDICTS)]
+    return "\n".join(lines) + "\n"
+
+
+@script_entry()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.manual_seed(0)
+    results = {"provenance": provenance(argv, __file__),
+               "settings": {k: getattr(args, k) for k in ("num_images", "shards", "image_size", "batch_size",
+                                                          "workers", "repeats", "warmup", "smoke")}}
+    results.update(measure(args))
+    publish(NAME, results, markdown(results), folder=args.output_dir)
     return 0
-
-
-def _report(args, rows: dict) -> None:
-    lines = [f"# Streaming vs on-disk input pipeline ({date.today()}, {cpu_model()}, {torch.get_num_threads()} threads)", "",
-             f"{args.num_images} Fashion-MNIST mosaics in {args.shards} parquet shards, {args.image_size} px, "
-             f"RandAugment + Cutout, batches of {args.batch_size}; best of 2 epochs.", "",
-             "| setting | on disk | streamed | streamed / on disk |", "|---|---|---|---|"]
-    startup = rows.pop("start-up")
-    lines.append(f"| start-up (s) | {startup['on disk']:.2f} | {startup['streamed']:.2f} | "
-                 f"{startup['streamed'] / startup['on disk']:.2f}× |")
-    for name, rates in rows.items():
-        lines.append(f"| {name}: images/s | {rates['on disk']:.0f} | {rates['streamed']:.0f} | "
-                     f"{rates['streamed'] / rates['on disk']:.2f}× |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(text)
-    Path(args.output).with_suffix(".json").write_text(json.dumps({"startup_s": startup, "images_per_s": rows},
-                                                                  indent=2))
 
 
 if __name__ == "__main__":

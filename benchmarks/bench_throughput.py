@@ -6,21 +6,32 @@ on a GPU, and smaller on a CPU.
     python benchmarks/bench_throughput.py                                  # GPU: every method, paper size
     python benchmarks/bench_throughput.py --image_size 224 --batch_size 4  # a size a 2-core CPU runs in minutes
     python benchmarks/bench_throughput.py --methods mlic-two-stage-irpe --settings fp32 bf16 bf16+compile+ckpt
+    python benchmarks/bench_throughput.py --smoke --output_dir /tmp/results   # tiny models: a test of the script
 
 A setting joins a precision (``fp32``, ``bf16``, ``fp16``) with options: ``compile`` (``torch.compile``, inductor),
 ``ckpt`` (activation checkpointing of the Transformer layers, methods that have them), ``cl`` (channels-last
 memory format, for CNN backbones). Each (method, setting) runs in its own process (a fresh compile cache and peak
 memory): the model at its config's defaults (the paper's architecture, 80 labels, random weights; ``--image_size``
 and ``--backbone`` override), AdamW training steps on random images (forward, loss, backward, step) and inference
-forward passes (``no_grad``, eval mode), each timed after warm-up runs (which include compilation); the table
-gives the median. Memory is CUDA's peak allocation on a GPU and the process's peak resident set on a CPU (weights,
-optimiser state and activations: compare settings of one method, not methods); "activations" is what one
-training forward keeps for the backward pass (eager settings), the part activation checkpointing shrinks (under
-autocast it includes the low-precision copies of the weights that autocast keeps for the backward pass).
-``--config_overrides`` changes config fields of every method (e.g. a smaller width on a CPU).
+forward passes (``no_grad``, eval mode).
 
-Ratios are against ``fp32`` of the same method (above 1: faster / larger). Run it alone: on 2 CPU cores another
-process distorts every figure. Writes ``benchmarks/results/throughput.md`` and ``throughput.json``.
+* Memory, first: ``max(1, --warmup)`` training steps then as many inference passes of the setting alone (which
+  include compilation), then the peak: CUDA's peak allocation on a GPU, the process's peak resident set on a CPU
+  (weights, optimiser state and activations: compare settings of one method, not methods). "activations" is what
+  one training forward keeps for the backward pass (eager settings), the part activation checkpointing shrinks
+  (under autocast it includes the low-precision copies of the weights that autocast keeps for the backward pass).
+  One measurement per setting: the memory ratio carries no spread.
+* Time: the setting against plain ``fp32`` of the same method (eager, contiguous, same initial weights), both in the
+  setting's process (built after the memory was read), through ``_common.compare``: ``--warmup`` untimed steps of
+  each, then ``--steps`` interleaved rounds (fp32 first in even rounds, the setting first in odd ones), for the
+  training step and for the inference pass. The ratio is fp32's median time over the setting's (above 1: the
+  setting is faster), and a difference only when its whole range (``ratio_low`` .. ``ratio_high``) is on one side
+  of 1. This costs about twice the steps of timing each setting alone; ``fp32`` itself is timed alone
+  (``_common.summarise`` of ``--steps`` steps after ``--warmup``).
+
+``--config_overrides`` changes config fields of every method (e.g. a smaller width on a CPU). Run it alone: on 2 CPU
+cores another process distorts every figure. Writes ``<output_dir>/throughput.json`` (provenance, summaries,
+ratios, verdicts) and ``throughput.md``.
 """
 
 from __future__ import annotations
@@ -29,20 +40,29 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
-from datetime import date
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
-from _common import cpu_model  # noqa: E402
+from _common import (REPO, RESULTS, check_minimum, compare, describe, provenance, publish,  # noqa: E402
+                     ratio_range, summarise)
 
-REPO = Path(__file__).resolve().parents[1]
+from mlic_hf.cli import parse_json_object, script_entry  # noqa: E402
+
+NAME = "throughput"
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIONS = ("compile", "ckpt", "cl")
+REFERENCE = "fp32"
+#: two small methods (one without Transformer layers: its ``+ckpt`` is skipped), 32 px, a few steps
+SMOKE = {"methods": ["mlic-resnet-probabilistic", "mlic-two-stage-irpe"], "settings": ["fp32", "bf16", "fp32+ckpt"],
+         "device": "cpu", "image_size": 32, "backbone": "resnet18", "batch_size": 2, "steps": 2, "warmup": 1,
+         "config_overrides": '{"hidden_size": 32, "intermediate_size": 64}'}
+#: ``compare``'s verdicts as the table says them (A is fp32, B the setting)
+VERDICTS = {"A faster": "slower", "B faster": "faster", "within noise": "within noise"}
 
 
 def parse_setting(text: str) -> dict[str, Any]:
@@ -84,17 +104,61 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(function, device: str, warmup: int, steps: int) -> list[float]:
+def steps_of(model, config, setting: dict[str, Any], spec: dict[str, Any]) -> tuple[Callable, Callable, Callable]:
+    """``(train_step, infer_step, autocast)`` of ``model`` in ``setting`` (each step waits for the device, so that a
+    timer around it measures it); the model is moved to the device and memory format first."""
+    import torch
+
+    device = spec["device"]
+    memory_format = torch.channels_last if setting["cl"] else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    runner = torch.compile(model) if setting["compile"] else model
+    generator = torch.Generator().manual_seed(0)
+    batch, size = spec["batch_size"], config.image_size
+    pixel_values = torch.randn(batch, 3, size, size, generator=generator).to(device).contiguous(
+        memory_format=memory_format)
+    labels = (torch.rand(batch, config.num_labels, generator=generator) < 0.1).float().to(device)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[setting["precision"]]
+    scaler = torch.amp.GradScaler(device) if dtype is torch.float16 and device == "cuda" else None
+
+    def autocast():
+        return torch.autocast(device, dtype=dtype, enabled=dtype is not None)
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def train_step():
+        with autocast():
+            loss = runner(pixel_values, labels=labels).loss
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        _sync(device)
+
+    @torch.no_grad()
+    def infer_step():
+        with autocast():
+            runner(pixel_values)
+        _sync(device)
+
+    train_step.inputs = {"pixel_values": pixel_values, "labels": labels}
+    return train_step, infer_step, autocast
+
+
+def _timed(function: Callable, warmup: int, steps: int) -> dict[str, float]:
+    """``summarise`` of ``steps`` timed calls after ``warmup`` untimed ones."""
     for _ in range(warmup):
         function()
-    _sync(device)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         function()
-        _sync(device)
         times.append(time.perf_counter() - start)
-    return times
+    return summarise(times)
 
 
 def saved_activation_mb(model, step_inputs: dict, autocast) -> float:
@@ -119,7 +183,8 @@ def saved_activation_mb(model, step_inputs: dict, autocast) -> float:
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train and inference timings and peak memory of ``spec`` (method, setting, sizes), in this process."""
+    """Peak memory, kept activations and timings of ``spec`` (method, setting, sizes), in this process: the setting
+    alone first (memory), then timed against fp32 of the same method (or alone, when it is fp32)."""
     import torch
 
     device = spec["device"]
@@ -131,59 +196,47 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         if not model.supports_gradient_checkpointing:
             return {"skipped": "no Transformer layers to checkpoint"}
         model.activation_checkpointing_enable()
-    memory_format = torch.channels_last if setting["cl"] else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
-    runner = torch.compile(model) if setting["compile"] else model
-    batch, size = spec["batch_size"], config.image_size
-    pixel_values = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
-    labels = (torch.rand(batch, config.num_labels, device=device) < 0.1).float()
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[setting["precision"]]
-    scaler = torch.amp.GradScaler(device) if dtype is torch.float16 and device == "cuda" else None
-
-    def autocast():
-        return torch.autocast(device, dtype=dtype, enabled=dtype is not None)
-
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-
-    def train_step():
-        with autocast():
-            loss = runner(pixel_values, labels=labels).loss
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    @torch.no_grad()
-    def infer_step():
-        with autocast():
-            runner(pixel_values)
-
+    train_step, infer_step, autocast = steps_of(model, config, setting, spec)
     model.train()
     # eager only: the hook would split a compiled graph
-    activations = None if setting["compile"] else saved_activation_mb(
-        model, {"pixel_values": pixel_values, "labels": labels}, autocast)
+    activations = None if setting["compile"] else saved_activation_mb(model, train_step.inputs, autocast)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    train_times = _timed(train_step, device, spec["warmup"], spec["steps"])
+    for _ in range(max(1, spec["warmup"])):
+        train_step()
     model.eval()
-    infer_times = _timed(infer_step, device, spec["warmup"], spec["steps"])
+    for _ in range(max(1, spec["warmup"])):
+        infer_step()
     if device == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:  # ru_maxrss is in KiB on Linux
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "train_images_per_s": batch / statistics.median(train_times),
-        "infer_images_per_s": batch / statistics.median(infer_times),
-        "peak_memory_mb": peak_mb,
-        "activation_mb": activations,
-        "image_size": size,
-        "backbone": config.backbone,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
+    result: dict[str, Any] = {"peak_memory_mb": peak_mb, "activation_mb": activations, "image_size": config.image_size,
+                              "backbone": config.backbone,
+                              "parameters": sum(p.numel() for p in model.parameters())}
+    timing = {"repeats": spec["steps"], "warmup": spec["warmup"]}
+    if spec["setting"] == REFERENCE:
+        model.train()
+        result["train"] = _timed(train_step, spec["warmup"], spec["steps"])
+        model.eval()
+        result["infer"] = _timed(infer_step, spec["warmup"], spec["steps"])
+    else:
+        torch.manual_seed(0)  # the same initial weights
+        reference, _ = build(spec["method"], spec["image_size"], spec["backbone"], spec["num_labels"],
+                             spec.get("config_overrides"))
+        ref_train, ref_infer, _ = steps_of(reference, config, parse_setting(REFERENCE), spec)
+        model.train()
+        reference.train()
+        versus_train = compare(ref_train, train_step, **timing)
+        model.eval()
+        reference.eval()
+        versus_infer = compare(ref_infer, infer_step, **timing)
+        result["train"], result["infer"] = versus_train["b"], versus_infer["b"]
+        result["versus_fp32"] = {"train": versus_train, "infer": versus_infer}
+    batch = spec["batch_size"]
+    result["train_images_per_s"] = batch / result["train"]["median"]
+    result["infer_images_per_s"] = batch / result["infer"]["median"]
+    return result
 
 
 # --- the driver ----------------------------------------------------------------------------------------------------
@@ -203,64 +256,77 @@ def run_child(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def machine(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return f"{os.cpu_count()} cores ({cpu_model()}), torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def ratio(value: float | None, reference: float | None) -> str:
-    return f"{value / reference:.2f}×" if value and reference else "—"
-
-
 def _mb(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"
 
 
-def render(results: list[dict[str, Any]], header: str) -> str:
-    lines = [header, "", "| method | setting | train img/s | infer img/s | peak MB | activations MB | train × | "
-             "infer × | memory × |", "|---|---|---|---|---|---|---|---|---|"]
-    for row in results:
+def _versus(comparison: dict[str, Any] | None) -> str:
+    return "1 (reference)" if comparison is None else f"{ratio_range(comparison)} {VERDICTS[comparison['verdict']]}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    sizes = "paper sizes" if s["image_size"] is None else f"{s['image_size']} px"
+    lines = [f"# Throughput ({s['device']}, batch {s['batch_size']}, {sizes}) ({describe(results['provenance'])})", "",
+             f"`{results['provenance']['command']}`", "",
+             f"img/s from the median of {s['steps']} timed steps after {s['warmup']} warm-up. Each non-fp32 setting "
+             "is timed interleaved with fp32 of the same method in its process (`_common.compare`): × fp32 = fp32's "
+             "median time / the setting's (above 1: faster) with its range from the spread, a difference only "
+             "outside it. Peak memory: one measurement per setting, in its own process (its ratio has no spread).",
+             "", "| method | setting | train img/s | infer img/s | peak MB | activations MB | train × fp32 (range) | "
+             "infer × fp32 (range) | memory × fp32 |", "|---|---|---:|---:|---:|---:|---|---|---:|"]
+    for row in results["rows"]:
         r = row["result"]
         if "error" in r or "skipped" in r:
             lines.append(f"| {row['method']} | {row['setting']} | {r.get('error') or 'skipped: ' + r['skipped']} "
                          "| | | | | | |")
             continue
-        ref = next((x["result"] for x in results if x["method"] == row["method"] and x["setting"] == "fp32"), {})
-        lines.append(
-            f"| {row['method']} | {row['setting']} | {r['train_images_per_s']:.2f} | {r['infer_images_per_s']:.2f} "
-            f"| {r['peak_memory_mb']:.0f} | {_mb(r['activation_mb'])} "
-            f"| {ratio(r['train_images_per_s'], ref.get('train_images_per_s'))} "
-            f"| {ratio(r['infer_images_per_s'], ref.get('infer_images_per_s'))} "
-            f"| {ratio(r['peak_memory_mb'], ref.get('peak_memory_mb'))} |")
+        ref = next((x["result"] for x in results["rows"] if x["method"] == row["method"]
+                    and x["setting"] == REFERENCE), {})
+        versus = r.get("versus_fp32", {})
+        memory = f"{r['peak_memory_mb'] / ref['peak_memory_mb']:.2f}" if ref.get("peak_memory_mb") else "—"
+        lines.append(f"| {row['method']} | {row['setting']} | {r['train_images_per_s']:.2f} | "
+                     f"{r['infer_images_per_s']:.2f} | {r['peak_memory_mb']:.0f} | {_mb(r['activation_mb'])} | "
+                     f"{_versus(versus.get('train'))} | {_versus(versus.get('infer'))} | {memory} |")
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     import mlic_hf
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(mlic_hf.REGISTERED_METHODS),
                         choices=list(mlic_hf.REGISTERED_METHODS), metavar="METHOD")
     parser.add_argument("--settings", nargs="+", default=None, help="e.g. fp32 bf16 bf16+compile fp32+ckpt")
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    parser.add_argument("--device", default=None, choices=["cuda", "cpu"], help="default: cuda if available")
     parser.add_argument("--image_size", type=int, default=None, help="default: each config's (the paper's)")
     parser.add_argument("--backbone", default=None, help="default: each config's (the paper's)")
     parser.add_argument("--batch_size", type=int, default=None, help="default: 32 on a GPU, 2 on a CPU")
     parser.add_argument("--num_labels", type=int, default=80)
     parser.add_argument("--config_overrides", default=None,
                         help='JSON object of config fields for every method, e.g. \'{"hidden_size": 512}\'')
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on a GPU, 3 on a CPU)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps, interleaved rounds against fp32 (default: 20 on a GPU, 3 on a CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 3 GPU, 1 CPU)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per (method, setting)")
-    parser.add_argument("--results_dir", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--smoke", action="store_true", help=f"a tiny run for tests: {SMOKE}")
+    parser.add_argument("--output_dir", "--results_dir", dest="output_dir", type=Path, default=RESULTS)
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if args._child:
+        return args
+    for setting in args.settings or ():
+        parse_setting(setting)
+    args.overrides = parse_json_object(args.config_overrides, "config_overrides")
+    check_minimum(args, ("batch_size", "steps", "image_size", "num_labels"), 1)
+    check_minimum(args, ("warmup",), 0)
+    return args
 
 
-def main(argv=None) -> int:
+@script_entry()
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args._child:
         print(json.dumps(measure(json.loads(args._child))))
@@ -269,39 +335,20 @@ def main(argv=None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device == "cuda"
-    try:
-        settings = args.settings or default_settings(device)
-        for setting in settings:
-            parse_setting(setting)
-        overrides = json.loads(args.config_overrides) if args.config_overrides else {}
-        if not isinstance(overrides, dict):
-            raise ValueError(f"--config_overrides must be a JSON object, got {args.config_overrides!r}")
-        for name in ("batch_size", "steps", "warmup", "image_size"):
-            value = getattr(args, name)
-            if value is not None and value < (0 if name == "warmup" else 1):
-                raise ValueError(f"--{name} must be {'0 or more' if name == 'warmup' else 'at least 1'}, got {value}")
-    except ValueError as err:  # json.JSONDecodeError included
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    settings = args.settings or default_settings(device)
     base = {"device": device, "image_size": args.image_size, "backbone": args.backbone,
-            "num_labels": args.num_labels, "config_overrides": overrides, "batch_size": args.batch_size or (32 if gpu else 2),
-            "steps": args.steps or (20 if gpu else 3), "warmup": args.warmup if args.warmup is not None else
-            (3 if gpu else 1)}
-    results = []
+            "num_labels": args.num_labels, "config_overrides": args.overrides,
+            "batch_size": args.batch_size or (32 if gpu else 2), "steps": args.steps or (20 if gpu else 3),
+            "warmup": args.warmup if args.warmup is not None else (3 if gpu else 1)}
+    results: dict[str, Any] = {"provenance": provenance(argv, __file__),
+                               "settings": {**base, "methods": args.methods, "settings": settings,
+                                            "smoke": args.smoke}, "rows": []}
     for method in args.methods:
         for setting in settings:
             print(f"{method} {setting} ...", file=sys.stderr, flush=True)
             result = run_child({**base, "method": method, "setting": setting}, args.timeout)
-            results.append({"method": method, "setting": setting, "result": result})
-    sizes = "paper sizes" if args.image_size is None else f"{args.image_size} px"
-    header = (f"# Throughput ({device}, batch {base['batch_size']}, {sizes}, median of {base['steps']} steps after "
-              f"{base['warmup']} warm-up)\n\n{date.today().isoformat()}, {machine(device)}; `python "
-              f"benchmarks/bench_throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}`".rstrip() + ".")
-    text = render(results, header)
-    print(text)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "throughput.md").write_text(text)
-    (args.results_dir / "throughput.json").write_text(json.dumps({"settings": base, "results": results}, indent=1))
+            results["rows"].append({"method": method, "setting": setting, "result": result})
+    publish(NAME, results, markdown(results), folder=args.output_dir)
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""The README's single-run figures, measured: ``make demo``, the fine-tune example, the ``fashion_clutter`` demo and
-M4 on the demo's data, each a real ``scripts/train.py`` run whose wall clock, training time and test metrics go to
+"""The single-run figures of the README and docs/results.md, measured: ``make demo``, the fine-tune example, the
+``fashion_clutter`` demo and M4 on the demo's data, each a real ``scripts/train.py`` run whose wall clock, training
+time and test metrics go to
 ``benchmarks/results/demo_runs.json`` (and ``.md``) with where they came from (date, machine, libraries, commit,
 command)::
 

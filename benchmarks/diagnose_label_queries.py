@@ -14,7 +14,7 @@ For one image, with A[k, p] the attention of label k's query to position p (K la
   its mean over the P positions, then over the images;
 * spread across positions of label k: ``std_p A[k, p]`` (population std over the P positions); ``across_positions``
   is its mean over the K labels, then over the images;
-* ``ratio = across_labels / across_positions``, and ``one_in = 1 / ratio`` (the README's "1/32": a ratio of 1/32);
+* ``ratio = across_labels / across_positions``, and ``one_in = 1 / ratio`` (``one_in = 32``: a ratio of 1/32);
   both null for a one-position grid (e.g. M4's coarsest branch at a small image size), where both spreads are 0.
 
 A ratio near 0 means every label's query reads nearly the same places (the map shows where the decoder reads, not

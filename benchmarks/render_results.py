@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS  # noqa: E402
+from _common import REPO, RESULTS, comparison_row, ratio_range, spread  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- rendered: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /rendered -->)", re.S)
 #: The pages that hold rendered blocks.
@@ -123,15 +123,26 @@ def scale_table(results: Path) -> str:
 
 
 def label_map_table(results: Path) -> str:
-    """Pointing accuracy of each method's label maps (``bench_label_maps.py``), the best in bold."""
-    rows = _read(results, "label_maps.json")["rows"]
+    """Pointing accuracy of each method's label maps (``bench_label_maps.py``), the best in bold: the zoo's rows as
+    the README describes them, in :data:`LABEL_MAP_ROWS`' order, then any other row under its own name. A results
+    file with a ``provenance`` record (the current format) adds the line saying where it was measured; the older
+    format (``date``, ``machine`` strings) renders the table alone, as before."""
+    data = _read(results, "label_maps.json")
+    rows = data["rows"]
+    if "provenance" in data and data.get("settings", {}).get("smoke"):
+        raise ValueError(f"{results / 'label_maps.json'} is a --smoke run, not a measurement")
     best = max(row["pointing_accuracy"] for row in rows.values())
+    order = [key for key in LABEL_MAP_ROWS if key in rows] + [key for key in rows if key not in LABEL_MAP_ROWS]
     lines = ["| model (map) | pointing accuracy | chance |", "|---|---|---|"]
-    for key, label in LABEL_MAP_ROWS.items():
+    for key in order:
         row = rows[key]
         accuracy = f"{100 * row['pointing_accuracy']:.1f}%"
-        lines.append(f"| {label} | {f'**{accuracy}**' if row['pointing_accuracy'] == best else accuracy} | "
+        lines.append(f"| {LABEL_MAP_ROWS.get(key, key)} | "
+                     f"{f'**{accuracy}**' if row['pointing_accuracy'] == best else accuracy} | "
                      f"{100 * row['chance']:.1f}% |")
+    if "provenance" in data:
+        lines += ["", f"Measured {_machine(data['provenance'])}: {data['num_images']} test images, "
+                  f"`{data['provenance']['command']}`."]
     return "\n".join(lines) + "\n"
 
 
@@ -203,11 +214,159 @@ def vit_pretraining(results: Path) -> str:
             "[`benchmarks/results/vit_pretraining.md`](benchmarks/results/vit_pretraining.md)).\n")
 
 
+# --- the timing benchmarks (``_common.compare`` results) -------------------------------------------------------------
+
+#: The timing benchmarks the benchmark table summarises: results file → script.
+TIMING_BENCHES = {"metrics.json": "bench_metrics.py", "ema.json": "bench_ema.py", "data.json": "bench_data.py",
+                  "irpe.json": "bench_irpe.py", "msff.json": "bench_msff.py", "vpt.json": "bench_vpt.py"}
+
+
+def _measured(results: Path, name: str) -> dict[str, Any]:
+    """A results file in the current format (with its ``provenance`` record) of a real run (not ``--smoke``)."""
+    data = _read(results, name)
+    if not isinstance(data, dict) or "provenance" not in data:
+        raise ValueError(f"{results / name} is in the old format (no provenance record): rerun its benchmark")
+    if data.get("settings", {}).get("smoke"):
+        raise ValueError(f"{results / name} is a --smoke run, not a measurement")
+    return data
+
+
+def _goal(comparison: dict[str, Any]) -> str:
+    return f"{comparison['goal']}: {comparison['goal_met']}" if "goal" in comparison else "—"
+
+
+def _timing_rows(name: str, data: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """``(what is compared, compare result, goal cell)`` of one timing benchmark's results."""
+    if name == "metrics.json":
+        return [(label, c, _goal(c)) for label, c in data["comparisons"].items()]
+    if name == "ema.json":
+        return [(label, c, "—") for label, c in data["comparisons"].items()]
+    if name == "data.json":
+        return [("plain PIL + torchvision loader (A) vs mlic_hf pipeline (B), one epoch", data["comparison"],
+                 _goal(data["comparison"]))]
+    if name == "irpe.json":
+        rows = [(f"iRPE q,k,v layer (A) vs plain layer (B), training step, {label}", c, _goal(c))
+                for label, c in data["layers"].items()]
+        if "model" in data:
+            rows.append(("M2 (A) vs M1's bare backbone (B), training step", data["model"], "—"))
+        return rows
+    if name == "msff.json":
+        return [(f"M4 (A) vs its backbone (B), {label}", c, "—") for label, c in data["whole_model"].items()]
+    if name == "vpt.json":
+        goal = data["goals"].get("step_time")
+        if "comparison" not in data:
+            return []
+        return [("ML-VPT (A) vs VPT (B), training step", data["comparison"],
+                 f"{goal['goal']}: {goal['met']}" if goal else "—")]
+    raise ValueError(f"no rows for {name}")
+
+
+def benchmark_table(results: Path) -> str:
+    """The six timing benchmarks (:data:`TIMING_BENCHES`) in one table: what is compared, the ratio A / B as median
+    (range from the spread), the verdict (a difference only when the whole range is on one side of 1), and the goal
+    where the script judges one; ML-VPT's memory goal (one measurement per method, no spread) under it. Then where
+    each was measured (benchmarks measured on the same machine and commit share a line)."""
+    lines = ["| benchmark | A vs B | ratio A / B (range) | verdict | goal |", "|---|---|---|---|---|"]
+    measured: dict[str, list[str]] = {}
+    extra = []
+    for name, script in TIMING_BENCHES.items():
+        data = _measured(results, name)
+        measured.setdefault(_machine(data["provenance"]), []).append(f"`{script}`")
+        lines += [f"| `{script}` | {label} | {ratio_range(c)} | {c['verdict']} | {goal} |"
+                  for label, c, goal in _timing_rows(name, data)]
+        memory = data.get("goals", {}).get("peak_memory") if name == "vpt.json" else None
+        if memory:
+            extra.append(f"`{script}`, peak training memory (one measurement per method, no spread): {memory['goal']}"
+                         f", ratio {memory['ratio']:.2f}: {memory['met']}.")
+    notes = [*extra, "Ratio = A's median time / B's (above 1: B is faster). Measured "
+             + "; ".join(f"{', '.join(scripts)}: {where}" for where, scripts in measured.items()) + "."]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+#: ``compare``'s verdicts as the ONNX table says them (A is PyTorch, B onnxruntime)
+ONNX_VERDICTS = {"A faster": "PyTorch faster", "B faster": "onnxruntime faster", "within noise": "within noise"}
+
+
+def onnx_table(results: Path) -> str:
+    """onnxruntime vs PyTorch CPU latency per checkpoint and batch size (``bench_onnx.py``)."""
+    data = _measured(results, "onnx.json")
+    s = data["settings"]
+    lines = ["| model | image | batch | PyTorch ms | ONNX ms | ratio (range) | verdict |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [comparison_row((name, row["image_size"], batch), c, verdicts=ONNX_VERDICTS)
+              for name, row in data["rows"].items() for batch, c in row["batches"].items()]
+    lines += ["", f"Median ms per batch (min–max) of {s['repeats']} interleaved runs after {s['warmup']} warm-up, "
+              f"{s['threads']} threads; ratio = PyTorch / onnxruntime (above 1: onnxruntime faster), a difference "
+              f"only outside its range. Measured {_machine(data['provenance'])}; `{data['provenance']['command']}`."]
+    return "\n".join(lines) + "\n"
+
+
+#: ``compare``'s verdicts as the throughput table says them (A is fp32, B the setting)
+THROUGHPUT_VERDICTS = {"A faster": "slower", "B faster": "faster", "within noise": "within noise"}
+
+
+def throughput_table(results: Path) -> str:
+    """Training and inference images/s of every (method, setting) (``bench_throughput.py``), each setting's ratio to
+    fp32 of the same method (interleaved, with its range and verdict), kept activations and peak memory."""
+    data = _measured(results, "throughput.json")
+    s = data["settings"]
+    lines = ["| method | setting | train img/s | × fp32 (range) | infer img/s | × fp32 (range) | activations MB | "
+             "peak MB |", "|---|---|---:|---|---:|---|---:|---:|"]
+    for row in data["rows"]:
+        r = row["result"]
+        if "error" in r or "skipped" in r:
+            lines.append(f"| {row['method']} | {row['setting']} | {r.get('error') or 'skipped: ' + r['skipped']} "
+                         "| | | | | |")
+            continue
+        versus = r.get("versus_fp32", {})
+        cells = []
+        for kind in ("train", "infer"):
+            c = versus.get(kind)
+            cells += [f"{r[f'{kind}_images_per_s']:.2f}",
+                      "reference" if c is None else f"{ratio_range(c)} {THROUGHPUT_VERDICTS[c['verdict']]}"]
+        activations = "—" if r["activation_mb"] is None else f"{r['activation_mb']:.0f}"
+        lines.append(f"| {row['method']} | {row['setting']} | {' | '.join(cells)} | {activations} | "
+                     f"{r['peak_memory_mb']:.0f} |")
+    sizes = "each config's image size" if s["image_size"] is None else f"{s['image_size']} px"
+    lines += ["", f"{s['device']}, batch {s['batch_size']}, {sizes}; img/s from the median of {s['steps']} steps after "
+              f"{s['warmup']} warm-up; × fp32 = fp32's median time / the setting's, timed interleaved in one process "
+              "(above 1: faster; a difference only outside the range); peak memory one measurement per setting. "
+              f"Measured {_machine(data['provenance'])}; `{data['provenance']['command']}`."]
+    return "\n".join(lines) + "\n"
+
+
+def streaming_table(results: Path) -> str:
+    """Streamed vs on-disk images/s per DataLoader worker count and start-up (``bench_streaming.py``)."""
+    data = _measured(results, "streaming.json")
+    s = data["settings"]
+    lines = ["| DataLoader workers | images/s on disk | images/s streamed | streamed / on disk (range) | verdict | "
+             "goal |", "|---|---:|---:|---|---|---|"]
+    verdicts = {"A faster": "on disk faster", "B faster": "streamed faster", "within noise": "within noise"}
+    for name, c in data["throughput"].items():
+        rates = c["images_per_s"]
+        lines.append(f"| {name.split()[0]} | {rates['on disk']:.0f} | {rates['streamed']:.0f} | {ratio_range(c)} | "
+                     f"{verdicts[c['verdict']]} | {_goal(c)} |")
+    startup = data["startup"]
+    lines += ["", f"Start-up (building the dataset): on disk {spread(startup['a'], 2, 1)} s, streamed "
+              f"{spread(startup['b'], 2, 1)} s; ratio {ratio_range(startup)}: {verdicts[startup['verdict']]}.",
+              f"{s['num_images']:,} images at {s['image_size']} px from {s['shards']} parquet shards, batches of "
+              f"{s['batch_size']}; medians of {s['repeats']} interleaved epochs after {s['warmup']} warm-up; ratio = "
+              "on-disk epoch time / streamed (above 1: streaming faster), a difference only outside its range. "
+              f"Measured {_machine(data['provenance'])}; `{data['provenance']['command']}`."]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "zoo-table": zoo_table, "zoo-baseline": zoo_baseline, "demo-summary": demo_summary, "demo-table": demo_table,
     "clutter-run": clutter_run, "m4-run": m4_run, "finetune-run": finetune_run, "scale-table": scale_table,
-    "label-map-table": label_map_table, "vit-pretraining": vit_pretraining,
+    "label-map-table": label_map_table, "vit-pretraining": vit_pretraining, "benchmark-table": benchmark_table,
+    "onnx-table": onnx_table, "throughput-table": throughput_table, "streaming-table": streaming_table,
 }
+#: Renderers ready for blocks that are not placed in a page yet (their tables go into README/docs later): the test
+#: that every renderer feeds a page exempts them, and fails once one of them is placed while still listed here (remove
+#: it then). A placed block whose results file is missing, still in the old format or a ``--smoke`` run is a
+#: ``ValueError`` naming the file, so ``--check`` cannot pass on stale evidence.
+NOT_YET_PLACED = frozenset({"onnx-table", "throughput-table", "streaming-table"})
 
 
 def render_text(text: str, results: Path, source: str = "text") -> str:

@@ -10,7 +10,7 @@ label's probability (``--output``). Without ``--threshold``, a checkpoint's cali
 (``scripts/calibrate_thresholds.py``; ``scripts/train.py`` saves them) decide, else 0.5. A bad flag, checkpoint or image file is reported in one line (``error: ...``,
 exit code 2); ``--skip_bad`` skips unreadable images (including decompression bombs) instead. ``--explain DIR``
 also writes ``DIR/<image>_labels.png`` per image: the image and a heat-map overlay of each predicted label's map
-(:mod:`mlic_hf.explain`; what a map is depends on the method, see the README's "Label maps").
+(:mod:`mlic_hf.explain`; what a map is depends on the method, see "Label maps" in docs/usage.md).
 """
 
 import argparse

@@ -1,6 +1,7 @@
 """The pages a user reads (README.md, docs/*.md, demo/README.md) point at things that exist: every relative link
-resolves to a file (and an ``#anchor`` to a heading of its page), and every command that runs a project script names
-a script that exists and only flags that script accepts (read from its own ``--help``)."""
+resolves to a file (and an ``#anchor`` to a heading of the page it names), every command that runs a project script
+names a script that exists and only flags that script accepts (read from its own ``--help``), every ``make`` command
+names a Makefile target, and the README links every docs page, each of which links back to it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "demo" / "README.md"]
+DOCS = sorted((REPO / "docs").glob("*.md"))
+PAGES = [REPO / "README.md", *DOCS, REPO / "demo" / "README.md"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 SCRIPT = re.compile(r"(?:^|\s)((?:scripts|benchmarks|demo)/[\w/.-]+\.py)\b")
 #: Prints each script's --help as JSON ({path: text}); one process, so the imports are paid once.
@@ -38,6 +40,12 @@ def _slug(heading: str) -> str:
     """GitHub's anchor of a Markdown heading."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
     return text.replace(" ", "-")
+
+
+def _headings(page: Path) -> set[str]:
+    """The anchors of ``page``'s headings (code blocks left out: a ``# comment`` there is no heading)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {_slug(heading) for heading in re.findall(r"^#+ (.+)$", text, re.M)}
 
 
 def _commands(text: str) -> list[tuple[str, list[str]]]:
@@ -67,17 +75,30 @@ def _commands(text: str) -> list[tuple[str, list[str]]]:
 def test_every_relative_link_resolves():
     broken = []
     for page in PAGES:
-        text = page.read_text()
-        headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
-        for target in LINK.findall(text):
+        for target in LINK.findall(page.read_text()):
             if re.match(r"[a-z]+:", target):  # http(s), mailto: checked by nobody offline
                 continue
             path, _, anchor = target.partition("#")
-            if path and not (page.parent / path).exists():
+            linked = page.parent / path if path else page
+            if not linked.exists():
                 broken.append(f"{page.relative_to(REPO)}: {target}")
-            elif not path and anchor not in headings:
-                broken.append(f"{page.relative_to(REPO)}: #{anchor} (no such heading)")
+            elif anchor and linked.suffix == ".md" and anchor not in _headings(linked):
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such heading)")
     assert not broken, broken
+
+
+def test_the_readme_links_every_docs_page_and_each_links_back():
+    linked = {target.partition("#")[0] for target in LINK.findall((REPO / "README.md").read_text())}
+    assert [page.name for page in DOCS if f"docs/{page.name}" not in linked] == []
+    for page in DOCS:
+        title, _, back = page.read_text().splitlines()[:3]
+        assert title.startswith("# ") and "](../README.md)" in back, page.name
+
+
+def test_every_make_command_names_a_makefile_target():
+    targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M))
+    used = {target for page in PAGES for target in re.findall(r"(?:^|`)make ([\w-]+)", page.read_text(), re.M)}
+    assert {"demo", "test", "finetune-example"} <= used and used <= targets, sorted(used - targets)
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ class MLICTrainingArguments(TrainingArguments):
         backbone_learning_rate: peak learning rate of the pretrained backbone (``model.get_backbone()``); the
             layers the method adds on top keep ``learning_rate``. ``None`` (default): one rate for the whole model.
             A pretrained CNN adapting to new images often wants a higher rate than freshly initialised Transformer
-            heads tolerate (see the model zoo in the README).
+            heads tolerate (see "Model zoo" in ``docs/results.md``).
 
     ``label_names`` (transformers: the input keys holding the labels) is not an argument here: every mlic_hf model
     takes its targets as ``labels``, and ``--label_names`` on the command line names the classes of a dataset

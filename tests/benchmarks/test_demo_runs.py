@@ -1,5 +1,6 @@
-"""benchmarks/demo_runs.py: real (smoke-sized) train.py runs write the README's single-run figures with where they
-came from, and a partial invocation merges into the results instead of replacing them."""
+"""benchmarks/demo_runs.py: real (smoke-sized) train.py runs write the single-run figures of the README and
+docs/results.md with where they came from, and a partial invocation merges into the results instead of replacing
+them."""
 
 import json
 import re

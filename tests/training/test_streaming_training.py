@@ -127,7 +127,7 @@ def test_stream_without_a_validation_split_is_one_clear_error(tmp_path, shards, 
 
 
 def test_example_shards_stream_into_training(tmp_path, capsys):
-    """The README's try-it-yourself: ``make_example_dataset.py --format parquet`` writes shards whose labels are a
+    """docs/scale.md's try-it-yourself: ``make_example_dataset.py --format parquet`` writes shards whose labels are a
     Sequence(ClassLabel), and ``train.py --streaming`` trains on them without --label_names."""
     shards = tmp_path / "shards"
     assert _load_script("make_example_dataset").main([

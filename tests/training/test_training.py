@@ -121,7 +121,7 @@ def _logged_losses(output_dir, step):
 
 def test_torchrun_two_processes_match_one_process(tmp_path, data_cache):
     """Data-parallel training with 2 CPU processes (gloo, launched by torchrun) stays close to one process with the
-    same global batch: not equal, since BatchNorm normalises over each process's half of the batch (the README
+    same global batch: not equal, since BatchNorm normalises over each process's half of the batch (docs/scale.md
     quotes these tolerances)."""
     common = {"max_steps": 4, "eval_strategy": "no", "save_strategy": "steps", "save_steps": 4, "rand_augment": "",
               "cutout": 0.0, "hflip": 0.0, "ema_decay": 0.0, "metric_for_best_model": "loss",
