@@ -32,6 +32,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
+#: tracked files a benchmark writes (``git status`` paths): a changed one does not make a run's code dirty
+RESULTS_PREFIX = "benchmarks/results/"
 
 #: Packages whose versions a results file records (those installed).
 LIBRARIES = ("torch", "torchvision", "timm", "transformers", "datasets", "accelerate", "peft", "numpy",
@@ -69,8 +71,10 @@ def machine() -> dict[str, Any]:
 
 def git_commit(repo: Path = REPO) -> dict[str, Any]:
     """``{"commit": sha, "dirty": bool, "dirty_files": [...]}`` of ``repo`` (``commit`` None outside a git
-    checkout). Dirty means tracked files differ from the commit: the numbers may come from code that was never
-    committed; ``dirty_files`` says which (a changed README cannot have changed a measurement, a changed model can)."""
+    checkout). ``dirty_files`` lists every tracked file that differs from the commit. Dirty means one of them is not
+    a results file: the numbers may come from code that was never committed (a changed model can change a
+    measurement). Results files under ``benchmarks/results/`` do not count: they are what the benchmarks write, so
+    one benchmark run after another in the same checkout would otherwise make every later run "dirty"."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -79,7 +83,8 @@ def git_commit(repo: Path = REPO) -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None, "dirty_files": None}
     files = sorted(line[3:] for line in status.splitlines() if line.strip())
-    return {"commit": sha, "dirty": bool(files), "dirty_files": files}
+    code = [name for name in files if not name.startswith(RESULTS_PREFIX)]
+    return {"commit": sha, "dirty": bool(code), "dirty_files": files}
 
 
 def library_versions() -> dict[str, str]:

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ["mlic_hf", "scripts", "benchmarks", "README.md", "pyproject.toml", "Makefile"]
+SHIPPED = ["mlic_hf", "scripts", "benchmarks", "docs", "README.md", "pyproject.toml", "Makefile"]
 
 
 def _quick_start_commands() -> list[str]:

@@ -54,6 +54,18 @@ def test_git_record_names_the_dirty_files(tmp_path):
     (tmp_path / "a.py").write_text("x = 2\n")
     (tmp_path / "untracked.txt").write_text("not part of the record\n")
     assert common.git_commit(tmp_path) == {"commit": clean["commit"], "dirty": True, "dirty_files": ["a.py"]}
+    git("checkout", "-q", "--", "a.py")
+    # a results file rewritten by an earlier benchmark is listed, but the code is still the commit's
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "x.json").write_text("{}\n")
+    git("add", "benchmarks/results/x.json")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "two")
+    (results / "x.json").write_text('{"rerun": true}\n')
+    again = common.git_commit(tmp_path)
+    assert again["dirty"] is False and again["dirty_files"] == ["benchmarks/results/x.json"]
+    (tmp_path / "a.py").write_text("x = 3\n")
+    assert common.git_commit(tmp_path)["dirty"] is True
     assert common.git_commit(tmp_path / "nowhere")["commit"] is None
 
 

@@ -101,7 +101,7 @@ def test_shipped_accelerate_configs_load_and_are_documented(name):
     assert config.distributed_type.value == ACCELERATE_CONFIGS[name]
     assert config.mixed_precision == "no"  # precision comes from train.py's --bf16 / --fp16
     assert f"accelerate launch --config_file configs/accelerate/{name}" in path.read_text()
-    assert f"`{name}`" in (REPO / "README.md").read_text()
+    assert f"`{name}`" in (REPO / "docs" / "scale.md").read_text()  # the page on scaling out documents each
     if name == "multi_node.yaml":
         assert config.num_machines > 1 and config.main_process_ip
     if name == "fsdp.yaml":
