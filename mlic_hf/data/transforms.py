@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,6 +145,9 @@ class AugmentationConfig:
         rand_augment: timm RandAugment config string (e.g. ``"rand-m9-mstd0.5"``); empty disables.
         cutout: Cutout side as a fraction of the image side (0 disables; ASL/ML-Decoder use 0.5).
         seed: base seed of the per-sample augmentation generators.
+        crop_scale: ``(low, high)``: a random resized crop before the resize, as torchvision's
+            ``RandomResizedCrop(image_size, scale=(low, high))`` (area fraction of the image in [low, high], aspect
+            ratio log-uniform in [3/4, 4/3]; CSRA's recipe uses (0.7, 1.0)); ``None`` (default): the whole image.
     """
 
     image_size: int
@@ -153,6 +157,40 @@ class AugmentationConfig:
     rand_augment: str = "rand-m9-mstd0.5"
     cutout: float = 0.5
     seed: int = 0
+    crop_scale: tuple[float, float] | None = None
+
+
+#: aspect ratios (width / height) of :func:`random_resized_crop_box`: torchvision's ``RandomResizedCrop`` default
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+
+
+def random_resized_crop_box(width: int, height: int, scale: tuple[float, float],
+                            rng: random.Random) -> tuple[int, int, int, int]:
+    """The ``(left, top, right, bottom)`` box of a random resized crop of a ``width`` × ``height`` image, drawn as
+    torchvision's ``RandomResizedCrop.get_params`` draws it (area fraction uniform in ``scale``, aspect ratio
+    log-uniform in :data:`CROP_RATIO`, up to 10 tries, then the largest central crop within the ratios), but from
+    ``rng``: torchvision draws from torch's global generator, which per-sample seeding (and exact resume) cannot
+    use."""
+    area = width * height
+    log_low, log_high = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        ratio = math.exp(rng.uniform(log_low, log_high))
+        w = int(round(math.sqrt(target * ratio)))
+        h = int(round(math.sqrt(target / ratio)))
+        if 0 < w <= width and 0 < h <= height:
+            top = rng.randint(0, height - h)
+            left = rng.randint(0, width - w)
+            return left, top, left + w, top + h
+    in_ratio = width / height
+    if in_ratio < CROP_RATIO[0]:
+        w, h = width, int(round(width / CROP_RATIO[0]))
+    elif in_ratio > CROP_RATIO[1]:
+        w, h = int(round(height * CROP_RATIO[1])), height
+    else:
+        w, h = width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
 
 
 class TrainTransform:
@@ -192,7 +230,11 @@ class TrainTransform:
         cfg = self.config
         seed = sample_seed(cfg.seed, self.epoch, index)
         rng = random.Random(seed)
-        image = to_rgb_pil(image).resize((cfg.image_size, cfg.image_size), Image.BILINEAR)
+        image = to_rgb_pil(image)
+        if cfg.crop_scale is not None:
+            image = image.crop(random_resized_crop_box(image.width, image.height, cfg.crop_scale, rng))
+        image = image.resize((cfg.image_size, cfg.image_size), Image.BILINEAR)
+        # flipping after the crop (CSRA's code flips first): the crop's distribution is symmetric, so the same
         if cfg.hflip > 0 and rng.random() < cfg.hflip:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         if self._rand_augment is not None:

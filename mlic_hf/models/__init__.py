@@ -31,6 +31,7 @@ from .multilabel_vpt import (
     MultiLabelVPTForMultiLabelImageClassification,
     MultiLabelVPTPreTrainedModel,
 )
+from .csra import CSRAConfig, CSRAForMultiLabelImageClassification, CSRAPreTrainedModel
 
 #: The method sub-packages, in registration order.
 METHOD_PACKAGES = (
@@ -38,6 +39,7 @@ METHOD_PACKAGES = (
     "two_stage_irpe",
     "multiscale_three_branch",
     "multilabel_vpt",
+    "csra",
 )
 
 _PACKAGES = [importlib.import_module(f".{name}", __name__) for name in METHOD_PACKAGES]
@@ -49,6 +51,9 @@ METHODS: list[tuple[type, type]] = [package.METHOD for package in _PACKAGES]
 METHOD_PRESETS: dict[str, dict] = {name: recipe for package in _PACKAGES for name, recipe in package.PRESETS.items()}
 
 __all__ = [
+    "CSRAConfig",
+    "CSRAForMultiLabelImageClassification",
+    "CSRAPreTrainedModel",
     "METHODS",
     "METHOD_PACKAGES",
     "METHOD_PRESETS",

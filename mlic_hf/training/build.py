@@ -194,6 +194,7 @@ def attach_transforms(model, data_args: DataArguments, train, evaluation, test, 
             rand_augment=data_args.rand_augment,
             cutout=data_args.cutout,
             seed=seed,
+            crop_scale=tuple(data_args.crop_scale) if data_args.crop_scale else None,
         )
     )
     eval_transform = BatchTransform(EvalTransform(cfg.image_size, cfg.image_mean, cfg.image_std))

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 
 import torch
 from transformers import Trainer, TrainerCallback
@@ -54,6 +55,21 @@ def fsdp_fallback(environ, distributed_type: str) -> str | None:
         return None
     return (f"FSDP was requested (ACCELERATE_USE_FSDP=true) but accelerate trains with {distributed_type}: it enables "
             "FSDP on GPUs and other accelerators only. Every process holds the whole model (data parallel).")
+
+
+def step_schedule(warmup_steps: int, step_size: int, gamma: float) -> Callable[[int], float]:
+    """The learning-rate factor at optimiser step ``step`` of a linear warm-up over ``warmup_steps`` (0 at step 0,
+    as transformers' and CSRA's warm-ups) followed by ``gamma ** (step // step_size)``: PyTorch's ``StepLR`` stepped
+    every ``step_size`` steps, counted from the start of training (CSRA steps it once per epoch from the first, its
+    warm-up overriding the first epochs). A ``LambdaLR`` of it saves and resumes with the trainer state."""
+    step_size = max(int(step_size), 1)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / warmup_steps
+        return gamma ** (step // step_size)
+
+    return factor
 
 
 def one_cycle_pct_start(pct_start: float, total_steps: int) -> float:
@@ -197,8 +213,17 @@ class MLICTrainer(Trainer):
         return [group.get("peak_lr", self.args.learning_rate) for group in optimizer.param_groups]
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
-        """OneCycleLR when ``args.one_cycle`` (whose arguments reject transformers' scheduler settings), else
-        transformers' ``lr_scheduler_type`` schedule."""
+        """OneCycleLR when ``args.one_cycle`` (whose arguments reject transformers' scheduler settings), the step
+        schedule of ``args.step_lr_epochs`` (:func:`step_schedule`), else transformers' ``lr_scheduler_type``
+        schedule."""
+        if self.lr_scheduler is None and getattr(self.args, "step_lr_epochs", None):
+            optimizer = optimizer if optimizer is not None else self.optimizer
+            steps_per_epoch = num_training_steps / self.args.num_train_epochs
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, step_schedule(
+                self.args.get_warmup_steps(num_training_steps), round(self.args.step_lr_epochs * steps_per_epoch),
+                self.args.step_lr_gamma))
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
         if not getattr(self.args, "one_cycle", False) or self.lr_scheduler is not None:
             return super().create_scheduler(num_training_steps, optimizer)
         optimizer = optimizer if optimizer is not None else self.optimizer

@@ -118,3 +118,44 @@ def test_an_undecodable_image_without_an_image_id_is_named_by_its_row(tmp_path):
         dataset.with_transform(transform)[1:3]
     with pytest.raises(ValueError, match=rf"the image of row 2 \({paths[2]}\): cannot decode"):
         list(DecodedImages(dataset))
+
+
+def test_random_resized_crop_box_draws_like_torchvision():
+    """Area fraction in the scale range, aspect ratio in [3/4, 4/3], inside the image; over many draws the area
+    fractions cover the range as torchvision's ``RandomResizedCrop.get_params`` (same algorithm) does."""
+    import math
+    import random
+
+    from torchvision.transforms import RandomResizedCrop
+
+    from mlic_hf.data.transforms import random_resized_crop_box
+
+    rng = random.Random(0)
+    ours = []
+    for _ in range(2000):
+        left, top, right, bottom = random_resized_crop_box(200, 150, (0.7, 1.0), rng)
+        w, h = right - left, bottom - top
+        assert 0 <= left < right <= 200 and 0 <= top < bottom <= 150
+        ours.append(w * h / (200 * 150))
+        # a fallback crop is the whole image or the largest central crop within the ratios
+        assert 3 / 4 - 0.02 <= w / h <= 4 / 3 + 0.02 or (w, h) == (200, 150)
+    torch.manual_seed(0)
+    theirs = [(lambda t: t[2] * t[3] / (200 * 150))(RandomResizedCrop.get_params(torch.zeros(3, 150, 200),
+                                                                              [0.7, 1.0], [3 / 4, 4 / 3]))
+              for _ in range(2000)]
+    assert min(ours) >= 0.69 and max(ours) <= 1.0
+    assert abs(np.mean(ours) - np.mean(theirs)) < 0.01 and abs(np.std(ours) - np.std(theirs)) < 0.01
+    assert math.isclose(np.quantile(ours, 0.1), np.quantile(theirs, 0.1), abs_tol=0.02)
+
+
+def test_a_training_transform_with_a_crop_scale_crops_then_resizes():
+    image = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8)[None, :, None] * 4, (48, 1, 3)))  # a horizontal ramp
+    plain = TrainTransform(AugmentationConfig(image_size=32, rand_augment="", cutout=0.0, hflip=0.0, seed=1))
+    cropped = TrainTransform(AugmentationConfig(image_size=32, rand_augment="", cutout=0.0, hflip=0.0, seed=1,
+                                                crop_scale=(0.3, 0.3)))
+    a, b = plain(image, index=0), cropped(image, index=0)
+    assert a.shape == b.shape == (3, 32, 32)
+    # 30 % of the area: the crop covers part of the ramp, so its range of values is narrower than the whole ramp's
+    assert (b[0, 0].max() - b[0, 0].min()) < 0.8 * (a[0, 0].max() - a[0, 0].min())
+    torch.testing.assert_close(b, cropped(image, index=0), rtol=0, atol=0)  # seeded per sample
+    assert not torch.equal(b, cropped(image, index=1))

@@ -289,3 +289,50 @@ def test_without_one_cycle_the_trainer_uses_the_transformers_schedule(tmp_path):
     rates, trainer = _train_lrs(tmp_path / "one-cycle")
     assert isinstance(trainer.lr_scheduler, torch.optim.lr_scheduler.OneCycleLR)
     assert rates[0] == pytest.approx(0.1 / 25) and max(rates) == pytest.approx(0.1, rel=0.05)  # OneCycleLR's
+
+
+# --- the step schedule (--step_lr_epochs) --------------------------------------------------------------------------
+def test_step_schedule_is_a_linear_warm_up_then_gamma_every_step_size():
+    from mlic_hf.training.trainer import step_schedule
+
+    factor = step_schedule(warmup_steps=4, step_size=10, gamma=0.1)
+    assert [factor(s) for s in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [factor(s) for s in (9, 10, 19, 20, 35)] == [1.0, 0.1, 0.1, pytest.approx(0.01), pytest.approx(0.001)]
+    assert step_schedule(0, 3, 0.5)(0) == 1.0  # no warm-up: the full rate from the first step
+
+
+def test_step_schedule_in_the_trainer_follows_epochs_and_both_learning_rates(tmp_path):
+    from ..models.tiny_configs import tiny_model
+
+    args = MLICTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], ema_decay=0.0,
+                                 eval_strategy="no", save_strategy="no", metric_for_best_model="loss",
+                                 greater_is_better=False, one_cycle=False, learning_rate=0.1,
+                                 backbone_learning_rate=0.01, warmup_steps=2 / 30, num_train_epochs=30,
+                                 step_lr_epochs=5, step_lr_gamma=0.1, optim="sgd", optim_args="momentum=0.9")
+    trainer = MLICTrainer(model=tiny_model("mlic-resnet-probabilistic"), args=args)
+    optimizer = trainer.create_optimizer()
+    assert isinstance(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer, torch.optim.SGD)
+    scheduler = trainer.create_scheduler(300, optimizer)  # 30 epochs of 10 steps
+    rates = []
+    for _ in range(300):
+        rates.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    peaks = sorted({group["peak_lr"] for group in optimizer.param_groups})
+    assert peaks == [0.01, 0.1]
+    for step in (0, 10, 19, 20, 49, 50, 99, 100, 299):
+        expected = step / 20 if step < 20 else 0.1 ** (step // 50)
+        assert [r / group["peak_lr"] for r, group in zip(rates[step], optimizer.param_groups)] == \
+            pytest.approx([expected] * len(rates[step])), step
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"step_lr_epochs": 5}, "pass --one_cycle false"),
+    ({"step_lr_epochs": 5, "one_cycle": False, "lr_scheduler_type": "cosine"}, "give one or the other"),
+    ({"step_lr_epochs": 5, "one_cycle": False, "max_steps": 10}, "give --num_train_epochs, not --max_steps"),
+    ({"step_lr_epochs": 0, "one_cycle": False}, "--step_lr_epochs must be a positive number"),
+    ({"step_lr_epochs": 5, "one_cycle": False, "step_lr_gamma": 0}, r"--step_lr_gamma must be in \(0, 1\]"),
+])
+def test_step_schedule_settings_that_cannot_work_are_named(tmp_path, extra, message):
+    with pytest.raises(ValueError, match=message):
+        MLICTrainingArguments(output_dir=str(tmp_path), **extra)

@@ -49,6 +49,8 @@ CASES = {
     "fp16 on CPU": ({"fp16": "true"}, "--fp16 needs a GPU"),
     "checkpointing M1": ({"activation_checkpointing": "true"}, "mlic-resnet-probabilistic has no Transformer layers"),
     "streaming a built-in dataset": ({"streaming": "true"}, "--streaming reads the shards of a 🤗 Datasets dataset"),
+    "crop_scale of one value": ({"crop_scale": "0.9"}, "--crop_scale takes two area fractions LOW HIGH"),
+    "step schedule with one-cycle": ({"step_lr_epochs": "5"}, "pass --one_cycle false with it"),
     "persistent workers": ({"dataloader_persistent_workers": "true", "dataloader_num_workers": "1"},
                            "--dataloader_persistent_workers would repeat the first epoch's augmentations"),
 }
