@@ -216,6 +216,15 @@ def spread(summary: dict[str, float], digits: int = 2, unit_scale: float = 1e3) 
     return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
 
 
+#: How a benchmark's tables name :func:`compare`'s verdicts, by results name (A and B as that benchmark times them):
+#: its own ``.md`` and ``render_results.py`` read the same words.
+VERDICT_NAMES: dict[str, dict[str, str]] = {
+    "onnx": {"A faster": "PyTorch faster", "B faster": "onnxruntime faster", "within noise": "within noise"},
+    "streaming": {"A faster": "on disk faster", "B faster": "streamed faster", "within noise": "within noise"},
+    "throughput": {"A faster": "slower", "B faster": "faster", "within noise": "within noise"},  # A: fp32
+}
+
+
 def ratio_range(comparison: dict[str, Any], digits: int = 2) -> str:
     """``ratio (ratio_low–ratio_high)`` of a :func:`compare` result."""
     return (f"{comparison['ratio']:.{digits}f} ({comparison['ratio_low']:.{digits}f}–"

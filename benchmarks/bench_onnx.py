@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
-from _common import REPO, RESULTS, compare, comparison_row, describe, provenance, publish, torch_threads  # noqa: E402
+from _common import (REPO, RESULTS, VERDICT_NAMES, compare, comparison_row, describe, provenance, publish,  # noqa: E402
+                     torch_threads)
 
 from mlic_hf.cli import script_entry  # noqa: E402
 
@@ -32,7 +33,7 @@ ZOO_ROWS = {"M1": "m1", "M2": "m2-irpe", "M4": "m4", "ML-VPT": "ml-vpt"}
 BATCHES = (1, 8)
 SMOKE = {"repeats": 3, "warmup": 1, "threads": 1}
 #: ``compare``'s verdicts with the runtimes named (A is PyTorch, B onnxruntime)
-VERDICTS = {"A faster": "PyTorch faster", "B faster": "onnxruntime faster", "within noise": "within noise"}
+VERDICTS = VERDICT_NAMES["onnx"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

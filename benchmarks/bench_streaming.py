@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
-from _common import (RESULTS, check_minimum, compare, comparison_row, describe, judge_goal, provenance,  # noqa: E402
-                     publish)
+from _common import (RESULTS, VERDICT_NAMES, check_minimum, compare, comparison_row, describe, judge_goal,  # noqa: E402
+                     provenance, publish)
 
 from mlic_hf.cli import script_entry  # noqa: E402
 
@@ -40,7 +40,7 @@ NAME = "streaming"
 GOAL = 0.9
 SMOKE = {"num_images": 40, "shards": 3, "image_size": 32, "batch_size": 8, "workers": [0], "repeats": 3, "warmup": 1}
 #: ``compare``'s verdicts with the pipelines named (A is on disk, B streamed)
-VERDICTS = {"A faster": "on disk faster", "B faster": "streamed faster", "within noise": "within noise"}
+VERDICTS = VERDICT_NAMES["streaming"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
-from _common import (REPO, RESULTS, check_minimum, compare, describe, provenance, publish,  # noqa: E402
+from _common import (REPO, RESULTS, VERDICT_NAMES, check_minimum, compare, describe, provenance, publish,  # noqa: E402
                      ratio_range, summarise)
 
 from mlic_hf.cli import parse_json_object, script_entry  # noqa: E402
@@ -62,7 +62,7 @@ SMOKE = {"methods": ["mlic-resnet-probabilistic", "mlic-two-stage-irpe"], "setti
          "device": "cpu", "image_size": 32, "backbone": "resnet18", "batch_size": 2, "steps": 2, "warmup": 1,
          "config_overrides": '{"hidden_size": 32, "intermediate_size": 64}'}
 #: ``compare``'s verdicts as the table says them (A is fp32, B the setting)
-VERDICTS = {"A faster": "slower", "B faster": "faster", "within noise": "within noise"}
+VERDICTS = VERDICT_NAMES["throughput"]
 
 
 def parse_setting(text: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS, comparison_row, ratio_range, spread  # noqa: E402
+from _common import REPO, RESULTS, VERDICT_NAMES, comparison_row, ratio_range, spread  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- rendered: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /rendered -->)", re.S)
 #: The pages that hold rendered blocks.
@@ -285,26 +285,18 @@ def benchmark_table(results: Path) -> str:
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
-#: ``compare``'s verdicts as the ONNX table says them (A is PyTorch, B onnxruntime)
-ONNX_VERDICTS = {"A faster": "PyTorch faster", "B faster": "onnxruntime faster", "within noise": "within noise"}
-
-
 def onnx_table(results: Path) -> str:
     """onnxruntime vs PyTorch CPU latency per checkpoint and batch size (``bench_onnx.py``)."""
     data = _measured(results, "onnx.json")
     s = data["settings"]
     lines = ["| model | image | batch | PyTorch ms | ONNX ms | ratio (range) | verdict |",
              "|---|---:|---:|---:|---:|---:|---|"]
-    lines += [comparison_row((name, row["image_size"], batch), c, verdicts=ONNX_VERDICTS)
+    lines += [comparison_row((name, row["image_size"], batch), c, verdicts=VERDICT_NAMES["onnx"])
               for name, row in data["rows"].items() for batch, c in row["batches"].items()]
     lines += ["", f"Median ms per batch (min–max) of {s['repeats']} interleaved runs after {s['warmup']} warm-up, "
               f"{s['threads']} threads; ratio = PyTorch / onnxruntime (above 1: onnxruntime faster), a difference "
               f"only outside its range. Measured {_machine(data['provenance'])}; `{data['provenance']['command']}`."]
     return "\n".join(lines) + "\n"
-
-
-#: ``compare``'s verdicts as the throughput table says them (A is fp32, B the setting)
-THROUGHPUT_VERDICTS = {"A faster": "slower", "B faster": "faster", "within noise": "within noise"}
 
 
 def throughput_table(results: Path) -> str:
@@ -325,7 +317,7 @@ def throughput_table(results: Path) -> str:
         for kind in ("train", "infer"):
             c = versus.get(kind)
             cells += [f"{r[f'{kind}_images_per_s']:.2f}",
-                      "reference" if c is None else f"{ratio_range(c)} {THROUGHPUT_VERDICTS[c['verdict']]}"]
+                      "reference" if c is None else f"{ratio_range(c)} {VERDICT_NAMES['throughput'][c['verdict']]}"]
         activations = "—" if r["activation_mb"] is None else f"{r['activation_mb']:.0f}"
         lines.append(f"| {row['method']} | {row['setting']} | {' | '.join(cells)} | {activations} | "
                      f"{r['peak_memory_mb']:.0f} |")

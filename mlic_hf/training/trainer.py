@@ -216,31 +216,33 @@ class MLICTrainer(Trainer):
         """OneCycleLR when ``args.one_cycle`` (whose arguments reject transformers' scheduler settings), the step
         schedule of ``args.step_lr_epochs`` (:func:`step_schedule`), else transformers' ``lr_scheduler_type``
         schedule."""
-        if self.lr_scheduler is None and getattr(self.args, "step_lr_epochs", None):
-            optimizer = optimizer if optimizer is not None else self.optimizer
-            steps_per_epoch = num_training_steps / self.args.num_train_epochs
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, step_schedule(
-                self.args.get_warmup_steps(num_training_steps), round(self.args.step_lr_epochs * steps_per_epoch),
-                self.args.step_lr_gamma))
-            self._created_lr_scheduler = True
-            return self.lr_scheduler
-        if not getattr(self.args, "one_cycle", False) or self.lr_scheduler is not None:
+        step_lr = getattr(self.args, "step_lr_epochs", None)
+        if self.lr_scheduler is not None or not (step_lr or getattr(self.args, "one_cycle", False)):
             return super().create_scheduler(num_training_steps, optimizer)
         optimizer = optimizer if optimizer is not None else self.optimizer
+        if step_lr:
+            steps_per_epoch = num_training_steps / self.args.num_train_epochs
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, step_schedule(
+                self.args.get_warmup_steps(num_training_steps), round(step_lr * steps_per_epoch),
+                self.args.step_lr_gamma))
+        else:
+            self.lr_scheduler = self._one_cycle_scheduler(num_training_steps, optimizer)
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    def _one_cycle_scheduler(self, num_training_steps: int, optimizer) -> torch.optim.lr_scheduler.OneCycleLR:
         total = max(num_training_steps, 2)
         pct_start = one_cycle_pct_start(self.args.one_cycle_pct_start, total)
         if pct_start != self.args.one_cycle_pct_start:
             logger.info("one-cycle schedule of %d steps: --one_cycle_pct_start %g would end the warm-up at step 0 "
                         "(an empty phase); %g puts the peak before step 0: every step anneals", total,
                         self.args.one_cycle_pct_start, pct_start)
-        self.lr_scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=self._peak_learning_rates(optimizer),
             total_steps=total,
             pct_start=pct_start,
         )
-        self._created_lr_scheduler = True
-        return self.lr_scheduler
 
     # --- evaluation of raw and EMA weights ------------------------------------------------------------------
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,

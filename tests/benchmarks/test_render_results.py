@@ -158,7 +158,7 @@ def test_onnx_table_holds_the_comparisons(tmp_path):
     table = render.onnx_table(tmp_path)
     for batch, c in rows["M1"]["batches"].items():
         a, b = c["a"], c["b"]
-        verdict = render.ONNX_VERDICTS[c["verdict"]]
+        verdict = render.VERDICT_NAMES["onnx"][c["verdict"]]
         assert (f"| M1 | 96 | {batch} | {1e3 * a['median']:.2f} ({1e3 * a['min']:.2f}–{1e3 * a['max']:.2f}) | "
                 f"{1e3 * b['median']:.2f} ({1e3 * b['min']:.2f}–{1e3 * b['max']:.2f}) | {_ratio(c)} | {verdict} |"
                 ) in table
@@ -183,7 +183,7 @@ def test_throughput_table_holds_rates_ratios_and_memory(tmp_path):
                   "result": {"skipped": "no Transformer layers to checkpoint"}}]})
     table = render.throughput_table(tmp_path)
     assert "| mlic-two-stage-irpe | fp32 | 2.00 | reference | 8.00 | reference | 639 | 4622 |" in table
-    verdicts = render.THROUGHPUT_VERDICTS
+    verdicts = render.VERDICT_NAMES["throughput"]
     assert (f"| mlic-two-stage-irpe | bf16 | {bf16['train_images_per_s']:.2f} | {_ratio(train)} "
             f"{verdicts[train['verdict']]} | {bf16['infer_images_per_s']:.2f} | {_ratio(infer)} "
             f"{verdicts[infer['verdict']]} | — | 4463 |") in table
