@@ -34,6 +34,8 @@ ZOO_README_ROWS = {
     "m4": "M4, scale attention + encoder (paper)", "m4-no-hsa": "M4, no scale attention",
     "m4-no-encoder": "M4, no encoder", "m4-no-hsa-no-encoder": "M4, neither",
     "csra": "CSRA, 4 heads, λ 0.5", "csra-one-head": "CSRA, 1 head, λ 0.1", "csra-lambda0": "CSRA, 1 head, λ 0",
+    "ml-decoder": "ML-Decoder, a query per label", "ml-decoder-groups": "ML-Decoder, 5 queries of 2 labels",
+    "ml-decoder-learnable": "ML-Decoder, learnable queries",
     "ml-vpt": "ML-VPT (CO + DC)",
     "vpt-deep": "VPT (deep)", "linear-probe": "linear probing", "full-finetune": "full fine-tuning",
     "ml-vpt-no-co": "ML-VPT without CO groups", "ml-vpt-no-dc": "ML-VPT without DC groups",

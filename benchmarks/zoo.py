@@ -3,8 +3,8 @@
 (``fashion_clutter``) with fixed budgets over several seeds; mAP mean ± std, CF1, OF1, parameters and training time
 per row, as a printed table, ``benchmarks/results/zoo.md``, ``zoo.json`` and a bar chart ``zoo.png``.
 
-    python benchmarks/zoo.py                      # the whole zoo, seeds 0 1 2 (about 2 h 8 min on 2 cores, estimated)
-    python benchmarks/zoo.py --seeds 0            # one seed (about 43 min)
+    python benchmarks/zoo.py                      # the whole zoo, seeds 0 1 2 (about 2 h 27 min on 2 cores, estimated)
+    python benchmarks/zoo.py --seeds 0            # one seed (about 49 min)
     python benchmarks/zoo.py --rows m1 ml-vpt     # some rows only
     python benchmarks/zoo.py --dry_run            # print the scripts/train.py commands and the time estimate
     python benchmarks/zoo.py --report_only        # rebuild zoo.md / zoo.json / zoo.png from the finished runs
@@ -71,6 +71,9 @@ m4-no-hsa-no-encoder   2.4
 csra                   1.7
 csra-one-head          1.6
 csra-lambda0           1.6
+ml-decoder             2.1
+ml-decoder-groups      2.1
+ml-decoder-learnable   2.1
 ml-vpt                 2.7
 vpt-deep               2.6
 linear-probe           1.1
@@ -80,7 +83,7 @@ ml-vpt-no-dc           2.0
 ml-vpt-authors         2.7
 =====================  ===========
 
-Total: 42.8 min per seed, 2 h 8 min for the three seeds.
+Total: 49.1 min per seed, 2 h 27 min for the three seeds.
 
 The label-frequency baseline (every test image scored with the training label frequencies; with one constant score
 per label, a label's AP is its test frequency) is printed with the results, with the checks the zoo is meant to show:
@@ -208,6 +211,10 @@ GROUPS: dict[str, Group] = {
         # differ from M1 by the head only; the paper's COCO and VOC settings and lambda = 0 (its ablation).
         Group("csra", "CSRA — class-specific residual attention over M1's backbone and recipe", "cnn", "cnn", "demo",
               recipe=("--learning_rate", "2e-3")),
+        # ML-Decoder (Ridnik et al.): M2/M4's recipe (rates for a fresh attention head) and budget; one query per label,
+        # group decoding (2 labels per query) and learnable queries.
+        Group("ml-decoder", "ML-Decoder — group queries over M1's backbone", "cnn", "cnn", "demo",
+              recipe=("--learning_rate", "5e-4", "--backbone_learning_rate", "2e-3")),
         # M3: Table 4 (ML-VPT vs VPT / linear probing / full fine-tuning on the same frozen ViT) and Figure 4 (only
         # one kind of label groups: without CO groups, without DC groups), in miniature; lr of the earlier comparison.
         Group("m3", "M3 — ML-VPT on the pretrained small ViT (Table 4 and Figure 4 in miniature)", "vit", "vit", "m3",
@@ -243,6 +250,13 @@ ROWS: tuple[Row, ...] = (
         est_min=1.6),
     Row("csra-lambda0", "csra", "CSRA, 1 head, lambda 0 (no attention term)", "mlic-csra",
         {"num_heads": 1, "lam": 0.0}, est_min=1.6),
+    # ML-Decoder (one query per label, the paper's full decoding; 5 groups of 2 labels; queries trained)
+    Row("ml-decoder", "ml-decoder", "ML-Decoder, one fixed query per label", "mlic-ml-decoder", {"num_groups": -1},
+        est_min=2.1),
+    Row("ml-decoder-groups", "ml-decoder", "ML-Decoder, 5 fixed queries of 2 labels", "mlic-ml-decoder",
+        {"num_groups": 5}, est_min=2.1),
+    Row("ml-decoder-learnable", "ml-decoder", "ML-Decoder, learnable queries", "mlic-ml-decoder",
+        {"num_groups": -1, "learnable_queries": True}, est_min=2.1),
     # M3 (Table 4: variants on the same frozen ViT; Figure 4: CO / DC groups)
     Row("ml-vpt", "m3", "ML-VPT (CO + DC groups)", "mlic-ml-vpt", {"variant": "ml-vpt"}, est_min=2.7),
     Row("vpt-deep", "m3", "VPT (deep, 30 prompts)", "mlic-ml-vpt", {"variant": "vpt", "prompt_depth": "deep"},

@@ -32,6 +32,7 @@ from .multilabel_vpt import (
     MultiLabelVPTPreTrainedModel,
 )
 from .csra import CSRAConfig, CSRAForMultiLabelImageClassification, CSRAPreTrainedModel
+from .ml_decoder import MLDecoderConfig, MLDecoderForMultiLabelImageClassification, MLDecoderPreTrainedModel
 
 #: The method sub-packages, in registration order.
 METHOD_PACKAGES = (
@@ -40,6 +41,7 @@ METHOD_PACKAGES = (
     "multiscale_three_branch",
     "multilabel_vpt",
     "csra",
+    "ml_decoder",
 )
 
 _PACKAGES = [importlib.import_module(f".{name}", __name__) for name in METHOD_PACKAGES]
@@ -57,6 +59,9 @@ __all__ = [
     "METHODS",
     "METHOD_PACKAGES",
     "METHOD_PRESETS",
+    "MLDecoderConfig",
+    "MLDecoderForMultiLabelImageClassification",
+    "MLDecoderPreTrainedModel",
     "MultiLabelVPTConfig",
     "MultiLabelVPTForMultiLabelImageClassification",
     "MultiLabelVPTPreTrainedModel",
