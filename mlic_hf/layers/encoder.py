@@ -23,19 +23,25 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
 
-    def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(B, L, d)`` → q, k, v of shape ``(B, heads, L, head_dim)``."""
-        batch, length, _ = x.shape
-        return self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    def split_heads(self, x: torch.Tensor, pos: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, L, d)`` → q, k, v of shape ``(B, heads, L, head_dim)``. With ``pos``, queries and keys are projected
+        from ``x + pos`` and values from ``x`` (DETR / Query2Label's encoder)."""
+        batch, length, d_model = x.shape
+        qkv = self.qkv(x)
+        if pos is not None:  # W_qk (x + pos) + b = W_qk x + b + W_qk pos: one fused projection, then pos's share
+            qkv = qkv + F.pad(F.linear(pos, self.qkv.weight[: 2 * d_model]), (0, d_model))
+        return qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
 
     def merge_heads(self, out: torch.Tensor) -> torch.Tensor:
         """``(B, heads, L, head_dim)`` → the output projection of ``(B, L, d)``."""
         batch, _, length, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))
 
-    def forward(self, x: torch.Tensor, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, height: int | None = None, width: int | None = None,
+                pos: torch.Tensor | None = None) -> torch.Tensor:
         # height/width: the token grid, unused by plain attention (kept so that grid-aware attentions fit in)
-        q, k, v = self.split_heads(x)
+        q, k, v = self.split_heads(x, pos)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.merge_heads(out)
 
@@ -61,8 +67,11 @@ class TransformerEncoderLayer(GradientCheckpointingLayer):
         self.dropout = nn.Dropout(dropout)
         self.activation = ACTIVATIONS[activation]
 
-    def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        x = self.norm1(x + self.dropout(self.self_attn(x, height, width)))
+    def forward(self, x: torch.Tensor, height: int, width: int, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """``pos`` (optional, ``(B or 1, L, d)``): a position embedding added to the queries and keys only (Query2Label);
+        M2 and M4 add theirs to the tokens before the encoder."""
+        attended = self.self_attn(x, height, width) if pos is None else self.self_attn(x, height, width, pos=pos)
+        x = self.norm1(x + self.dropout(attended))
         return self.norm2(x + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(x))))))
 
 

@@ -31,16 +31,28 @@ class LearnedPositionEmbedding2D(nn.Module):
 
 
 def sine_position_embedding_2d(d_model: int, height: int, width: int, temperature: float = 10000.0,
-                               device=None, dtype=torch.float32) -> torch.Tensor:
-    """DETR's fixed 2-D sine embedding, (1, d, H, W): half the channels encode the row, half the column."""
+                               device=None, dtype=torch.float32, interleave: bool = False,
+                               eps: float = 0.0) -> torch.Tensor:
+    """DETR's fixed 2-D sine embedding, (1, d, H, W): half the channels encode the row, half the column, at
+    frequencies ``temperature ** (-i / (d/4))`` of the normalised coordinate ``2π · (1..H) / (H + eps)``.
+
+    Within each half, ``interleave=False`` lays out all sines, then all cosines (M2, M4); ``interleave=True`` alternates
+    sin and cos of each frequency, the channel order of DETR's and Query2Label's ``PositionEmbeddingSine``, whose
+    weights expect it (with ``eps=1e-6``, their normaliser's, the table is theirs)."""
     if d_model % 4:
         raise ValueError(f"the 2-D sine position embedding needs d_model divisible by 4, got {d_model}")
     quarter = d_model // 4
-    y = torch.arange(1, height + 1, device=device, dtype=torch.float32) / height * 2 * math.pi
-    x = torch.arange(1, width + 1, device=device, dtype=torch.float32) / width * 2 * math.pi
+    y = torch.arange(1, height + 1, device=device, dtype=torch.float32) / (height + eps) * 2 * math.pi
+    x = torch.arange(1, width + 1, device=device, dtype=torch.float32) / (width + eps) * 2 * math.pi
     freq = temperature ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
     py = y[:, None] / freq  # (H, q)
     px = x[:, None] / freq  # (W, q)
-    pos_y = torch.cat([py.sin(), py.cos()], dim=1)[:, None, :].expand(height, width, 2 * quarter)
-    pos_x = torch.cat([px.sin(), px.cos()], dim=1)[None, :, :].expand(height, width, 2 * quarter)
+    if interleave:
+        pos_y = torch.stack([py.sin(), py.cos()], dim=2).flatten(1)
+        pos_x = torch.stack([px.sin(), px.cos()], dim=2).flatten(1)
+    else:
+        pos_y = torch.cat([py.sin(), py.cos()], dim=1)
+        pos_x = torch.cat([px.sin(), px.cos()], dim=1)
+    pos_y = pos_y[:, None, :].expand(height, width, 2 * quarter)
+    pos_x = pos_x[None, :, :].expand(height, width, 2 * quarter)
     return torch.cat([pos_y, pos_x], dim=-1).permute(2, 0, 1)[None].to(dtype)

@@ -33,6 +33,7 @@ from .multilabel_vpt import (
 )
 from .csra import CSRAConfig, CSRAForMultiLabelImageClassification, CSRAPreTrainedModel
 from .ml_decoder import MLDecoderConfig, MLDecoderForMultiLabelImageClassification, MLDecoderPreTrainedModel
+from .query2label import Query2LabelConfig, Query2LabelForMultiLabelImageClassification, Query2LabelPreTrainedModel
 
 #: The method sub-packages, in registration order.
 METHOD_PACKAGES = (
@@ -42,6 +43,7 @@ METHOD_PACKAGES = (
     "multilabel_vpt",
     "csra",
     "ml_decoder",
+    "query2label",
 )
 
 _PACKAGES = [importlib.import_module(f".{name}", __name__) for name in METHOD_PACKAGES]
@@ -68,6 +70,9 @@ __all__ = [
     "MultiScaleThreeBranchConfig",
     "MultiScaleThreeBranchForMultiLabelImageClassification",
     "MultiScaleThreeBranchPreTrainedModel",
+    "Query2LabelConfig",
+    "Query2LabelForMultiLabelImageClassification",
+    "Query2LabelPreTrainedModel",
     "ResNetProbabilisticConfig",
     "ResNetProbabilisticForMultiLabelImageClassification",
     "ResNetProbabilisticPreTrainedModel",

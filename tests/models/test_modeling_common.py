@@ -92,7 +92,9 @@ def test_loss_matches_the_configured_loss_function(method):
     model = model_class(tiny_config(config_class, loss="asl", loss_reduction="sum")).eval()
     pixel_values, labels = _batch()
     out = model(pixel_values, labels=labels)
-    expected = sum(asymmetric_loss(logits, labels, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, reduction="sum")
+    c = model.config  # a method's ASL settings (Query2Label's are γ- 2, no clip, eps 1e-5)
+    expected = sum(asymmetric_loss(logits, labels, gamma_neg=c.asl_gamma_neg, gamma_pos=c.asl_gamma_pos,
+                                   clip=c.asl_clip, eps=c.asl_eps, reduction="sum")
                    for logits in model.loss_logits(out))  # one head: [out.logits]
     torch.testing.assert_close(out.loss, expected)
 
