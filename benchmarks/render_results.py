@@ -36,6 +36,8 @@ ZOO_README_ROWS = {
     "csra": "CSRA, 4 heads, λ 0.5", "csra-one-head": "CSRA, 1 head, λ 0.1", "csra-lambda0": "CSRA, 1 head, λ 0",
     "ml-decoder": "ML-Decoder, a query per label", "ml-decoder-groups": "ML-Decoder, 5 queries of 2 labels",
     "ml-decoder-learnable": "ML-Decoder, learnable queries",
+    "q2l": "Query2Label (official setting)", "q2l-decoder-sa": "Query2Label, decoder self-attention",
+    "q2l-no-encoder": "Query2Label, no encoder",
     "ml-vpt": "ML-VPT (CO + DC)",
     "vpt-deep": "VPT (deep)", "linear-probe": "linear probing", "full-finetune": "full fine-tuning",
     "ml-vpt-no-co": "ML-VPT without CO groups", "ml-vpt-no-dc": "ML-VPT without DC groups",

@@ -3,8 +3,8 @@
 (``fashion_clutter``) with fixed budgets over several seeds; mAP mean ± std, CF1, OF1, parameters and training time
 per row, as a printed table, ``benchmarks/results/zoo.md``, ``zoo.json`` and a bar chart ``zoo.png``.
 
-    python benchmarks/zoo.py                      # the whole zoo, seeds 0 1 2 (about 2 h 27 min on 2 cores, estimated)
-    python benchmarks/zoo.py --seeds 0            # one seed (about 49 min)
+    python benchmarks/zoo.py                      # the whole zoo, seeds 0 1 2 (about 2 h 52 min on 2 cores, estimated)
+    python benchmarks/zoo.py --seeds 0            # one seed (about 57 min)
     python benchmarks/zoo.py --rows m1 ml-vpt     # some rows only
     python benchmarks/zoo.py --dry_run            # print the scripts/train.py commands and the time estimate
     python benchmarks/zoo.py --report_only        # rebuild zoo.md / zoo.json / zoo.png from the finished runs
@@ -74,6 +74,9 @@ csra-lambda0           1.6
 ml-decoder             2.1
 ml-decoder-groups      2.1
 ml-decoder-learnable   2.1
+q2l                    2.8
+q2l-decoder-sa         2.9
+q2l-no-encoder         2.6
 ml-vpt                 2.7
 vpt-deep               2.6
 linear-probe           1.1
@@ -83,7 +86,7 @@ ml-vpt-no-dc           2.0
 ml-vpt-authors         2.7
 =====================  ===========
 
-Total: 49.1 min per seed, 2 h 27 min for the three seeds.
+Total: 57.4 min per seed, 2 h 52 min for the three seeds.
 
 The label-frequency baseline (every test image scored with the training label frequencies; with one constant score
 per label, a label's AP is its test frequency) is printed with the results, with the checks the zoo is meant to show:
@@ -215,6 +218,10 @@ GROUPS: dict[str, Group] = {
         # group decoding (2 labels per query) and learnable queries.
         Group("ml-decoder", "ML-Decoder — group queries over M1's backbone", "cnn", "cnn", "demo",
               recipe=("--learning_rate", "5e-4", "--backbone_learning_rate", "2e-3")),
+        # Query2Label: M2's recipe and width (the backbone's 320 channels, so no input projection, as the official
+        # setting); the official feeding of the same layers M2 uses, ± decoder self-attention, ± encoder.
+        Group("q2l", "Query2Label — M2's layers fed as the official code, over M1's backbone", "cnn", "cnn", "demo",
+              recipe=("--learning_rate", "5e-4", "--backbone_learning_rate", "2e-3")),
         # M3: Table 4 (ML-VPT vs VPT / linear probing / full fine-tuning on the same frozen ViT) and Figure 4 (only
         # one kind of label groups: without CO groups, without DC groups), in miniature; lr of the earlier comparison.
         Group("m3", "M3 — ML-VPT on the pretrained small ViT (Table 4 and Figure 4 in miniature)", "vit", "vit", "m3",
@@ -257,6 +264,13 @@ ROWS: tuple[Row, ...] = (
         {"num_groups": 5}, est_min=2.1),
     Row("ml-decoder-learnable", "ml-decoder", "ML-Decoder, learnable queries", "mlic-ml-decoder",
         {"num_groups": -1, "learnable_queries": True}, est_min=2.1),
+    # Query2Label (the official setting at M2's zoo width; decoder self-attention in every layer; no encoder)
+    Row("q2l", "q2l", "Query2Label, official setting (no decoder self-attention)", "mlic-query2label",
+        {"hidden_size": 320, "intermediate_size": 1280}, est_min=2.8),
+    Row("q2l-decoder-sa", "q2l", "Query2Label, decoder self-attention in every layer", "mlic-query2label",
+        {"hidden_size": 320, "intermediate_size": 1280, "decoder_self_attention": "all"}, est_min=2.9),
+    Row("q2l-no-encoder", "q2l", "Query2Label, no encoder", "mlic-query2label",
+        {"hidden_size": 320, "intermediate_size": 1280, "num_encoder_layers": 0}, est_min=2.6),
     # M3 (Table 4: variants on the same frozen ViT; Figure 4: CO / DC groups)
     Row("ml-vpt", "m3", "ML-VPT (CO + DC groups)", "mlic-ml-vpt", {"variant": "ml-vpt"}, est_min=2.7),
     Row("vpt-deep", "m3", "VPT (deep, 30 prompts)", "mlic-ml-vpt", {"variant": "vpt", "prompt_depth": "deep"},

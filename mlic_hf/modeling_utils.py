@@ -218,6 +218,10 @@ class MLICPreTrainedModel(PreTrainedModel):
         checkpoint with other labels than requested (``id2label``/``num_labels`` or ``config``) raises a
         ``ValueError`` unless ``ignore_mismatched_sizes=True`` (then heads of another size are re-initialised).
 
+        ``reset_label_layers=True`` (with ``ignore_mismatched_sizes=True``) re-initialises the label layers
+        (:meth:`label_layers`) after loading, also where their shapes fit a label set of the same size, whose heads
+        are otherwise kept in index order: what fine-tuning on new labels wants.
+
         Also raises ``FileNotFoundError`` for a local checkpoint folder that does not exist (instead of trying it as
         a Hub id), ``OSError`` naming a broken weights file or a pickle-only one (``pytorch_model.bin``), and
         ``ValueError`` naming the parameter and both shapes when the weights do not fit the model the checkpoint's
@@ -231,10 +235,13 @@ class MLICPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def _from_pretrained_checked(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        reset_labels = kwargs.pop("reset_label_layers", False)
+        if reset_labels and not kwargs.get("ignore_mismatched_sizes"):
+            raise ValueError("reset_label_layers=True is for another label set: pass ignore_mismatched_sizes=True too")
         kwargs.setdefault("use_safetensors", True)
         pretrained_model_name_or_path = check_checkpoint_path(pretrained_model_name_or_path, kwargs)
         check_weights_format(pretrained_model_name_or_path, kwargs)
-        check_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
+        check_labels(cls, pretrained_model_name_or_path, model_args, kwargs, warn_kept=not reset_labels)
         if not kwargs.get("ignore_mismatched_sizes"):  # otherwise label layers of another size are wanted
             check_weights_fit_labels(cls, pretrained_model_name_or_path, model_args, kwargs)
         loaded = _load_checked(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
@@ -242,12 +249,32 @@ class MLICPreTrainedModel(PreTrainedModel):
         # parts (ML-VPT's ViT) would silently train when a checkpoint is fine-tuned
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, info) with output_loading_info
         model.freeze_parameters()
+        if reset_labels:
+            logger.info("re-initialised for the new labels: %s", ", ".join(model.reset_label_layers()))
         return loaded
 
     def get_backbone(self) -> nn.Module | None:
         """The pretrained feature extractor (``self.backbone`` by default; ML-VPT: its ViT), which
         ``--backbone_learning_rate`` trains at its own rate."""
         return getattr(self, "backbone", None)
+
+    def label_layers(self) -> list[nn.Module]:
+        """The modules whose parameters belong to the label set (label embeddings, per-label classifiers): fine-tuning
+        a checkpoint on other labels re-initialises them (:meth:`reset_label_layers`), also where their shapes would
+        fit. Each method names its own; none by default."""
+        return []
+
+    @torch.no_grad()
+    def reset_label_layers(self) -> list[str]:
+        """Re-initialise :meth:`label_layers` as a fresh model initialises them (also weights ``from_pretrained``
+        loaded); returns the names of the parameters reset."""
+        reset = {id(p) for module in self.label_layers() for p in module.parameters()}
+        for module in self.label_layers():
+            for tensor in (*module.parameters(), *module.buffers()):
+                tensor._is_hf_initialized = False  # transformers' init functions skip tensors marked as loaded
+            for submodule in module.modules():
+                self._init_weights(submodule)
+        return [name for name, p in self.named_parameters() if id(p) in reset]
 
     def freeze_parameters(self) -> None:
         """Set ``requires_grad=False`` on the parameters the method never trains (none by default; ML-VPT: its
@@ -284,7 +311,7 @@ def _defines_own_init(module: nn.Module) -> bool:
     return type(module).__module__.startswith("mlic_hf.") and callable(getattr(module, "reset_parameters", None))
 
 
-def check_labels(cls, path, model_args, kwargs) -> None:
+def check_labels(cls, path, model_args, kwargs, warn_kept: bool = True) -> None:
     """Raise if the requested label set differs from the checkpoint's (see ``MLICPreTrainedModel.from_pretrained``)."""
     requested = None
     config = kwargs.get("config", model_args[0] if model_args else None)
@@ -309,7 +336,7 @@ def check_labels(cls, path, model_args, kwargs) -> None:
     if same_size and same_names:
         return
     if kwargs.get("ignore_mismatched_sizes", False):
-        if same_size:
+        if same_size and warn_kept:
             logger.warning(
                 "Loading %s with a different label set of the same size: label heads are kept in index order.", path
             )

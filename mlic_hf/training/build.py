@@ -100,8 +100,10 @@ def build_model(model_args: ModelArguments, label_names: list[str], train=None):
         config, same_labels = checkpoint_config(model_args, label_names)
         if train is not None:
             config.setup_from_training_data(_training_labels(train, config), recompute=not same_labels)
+        # new labels: fresh label layers, also where their shapes would fit the old ones (a set of the same size)
         return AutoModelForMultiLabelImageClassification.from_pretrained(
-            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=not same_labels
+            model_args.model_name_or_path, config=config, ignore_mismatched_sizes=not same_labels,
+            reset_label_layers=not same_labels,
         )
     config = build_config(model_args, label_names)
     if train is not None:

@@ -29,6 +29,17 @@ def _run(launcher: list[str], method: str, output_dir: Path) -> dict:
     return json.loads((output_dir / "fsdp_run.json").read_text())
 
 
+def _without_key_bias(name: str, value: torch.Tensor) -> torch.Tensor:
+    """An attention in-projection's bias without its key third: a softmax over keys is invariant to the key bias, so
+    its gradient is zero up to rounding, and Adam, which divides by the gradient's size, turns that rounding (which
+    differs between one process and two) into steps of the learning rate's size (measured: up to 2.6e-4 in
+    Query2Label's tiny model, the query and value thirds within 1e-7)."""
+    if name.endswith(("qkv.bias", "in_proj_bias")):
+        third = value.shape[0] // 3
+        return torch.cat([value[:third], value[2 * third:]])
+    return value
+
+
 @pytest.mark.parametrize("method", METHOD_TYPES)
 def test_fsdp_two_processes_train_save_and_match_one_process(method, tmp_path):
     single = _run([sys.executable], method, tmp_path / "single")
@@ -51,7 +62,8 @@ def test_fsdp_two_processes_train_save_and_match_one_process(method, tmp_path):
                 for k in one_state if one_state[k].is_floating_point() and "num_batches" not in k)
     assert moved > 1e-4, "the runs did not train"
     for name in one_state:
-        torch.testing.assert_close(two_state[name], one_state[name], rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(_without_key_bias(name, two_state[name]),
+                                   _without_key_bias(name, one_state[name]), rtol=1e-4, atol=1e-5, msg=name)
 
     from safetensors.torch import load_file
 
@@ -61,7 +73,8 @@ def test_fsdp_two_processes_train_save_and_match_one_process(method, tmp_path):
     ema_one, ema_two = load_file(tmp_path / "single" / "ema.safetensors"), load_file(tmp_path / "fsdp" / "ema.safetensors")
     assert ema_one.keys() == ema_two.keys() and int(ema_two["__num_updates__"]) == 3
     for name in ema_one:
-        torch.testing.assert_close(ema_two[name], ema_one[name], rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(_without_key_bias(name, ema_two[name]), _without_key_bias(name, ema_one[name]),
+                                   rtol=1e-4, atol=1e-5, msg=name)
     reloaded = load_file(tmp_path / "fsdp" / "ema_reloaded.safetensors")  # load() re-shards, save() gathers
     for name in ema_two:
         assert torch.equal(reloaded[name], ema_two[name]), name

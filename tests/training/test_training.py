@@ -336,3 +336,33 @@ def test_backbone_learning_rate_splits_the_groups(method, tmp_path, data_cache):
             assert rates[1e-2] == pytest.approx(10 * rates[1e-3])
     with pytest.raises(ValueError, match="--backbone_learning_rate must be a positive number"):
         parse_args(_argv(tmp_path / "bad", data_cache, backbone_learning_rate=0))
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_finetuning_on_another_label_set_of_the_same_size_reinitialises_the_label_layers(method, tmp_path):
+    """A checkpoint fine-tuned on other labels gets fresh label layers (``label_layers``) even where their shapes fit,
+    as the log says; every other weight is the checkpoint's."""
+    from mlic_hf.training import build_model
+    from mlic_hf.training.arguments import ModelArguments
+
+    from ..models.tiny_configs import tiny_model
+
+    saved = tiny_model(method)
+    label_params = {id(p) for module in saved.label_layers() for p in module.parameters()}
+    assert label_params, "a method names its label layers"
+    with torch.no_grad():  # trained-looking values no init draws (zero biases included)
+        for p in saved.parameters():
+            if id(p) in label_params:
+                p.add_(7.0)
+    saved.save_pretrained(tmp_path / "ckpt")
+    label_names = {name for name, p in saved.named_parameters() if id(p) in label_params}
+    model = build_model(ModelArguments(model_name_or_path=str(tmp_path / "ckpt")), ["w", "x", "y", "z"])
+    assert list(model.config.id2label.values()) == ["w", "x", "y", "z"]
+    before, after = saved.state_dict(), model.state_dict()
+    for name, value in before.items():
+        if name in label_names:
+            assert not torch.equal(after[name], value), f"{name}: the old labels' weights were kept"
+        else:
+            assert torch.equal(after[name], value), f"{name}: not a label layer, but changed"
+    with pytest.raises(ValueError, match="reset_label_layers=True is for another label set"):
+        type(saved).from_pretrained(tmp_path / "ckpt", reset_label_layers=True)

@@ -64,6 +64,10 @@ class CSRAForMultiLabelImageClassification(CSRAPreTrainedModel):
         )
         self.post_init()
 
+    def label_layers(self) -> list[nn.Module]:
+        """The label set's layers: the heads' classifiers."""
+        return [self.heads]
+
     @can_return_tuple
     def forward(
         self,

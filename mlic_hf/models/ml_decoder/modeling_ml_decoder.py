@@ -108,6 +108,11 @@ class MLDecoderForMultiLabelImageClassification(MLDecoderPreTrainedModel):
         self.post_init()
         self.freeze_parameters()
 
+    def label_layers(self) -> list[nn.Module]:
+        """The label set's layers: the group fully-connected pooling (its weights fit every label count with as many
+        labels per query). The group queries belong to no label."""
+        return [self.classifier]
+
     def freeze_parameters(self) -> None:
         """The group queries are fixed (the paper's and the official code's) unless ``learnable_queries``."""
         self.queries.weight.requires_grad_(self.config.learnable_queries)

@@ -117,6 +117,11 @@ class MultiLabelVPTForMultiLabelImageClassification(MultiLabelVPTPreTrainedModel
         self.freeze_parameters()
         self.post_init()
 
+    def label_layers(self) -> list[nn.Module]:
+        """The label set's layers: the label-group prompts and head (ML-VPT), or the linear classifier (the baselines,
+        whose prompts belong to no label)."""
+        return [self.prompts, self.head] if self.head is not None else [self.classifier]
+
     def get_backbone(self) -> nn.Module:
         return self.vit
 

@@ -125,6 +125,11 @@ class MultiScaleThreeBranchForMultiLabelImageClassification(MultiScaleThreeBranc
             self.classifier = SharedLinear(NUM_BRANCHES * hidden)
         self.post_init()
 
+    def label_layers(self) -> list[nn.Module]:
+        """The label set's layers: each branch's label embeddings and the classifier."""
+        embeddings = [branch.label_embeddings for branch in self.branch_transformers]
+        return [*(e for e in embeddings if e is not None), self.classifier]
+
     def branch_transformer(self, branch: int) -> BranchTransformer:
         """The encoder/decoder of ``branch`` (0, 1, 2): the same module for all three when weights are shared."""
         return self.branch_transformers[0 if len(self.branch_transformers) == 1 else branch]

@@ -90,6 +90,10 @@ class Query2LabelForMultiLabelImageClassification(Query2LabelPreTrainedModel):
         self.freeze_parameters()
         self.post_init()
 
+    def label_layers(self) -> list[nn.Module]:
+        """The label set's layers: the label embeddings (query positions) and the per-class classifier."""
+        return [self.label_embeddings, self.classifier]
+
     def freeze_parameters(self) -> None:
         """The backbone's stem and first stage (``frozen_backbone_stride``) are not trained, as in the official code."""
         if self.config.frozen_backbone_stride is None:

@@ -32,6 +32,10 @@ class ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticPre
         self.classifier = nn.Linear(self.backbone.channels[-1], config.num_labels)
         self.post_init()
 
+    def label_layers(self) -> list[nn.Module]:
+        """The label set's layers: the classifier."""
+        return [self.classifier]
+
     @can_return_tuple
     def forward(
         self,

@@ -52,6 +52,10 @@ class TwoStageIRPEForMultiLabelImageClassification(TwoStageIRPEPreTrainedModel):
         self.classifier = GroupWiseLinear(config.num_labels, config.hidden_size)
         self.post_init()
 
+    def label_layers(self) -> list[nn.Module]:
+        """The label set's layers: the label embeddings and the per-class classifier."""
+        return [self.label_embeddings, self.classifier]
+
     @staticmethod
     def _encoder_layer(config: TwoStageIRPEConfig) -> nn.Module:
         """An iRPE encoder layer, or a plain one for Table IV's ``encoder="standard"`` (the same parameter names)."""
