@@ -183,3 +183,39 @@ class TimmBackbone(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(pixel_values))
+
+
+def features_only_state_dict(name: str, state_dict: dict[str, torch.Tensor], out_indices: Sequence[int] = (-1,),
+                             source: str = "the checkpoint", **kwargs) -> dict[str, torch.Tensor]:
+    """The weights of a whole timm model ``name`` (in timm's names, or in a format the model's timm
+    ``checkpoint_filter_fn`` converts, such as the official TResNet's) as the ``features_only`` network that
+    :class:`TimmBackbone` builds holds them (timm renames flattened stages, e.g. TResNet's ``body.layer1`` to
+    ``body_layer1``). The classifier's keys are ignored.
+
+    Raises ``ValueError`` naming ``source`` and the keys when weights are missing or left over: timm itself loads
+    such state dicts without complaint (it expects to adapt pretrained weights), a converter must not."""
+    import sys
+
+    import timm
+
+    base = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    convert = getattr(sys.modules[type(base).__module__], "checkpoint_filter_fn", None)
+    state = dict(convert(dict(state_dict), base) if convert is not None else state_dict)
+    classifier = base.pretrained_cfg.get("classifier") or ()
+    for head in (classifier,) if isinstance(classifier, str) else classifier:
+        state = {k: v for k, v in state.items() if not k.startswith(head + ".")}
+    missing, unexpected = base.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: the backbone weights do not fit timm's {name!r}: "
+            + (f"missing {_key_preview(missing)}" if missing else "")
+            + ("; " if missing and unexpected else "")
+            + (f"unexpected {_key_preview(unexpected)}" if unexpected else ""))
+    features = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": base.state_dict()},
+                                 features_only=True, out_indices=tuple(out_indices), **kwargs)
+    return features.state_dict()
+
+
+def _key_preview(keys: list[str], limit: int = 5) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")

@@ -23,16 +23,22 @@ official                                                          mlic_hf
 ===============================================================  ===================================================
 
 The official ``config.json`` saved beside a checkpoint (its training arguments) gives the config
-(:func:`config_from_official_args`).
+(:func:`config_from_official_args`); :func:`convert_checkpoint` does both, for ``scripts/convert_official.py``.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 
 import torch
 
+from ...layers.backbone import features_only_state_dict
 from .configuration_query2label import Query2LabelConfig
+
+#: Where the checkpoints this module converts come from.
+OFFICIAL_REPOSITORY = "https://github.com/SlongLiu/query2labels"
 
 _RENAMES = (
     (r"^backbone\.0\.body\.", "backbone.body."),
@@ -68,11 +74,11 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
     return converted
 
 
-def config_from_official_args(args: dict, id2label: dict[int, str] | None = None) -> Query2LabelConfig:
+def config_from_official_args(args: dict, id2label: dict[int, str] | None = None, **overrides) -> Query2LabelConfig:
     """The config of an official checkpoint from its training arguments (the ``config.json`` the official scripts
     save: ``backbone``, ``img_size``, ``hidden_dim``, ``dim_feedforward``, ``enc_layers``, ``dec_layers``,
     ``nheads``, ``dropout``, ``keep_input_proj``, ``keep_first_self_attn_dec``, ``keep_other_self_attn_dec``,
-    ``pre_norm``, ``num_class``). Raises ``ValueError`` for a setting mlic_hf does not build (``pre_norm``, or a
+    ``pre_norm``, ``num_class``); ``overrides`` are further config fields. Raises ``ValueError`` for a setting mlic_hf does not build (``pre_norm``, or a
     backbone other than torchvision's ResNets)."""
     backbone = args.get("backbone", "resnet101")
     if backbone not in ("resnet18", "resnet34", "resnet50", "resnet101"):
@@ -85,7 +91,7 @@ def config_from_official_args(args: dict, id2label: dict[int, str] | None = None
             (True, True): "all"}[(keep_first, keep_other)]
     num_labels = int(args.get("num_class", 80))
     labels = id2label or {i: f"LABEL_{i}" for i in range(num_labels)}
-    return Query2LabelConfig(
+    fields = dict(
         backbone=backbone,
         image_size=int(args.get("img_size", 448)),
         hidden_size=int(args.get("hidden_dim", 2048)),
@@ -98,6 +104,30 @@ def config_from_official_args(args: dict, id2label: dict[int, str] | None = None
         decoder_self_attention=mode,
         id2label=labels,
     )
+    return Query2LabelConfig(**{**fields, **overrides})
 
 
-__all__ = ["config_from_official_args", "convert_state_dict"]
+def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], *, source: str = "the checkpoint",
+                       official_config: str | dict | None = None, **options) -> tuple[Query2LabelConfig, dict]:
+    """Config and weights of an official checkpoint's ``state_dict``. ``official_config``: the official
+    ``config.json`` (a path or its contents) of the checkpoint's training arguments; without it the label count and
+    widths are read from the weights and the rest are the official defaults. ``options`` override config fields."""
+    if isinstance(official_config, str):
+        with open(official_config, encoding="utf-8") as handle:
+            official_config = json.load(handle)
+    args = dict(official_config or {})
+    state = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    if "fc.W" not in state or "query_embed.weight" not in state:
+        raise ValueError(f"{source}: not an official Query2Label state dict (no fc.W / query_embed.weight)")
+    args.setdefault("num_class", state["fc.W"].shape[1])
+    args.setdefault("hidden_dim", state["fc.W"].shape[2])
+    args.setdefault("keep_input_proj", "input_proj.weight" in state)
+    config = config_from_official_args(args, **options)
+    weights = convert_state_dict({k: v for k, v in state.items() if not k.startswith("backbone.0.body.")})
+    backbone = {k.removeprefix("backbone.0.body."): v for k, v in state.items() if k.startswith("backbone.0.body.")}
+    body = features_only_state_dict(config.backbone, backbone, config.out_indices, source=source)
+    weights.update({f"backbone.body.{k}": v for k, v in body.items()})
+    return config, weights
+
+
+__all__ = ["OFFICIAL_REPOSITORY", "config_from_official_args", "convert_checkpoint", "convert_state_dict"]
