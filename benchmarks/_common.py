@@ -222,6 +222,7 @@ VERDICT_NAMES: dict[str, dict[str, str]] = {
     "onnx": {"A faster": "PyTorch faster", "B faster": "onnxruntime faster", "within noise": "within noise"},
     "streaming": {"A faster": "on disk faster", "B faster": "streamed faster", "within noise": "within noise"},
     "throughput": {"A faster": "slower", "B faster": "faster", "within noise": "within noise"},  # A: fp32
+    "label_scale": {"A faster": "head faster", "B faster": "linear faster", "within noise": "within noise"},
 }
 
 

@@ -354,17 +354,46 @@ def streaming_table(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def label_scale_table(results: Path) -> str:
+    """Each head's training step and inference time against GAP + linear at each label count
+    (``bench_label_scale.py``), with the head's parameters."""
+    data = _measured(results, "label_scale.json")
+    s = data["settings"]
+    lines = ["| labels | head | head parameters | training step × linear (range) | inference × linear (range) |",
+             "|---:|---|---:|---|---|"]
+    for num_labels, row in data["results"].items():
+        lines.append(f"| {int(num_labels):,} | GAP + linear | {row['linear']['head_parameters'] / 1e6:.2f} M | 1 | 1 |")
+        for head, entry in row.items():
+            if head == "linear":
+                continue
+            cells = [f"{ratio_range(entry[kind])} {VERDICT_NAMES['label_scale'][entry[kind]['verdict']]}"
+                     for kind in ("training step", "inference")]
+            lines.append(f"| {int(num_labels):,} | {LABEL_SCALE_HEADS[head]} | "
+                         f"{entry['head_parameters'] / 1e6:.2f} M | {cells[0]} | {cells[1]} |")
+    lines += ["", f"Backbone `{s['backbone']}` at {s['image_size']} px, batch {s['batch']}, {s['threads']} threads; "
+              f"× linear = the head's median time / GAP + linear's, {s['repeats']} interleaved rounds after "
+              f"{s['warmup']} warm-up (a difference only outside the range). Measured "
+              f"{_machine(data['provenance'])}; `{data['provenance']['command']}`."]
+    return "\n".join(lines) + "\n"
+
+
+#: bench_label_scale.py's head names as tables show them
+LABEL_SCALE_HEADS = {"ml-decoder": "ML-Decoder (≤ 100 group queries)", "q2l": "Query2Label (a query per label)",
+                     "m2": "M2 (a query per label)", "csra": "CSRA (4 heads)"}
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "zoo-table": zoo_table, "zoo-baseline": zoo_baseline, "demo-summary": demo_summary, "demo-table": demo_table,
     "clutter-run": clutter_run, "m4-run": m4_run, "finetune-run": finetune_run, "scale-table": scale_table,
     "label-map-table": label_map_table, "vit-pretraining": vit_pretraining, "benchmark-table": benchmark_table,
     "onnx-table": onnx_table, "throughput-table": throughput_table, "streaming-table": streaming_table,
+    "label-scale-table": label_scale_table,
 }
 #: Renderers ready for blocks that are not placed in a page yet (their tables go into README/docs later): the test
 #: that every renderer feeds a page exempts them, and fails once one of them is placed while still listed here (remove
 #: it then). A placed block whose results file is missing, still in the old format or a ``--smoke`` run is a
 #: ``ValueError`` naming the file, so ``--check`` cannot pass on stale evidence.
-NOT_YET_PLACED = frozenset({"onnx-table"})
+NOT_YET_PLACED = frozenset({"onnx-table", "label-scale-table"})
 
 
 def render_text(text: str, results: Path, source: str = "text") -> str:

@@ -192,6 +192,24 @@ def test_throughput_table_holds_rates_ratios_and_memory(tmp_path):
     assert f"Measured {render._machine(data['provenance'])}; `{data['provenance']['command']}`." in table
 
 
+def test_label_scale_table_holds_each_head_and_label_count(tmp_path):
+    train, infer = _comparison(2.0, 1.2, 1.1, 2.1, 1.9, 1.15), _comparison(0.5, 0.6, 0.62, 0.52, 0.51, 0.61)
+    data = _write(tmp_path, "label_scale.json", {
+        "provenance": _provenance("bench_label_scale.py"),
+        "settings": {"backbone": "resnet50", "image_size": 224, "batch": 2, "repeats": 3, "warmup": 1, "threads": 2,
+                  "labels": [9605], "heads": ["ml-decoder"], "smoke": False},
+        "results": {"9605": {"linear": {"head_parameters": 19_680_000},
+                             "ml-decoder": {"head_parameters": 9_330_000, "training step": train,
+                                            "inference": infer}}}})
+    table = render.label_scale_table(tmp_path)
+    verdicts = render.VERDICT_NAMES["label_scale"]
+    assert "| 9,605 | GAP + linear | 19.68 M | 1 | 1 |" in table
+    assert (f"| 9,605 | ML-Decoder (≤ 100 group queries) | 9.33 M | {_ratio(train)} {verdicts[train['verdict']]} | "
+            f"{_ratio(infer)} {verdicts[infer['verdict']]} |") in table
+    assert "Backbone `resnet50` at 224 px, batch 2, 2 threads" in table
+    assert f"Measured {render._machine(data['provenance'])}; `{data['provenance']['command']}`." in table
+
+
 def test_streaming_table_holds_rates_ratios_goals_and_startup(tmp_path):
     epoch = _comparison(2.7, 2.6, 2.65, 2.75, 2.72, 2.61, goal="ratio >= 0.9", at_least=0.9)
     epoch["images_per_s"] = {"on disk": 2000 / epoch["a"]["median"], "streamed": 2000 / epoch["b"]["median"]}
