@@ -132,10 +132,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(data: dict[str, Any]) -> str:
+    s = data["settings"]
     lines = [f"# Heads against GAP + linear as labels grow ({describe(data['provenance'])})", "",
-             f"Backbone `{data["settings"]['backbone']}` at {data["settings"]['image_size']} px, batch "
-             f"{data["settings"]['batch']}, {data["settings"]['threads']} threads; milliseconds median (min–max) of "
-             f"{data["settings"]['repeats']} interleaved rounds; ratio = head / linear.", "",
+             f"Backbone `{s['backbone']}` at {s['image_size']} px, batch {s['batch']}, {s['threads']} threads; "
+             f"milliseconds median (min–max) of {s['repeats']} interleaved rounds; ratio = head / linear.", "",
              "| labels | head | head parameters | step | head (ms) | linear (ms) | ratio | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for num_labels, row in data["results"].items():
