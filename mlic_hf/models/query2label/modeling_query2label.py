@@ -10,7 +10,7 @@ from transformers import initialization as init
 from transformers.utils import can_return_tuple
 
 from ...layers.decoder import GroupWiseLinear, LabelDecoder
-from ...layers.encoder import TransformerEncoderLayer
+from ...layers.encoder import SelfAttention, TransformerEncoderLayer
 from ...layers.position import sine_position_embedding_2d
 from ...modeling_utils import MLICPreTrainedModel, MultiLabelImageClassifierOutput
 from .configuration_query2label import Query2LabelConfig
@@ -36,12 +36,17 @@ class Query2LabelPreTrainedModel(MLICPreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # The official Transformer's init (``_reset_parameters``): Xavier-uniform for every matrix of the encoder and
-        # decoder, PyTorch's defaults elsewhere (zero attention biases, Linear biases U(±1/sqrt(fan_in)), LayerNorm 1/0)
-        if isinstance(module, nn.Linear) and getattr(module, "_q2l_transformer", False):
+        # decoder (the only Linear layers here: the backbone is timm's), PyTorch's defaults for the rest: FFN biases
+        # U(±1/sqrt(fan_in)), attention biases 0 (the fused encoder projections below; nn.MultiheadAttention's own
+        # reset in the base class), LayerNorm 1 and 0. Modules come before the attention holding them.
+        if isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 bound = 1.0 / module.weight.shape[1] ** 0.5
                 init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, SelfAttention):
+            init.zeros_(module.qkv.bias)
+            init.zeros_(module.out_proj.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight)  # nn.Embedding's N(0, 1), the official label embeddings' init
         else:
@@ -84,9 +89,6 @@ class Query2LabelForMultiLabelImageClassification(Query2LabelPreTrainedModel):
                                     config.intermediate_size, config.dropout, config.decoder_self_attention,
                                     config.hidden_act, final_norm=True)
         self.classifier = GroupWiseLinear(config.num_labels, config.hidden_size, init_scheme="uniform")
-        for module in (*self.encoder.modules(), *self.decoder.modules()):
-            if isinstance(module, nn.Linear):
-                module._q2l_transformer = True
         self.freeze_parameters()
         self.post_init()
 

@@ -199,3 +199,27 @@ def test_official_settings_mlic_hf_does_not_build_are_refused():
         config_from_official_args({"backbone": "tresnetl"})
     with pytest.raises(ValueError, match="num_decoder_layers"):
         Query2LabelConfig(num_decoder_layers=0)
+
+
+def test_initialisation_is_the_official_one():
+    """Xavier-uniform matrices, zero attention biases, PyTorch's FFN biases, N(0, 1) label embeddings and the uniform
+    ±1/sqrt(d) classifier, as the official ``_reset_parameters``, ``nn.Embedding`` and ``GroupWiseLinear``."""
+    torch.manual_seed(0)
+    model = Query2LabelForMultiLabelImageClassification(Query2LabelConfig(
+        backbone="resnet18", image_size=64, hidden_size=64, input_projection=True, intermediate_size=256,
+        num_labels=300, decoder_self_attention="all"))
+    d, ff = 64, 256
+    layer, decoder_layer = model.encoder[0], model.decoder.layers[0]
+    for weight in (layer.self_attn.qkv.weight, layer.linear1.weight, decoder_layer.cross_attn.in_proj_weight,
+                   decoder_layer.cross_attn.out_proj.weight, decoder_layer.linear2.weight):
+        fan_out, fan_in = weight.shape
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert weight.abs().max() <= bound and weight.abs().max() > 0.9 * bound  # xavier-uniform's bound, reached
+    for bias in (layer.self_attn.qkv.bias, layer.self_attn.out_proj.bias, decoder_layer.cross_attn.in_proj_bias,
+                 decoder_layer.cross_attn.out_proj.bias, decoder_layer.self_attn.in_proj_bias):
+        assert torch.count_nonzero(bias) == 0
+    assert 0.9 / math.sqrt(d) < layer.linear1.bias.abs().max() <= 1 / math.sqrt(d)
+    assert 0.9 / math.sqrt(ff) < layer.linear2.bias.abs().max() <= 1 / math.sqrt(ff)
+    assert 0.9 < model.label_embeddings.weight.std() < 1.1
+    assert 0.9 / math.sqrt(d) < model.classifier.weight.abs().max() <= 1 / math.sqrt(d)
+    assert 0.9 / math.sqrt(d) < model.classifier.bias.abs().max() <= 1 / math.sqrt(d)
