@@ -10,7 +10,8 @@
   prints the table.
 - :func:`comparison_row`, :func:`spread` and :func:`ratio_range`: one markdown format of ``compare`` results;
   :func:`judge_goal`: a goal "met" only when the whole ratio range satisfies it.
-- :func:`torch_threads`: a torch thread count for a block, restored after; :func:`check_minimum`: flag checks.
+- :func:`torch_threads`: a torch thread count for a block, restored after; :func:`check_minimum`: flag checks;
+  :func:`saved_activation_mb`: what a training forward keeps for its backward pass.
 """
 
 from __future__ import annotations
@@ -260,6 +261,27 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
+
+
+def saved_activation_mb(model, step_inputs: dict, autocast) -> float:
+    """MB of tensors one training forward keeps for its backward pass, parameters excluded (a checkpointed layer
+    keeps only its input: torch's checkpoint packs the rest itself, out of sight of this hook)."""
+    import torch
+
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast():
+        loss = model(**step_inputs).loss
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(kept.values()) / 2**20
 
 
 def check_minimum(args: Any, flags: Sequence[str], minimum: int) -> None:

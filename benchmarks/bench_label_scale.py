@@ -1,12 +1,17 @@
 #!/usr/bin/env python
 """How the heads scale with the number of labels: 80 (COCO), 1,000 and 9,605 (Open Images), on one backbone.
 
-Every head runs on the same timm backbone (ResNet-50 at 224 px by default, random weights: timings do not depend on
-them) and is timed against GAP + linear (M1's head) at the same label count, through ``_common.compare`` (warm-up,
-interleaved A/B repetitions, min/median/spread; ratio = head / linear, a difference only outside the spread):
+Every head reads the same backbone features (the last feature map of a timm ResNet-50 at 224 px by default, computed
+once per label count; random weights: timings do not depend on them), so only the heads are measured, each against
+GAP + linear (M1's head) at the same label count through ``_common.compare`` (warm-up, interleaved A/B repetitions,
+min/median/spread; ratio = head / linear, a difference only outside the spread):
 
-* a training step: forward, the method's loss, backward, ``AdamW.step()``, ``zero_grad``;
-* inference: eval, ``no_grad`` forward.
+* a training step: the head's forward, the method's loss, backward, ``AdamW.step()`` over the head's parameters,
+  ``zero_grad``;
+* inference: eval, ``no_grad`` forward of the head.
+
+Memory: the head's parameters and the activations one training forward keeps for its backward pass
+(``_common.saved_activation_mb``; one measurement, no spread).
 
 Heads at their papers' defaults (widths as their official code, on the backbone's 2,048 channels): ML-Decoder (100
 group queries: at most 100 decoded queries at any label count), Query2Label (a query per label, width 2,048, FFN
@@ -23,6 +28,7 @@ Writes ``<output_dir>/label_scale.json`` (provenance, per head and label count: 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
 from _common import (RESULTS, VERDICT_NAMES, check_minimum, compare, comparison_row, describe,  # noqa: E402
-                     provenance, publish, torch_threads)
+                     provenance, publish, saved_activation_mb, torch_threads)
 
 import mlic_hf  # noqa: E402
 from mlic_hf.cli import script_entry  # noqa: E402
@@ -87,9 +93,20 @@ def build(head: str, num_labels: int, args: argparse.Namespace) -> torch.nn.Modu
     return model_class(config)
 
 
+def on_features(model: torch.nn.Module, features: list[torch.Tensor]) -> torch.nn.Module:
+    """``model`` whose backbone returns ``features`` (whatever the pixels): its forward is the head's alone."""
+    model.get_backbone().forward = lambda pixel_values: list(features)
+    return model
+
+
+def head_parameter_list(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    backbone = {id(p) for p in model.get_backbone().parameters()}
+    return [p for p in model.parameters() if id(p) not in backbone]
+
+
 def steps(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> dict[str, Callable[[], None]]:
-    """The training step and the inference call of one model."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    """The training step and the inference call of one model's head."""
+    optimizer = torch.optim.AdamW([p for p in head_parameter_list(model) if p.requires_grad], lr=1e-4)
 
     def train() -> None:
         model.train()
@@ -105,8 +122,11 @@ def steps(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> dict
     return {"training step": train, "inference": infer}
 
 
-def head_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in model.get_backbone().parameters())
+def head_size(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """The head's parameter count and the MB its training forward keeps for the backward pass."""
+    model.train()
+    return {"head_parameters": sum(p.numel() for p in head_parameter_list(model)),
+            "activation_mb": saved_activation_mb(model, {"pixel_values": x, "labels": labels}, contextlib.nullcontext)}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,12 +136,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         x = torch.randn(args.batch, 3, args.image_size, args.image_size)
         labels = (torch.rand(args.batch, num_labels) < 0.05).float()
         linear = build("linear", num_labels, args)
+        with torch.no_grad():
+            features = [f.detach() for f in linear.get_backbone().eval()(x)]
+        on_features(linear, features)
         baseline = steps(linear, x, labels)
-        row: dict[str, Any] = {"linear": {"head_parameters": head_parameters(linear)}}
+        row: dict[str, Any] = {"linear": head_size(linear, x, labels)}
         for head in args.heads:
-            model = build(head, num_labels, args)
+            model = on_features(build(head, num_labels, args), features)
             timed = steps(model, x, labels)
-            row[head] = {"head_parameters": head_parameters(model),
+            row[head] = {**head_size(model, x, labels),
                          **{kind: compare(timed[kind], baseline[kind], repeats=args.repeats, warmup=args.warmup)
                             for kind in timed}}
             print(f"{num_labels} labels, {head}: training step ×{row[head]['training step']['ratio']:.2f}, "
@@ -136,15 +159,19 @@ def table(data: dict[str, Any]) -> str:
     lines = [f"# Heads against GAP + linear as labels grow ({describe(data['provenance'])})", "",
              f"Backbone `{s['backbone']}` at {s['image_size']} px, batch {s['batch']}, {s['threads']} threads; "
              f"milliseconds median (min–max) of {s['repeats']} interleaved rounds; ratio = head / linear.", "",
-             "| labels | head | head parameters | step | head (ms) | linear (ms) | ratio | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| labels | head | head parameters | activations MB | step | head (ms) | linear (ms) | ratio | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for num_labels, row in data["results"].items():
+        linear = row["linear"]
+        lines.append(f"| {num_labels} | linear | {linear['head_parameters'] / 1e6:.2f} M | "
+                     f"{linear['activation_mb']:.1f} | | | | | |")
         for head, entry in row.items():
             if head == "linear":
                 continue
             for kind in ("training step", "inference"):
-                lines.append(comparison_row((num_labels, head, f"{entry['head_parameters'] / 1e6:.2f} M", kind),
-                                            entry[kind], verdicts=VERDICT_NAMES[NAME]))
+                cells = (num_labels, head, f"{entry['head_parameters'] / 1e6:.2f} M", f"{entry['activation_mb']:.1f}",
+                         kind)
+                lines.append(comparison_row(cells, entry[kind], verdicts=VERDICT_NAMES[NAME]))
     return "\n".join(lines) + "\n"
 
 

@@ -49,7 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common.py beside this script, also when a test loads it
 from _common import (REPO, RESULTS, VERDICT_NAMES, check_minimum, compare, describe, provenance, publish,  # noqa: E402
-                     ratio_range, summarise)
+                     ratio_range, saved_activation_mb, summarise)
 
 from mlic_hf.cli import parse_json_object, script_entry  # noqa: E402
 
@@ -159,27 +159,6 @@ def _timed(function: Callable, warmup: int, steps: int) -> dict[str, float]:
         function()
         times.append(time.perf_counter() - start)
     return summarise(times)
-
-
-def saved_activation_mb(model, step_inputs: dict, autocast) -> float:
-    """MB of tensors one training forward keeps for its backward pass, parameters excluded (a checkpointed layer
-    keeps only its input: torch's checkpoint packs the rest itself, out of sight of this hook)."""
-    import torch
-
-    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kept: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters:
-            kept[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast():
-        loss = model(**step_inputs).loss
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    return sum(kept.values()) / 2**20
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:

@@ -356,22 +356,27 @@ def streaming_table(results: Path) -> str:
 
 def label_scale_table(results: Path) -> str:
     """Each head's training step and inference time against GAP + linear at each label count
-    (``bench_label_scale.py``), with the head's parameters."""
+    (``bench_label_scale.py``), with the head's parameters and kept activations."""
     data = _measured(results, "label_scale.json")
     s = data["settings"]
-    lines = ["| labels | head | head parameters | training step × linear (range) | inference × linear (range) |",
-             "|---:|---|---:|---|---|"]
+    lines = ["| labels | head | head parameters | activations MB | training step × linear (range) | "
+             "inference × linear (range) |", "|---:|---|---:|---:|---|---|"]
     for num_labels, row in data["results"].items():
-        lines.append(f"| {int(num_labels):,} | GAP + linear | {row['linear']['head_parameters'] / 1e6:.2f} M | 1 | 1 |")
+        linear = row["linear"]
+        lines.append(f"| {int(num_labels):,} | GAP + linear | {linear['head_parameters'] / 1e6:.2f} M | "
+                     f"{linear['activation_mb']:.1f} | 1 | 1 |")
         for head, entry in row.items():
             if head == "linear":
                 continue
             cells = [f"{ratio_range(entry[kind])} {VERDICT_NAMES['label_scale'][entry[kind]['verdict']]}"
                      for kind in ("training step", "inference")]
             lines.append(f"| {int(num_labels):,} | {LABEL_SCALE_HEADS[head]} | "
-                         f"{entry['head_parameters'] / 1e6:.2f} M | {cells[0]} | {cells[1]} |")
-    lines += ["", f"Backbone `{s['backbone']}` at {s['image_size']} px, batch {s['batch']}, {s['threads']} threads; "
-              f"× linear = the head's median time / GAP + linear's, {s['repeats']} interleaved rounds after "
+                         f"{entry['head_parameters'] / 1e6:.2f} M | {entry['activation_mb']:.1f} | {cells[0]} | "
+                         f"{cells[1]} |")
+    lines += ["", f"The heads alone, on the last feature map of `{s['backbone']}` at {s['image_size']} px, batch "
+              f"{s['batch']}, {s['threads']} threads; activations: what one training forward keeps for the backward "
+              f"pass (one measurement); × linear = the head's median time / GAP + linear's, {s['repeats']} interleaved "
+              "rounds after "
               f"{s['warmup']} warm-up (a difference only outside the range). Measured "
               f"{_machine(data['provenance'])}; `{data['provenance']['command']}`."]
     return "\n".join(lines) + "\n"

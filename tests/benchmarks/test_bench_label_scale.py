@@ -16,8 +16,9 @@ def test_smoke_run_compares_every_head_with_linear_at_every_label_count(tmp_path
     table = (tmp_path / "label_scale.md").read_text()
     for num_labels, row in results["results"].items():
         assert set(row) == {"linear", "ml-decoder", "q2l", "m2", "csra"}
-        # linear's head grows by (channels + 1) per label: 512 channels of ResNet-18
+        # linear's head grows by (channels + 1) per label: 512 channels of ResNet-18; only the heads are measured
         assert row["linear"]["head_parameters"] == 513 * int(num_labels)
+        assert 0 < row["linear"]["activation_mb"] < row["q2l"]["activation_mb"]
         for head in ("ml-decoder", "q2l", "m2", "csra"):
             for kind in ("training step", "inference"):
                 check_comparison(row[head][kind])

@@ -198,15 +198,15 @@ def test_label_scale_table_holds_each_head_and_label_count(tmp_path):
         "provenance": _provenance("bench_label_scale.py"),
         "settings": {"backbone": "resnet50", "image_size": 224, "batch": 2, "repeats": 3, "warmup": 1, "threads": 2,
                   "labels": [9605], "heads": ["ml-decoder"], "smoke": False},
-        "results": {"9605": {"linear": {"head_parameters": 19_680_000},
-                             "ml-decoder": {"head_parameters": 9_330_000, "training step": train,
-                                            "inference": infer}}}})
+        "results": {"9605": {"linear": {"head_parameters": 19_680_000, "activation_mb": 0.31},
+                             "ml-decoder": {"head_parameters": 9_330_000, "activation_mb": 12.345,
+                                            "training step": train, "inference": infer}}}})
     table = render.label_scale_table(tmp_path)
     verdicts = render.VERDICT_NAMES["label_scale"]
-    assert "| 9,605 | GAP + linear | 19.68 M | 1 | 1 |" in table
-    assert (f"| 9,605 | ML-Decoder (≤ 100 group queries) | 9.33 M | {_ratio(train)} {verdicts[train['verdict']]} | "
-            f"{_ratio(infer)} {verdicts[infer['verdict']]} |") in table
-    assert "Backbone `resnet50` at 224 px, batch 2, 2 threads" in table
+    assert "| 9,605 | GAP + linear | 19.68 M | 0.3 | 1 | 1 |" in table
+    assert (f"| 9,605 | ML-Decoder (≤ 100 group queries) | 9.33 M | 12.3 | {_ratio(train)} "
+            f"{verdicts[train['verdict']]} | {_ratio(infer)} {verdicts[infer['verdict']]} |") in table
+    assert "on the last feature map of `resnet50` at 224 px, batch 2, 2 threads" in table
     assert f"Measured {render._machine(data['provenance'])}; `{data['provenance']['command']}`." in table
 
 
