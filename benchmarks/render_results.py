@@ -375,9 +375,8 @@ def label_scale_table(results: Path) -> str:
                          f"{cells[1]} |")
     lines += ["", f"The heads alone, on the last feature map of `{s['backbone']}` at {s['image_size']} px, batch "
               f"{s['batch']}, {s['threads']} threads; activations: what one training forward keeps for the backward "
-              f"pass (one measurement); × linear = the head's median time / GAP + linear's, {s['repeats']} interleaved "
-              "rounds after "
-              f"{s['warmup']} warm-up (a difference only outside the range). Measured "
+              f"pass (one measurement); × linear = the head's median time / GAP + linear's, {s['repeats']} "
+              f"interleaved rounds after {s['warmup']} warm-up (a difference only outside the range). Measured "
               f"{_machine(data['provenance'])}; `{data['provenance']['command']}`."]
     return "\n".join(lines) + "\n"
 
