@@ -248,6 +248,7 @@ class MLICPreTrainedModel(PreTrainedModel):
         # transformers 5 re-creates every loaded parameter as trainable (requires_grad=True): a method's frozen
         # parts (ML-VPT's ViT) would silently train when a checkpoint is fine-tuned
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, info) with output_loading_info
+        fill_non_persistent_buffers(model)
         model.freeze_parameters()
         if reset_labels:
             logger.info("re-initialised for the new labels: %s", ", ".join(model.reset_label_layers()))
@@ -279,6 +280,18 @@ class MLICPreTrainedModel(PreTrainedModel):
     def freeze_parameters(self) -> None:
         """Set ``requires_grad=False`` on the parameters the method never trains (none by default; ML-VPT: its
         ViT). Called by ``__init__`` and again after ``from_pretrained`` loaded the weights."""
+
+
+@torch.no_grad()
+def fill_non_persistent_buffers(model: nn.Module) -> None:
+    """Compute the non-persistent buffers of timm modules (blur filters of anti-aliased CNNs such as TResNet, Swin's
+    relative position indices and masks, LeViT's bias indices) with timm's ``init_non_persistent_buffers``. A
+    checkpoint does not hold them and transformers builds the model on the meta device, so after ``from_pretrained``
+    they hold whatever memory they were given: a TResNet gave NaN logits."""
+    for module in model.modules():
+        fill = getattr(module, "init_non_persistent_buffers", None)
+        if callable(fill) and type(module).__module__.startswith("timm."):
+            fill()
 
 
 def _remove_stale_shards(folder, written: set[str]) -> None:

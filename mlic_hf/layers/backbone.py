@@ -180,9 +180,13 @@ class TimmBackbone(nn.Module):
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
         self.pretrained_cfg: dict = dict(getattr(self.body, "pretrained_cfg", None) or {})
+        # timm's Swin-like feature networks return (B, H, W, C) maps; every method reads (B, C, H, W)
+        output_format = getattr(self.body, "output_fmt", "NCHW")
+        self.channels_last_output = getattr(output_format, "value", output_format) == "NHWC"
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        return list(self.body(pixel_values))
+        maps = list(self.body(pixel_values))
+        return [m.permute(0, 3, 1, 2) for m in maps] if self.channels_last_output else maps
 
 
 def features_only_state_dict(name: str, state_dict: dict[str, torch.Tensor], out_indices: Sequence[int] = (-1,),

@@ -132,3 +132,20 @@ def test_backbones_named_in_the_papers_build(name, channels):
     with torch.no_grad():
         (features,) = backbone(torch.randn(1, 3, 64, 64))
     assert backbone.channels == [channels] and features.shape == (1, channels, 2, 2)
+
+
+@pytest.mark.parametrize("backbone", ["resnetblur18", "swin_tiny_patch4_window7_224"])
+def test_non_persistent_backbone_buffers_survive_save_and_load(backbone, tmp_path):
+    """Blur filters (anti-aliased CNNs, TResNet) and Swin's relative position indices are not in a checkpoint; after
+    ``from_pretrained`` (a meta-device build) they are computed again, so the logits are the saved model's."""
+    from mlic_hf import ResNetProbabilisticConfig, ResNetProbabilisticForMultiLabelImageClassification
+
+    size = 224 if backbone.startswith("swin") else 64
+    torch.manual_seed(0)
+    model = ResNetProbabilisticForMultiLabelImageClassification(ResNetProbabilisticConfig(
+        backbone=backbone, image_size=size, num_labels=3)).eval()
+    model.save_pretrained(tmp_path)
+    loaded = ResNetProbabilisticForMultiLabelImageClassification.from_pretrained(tmp_path).eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, rtol=1e-5, atol=1e-5)

@@ -37,20 +37,26 @@ class Query2LabelPreTrainedModel(MLICPreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         # The official Transformer's init (``_reset_parameters``): Xavier-uniform for every matrix of the encoder and
         # decoder (the only Linear layers here: the backbone is timm's), PyTorch's defaults for the rest: FFN biases
-        # U(±1/sqrt(fan_in)), attention biases 0 (the fused encoder projections below; nn.MultiheadAttention's own
-        # reset in the base class), LayerNorm 1 and 0. Modules come before the attention holding them.
+        # U(±1/sqrt(fan_in)), attention biases 0 (the encoder's fused projections here; nn.MultiheadAttention's own
+        # reset in the base class), LayerNorm 1 and 0
         if isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
-            if module.bias is not None:
+            if module.bias is None:
+                pass
+            elif id(module) in self._attention_projections():
+                init.zeros_(module.bias)
+            else:
                 bound = 1.0 / module.weight.shape[1] ** 0.5
                 init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, SelfAttention):
-            init.zeros_(module.qkv.bias)
-            init.zeros_(module.out_proj.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight)  # nn.Embedding's N(0, 1), the official label embeddings' init
         else:
             super()._init_weights(module)
+
+    def _attention_projections(self) -> set[int]:
+        """ids of the encoder attention's fused input and output projections (their biases start at zero)."""
+        return {id(linear) for attention in self.modules() if isinstance(attention, SelfAttention)
+                for linear in (attention.qkv, attention.out_proj)}
 
 
 class Query2LabelForMultiLabelImageClassification(Query2LabelPreTrainedModel):
