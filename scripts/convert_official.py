@@ -7,10 +7,14 @@
         --output_dir outputs/ml-decoder-coco
     python scripts/convert_official.py --method csra --checkpoint csra_voc.pth --option lam=0.1 \\
         --labels voc_labels.txt --output_dir outputs/csra-voc
+    python scripts/convert_official.py --method resnet-probabilistic --checkpoint MS_COCO_TRresNet_L_448_86.6.pth \\
+        --option image_size=448 --output_dir outputs/asl-tresnet-l-coco
 
 A method converts when its folder has ``convert_<method>.py`` (its docstring tables the official keys and ours):
 Query2Label (github.com/SlongLiu/query2labels, torchvision ResNet backbones), ML-Decoder
-(github.com/Alibaba-MIIL/ML_Decoder, TResNet) and CSRA (github.com/Kevinz-code/CSRA, ResNet). The file is read with
+(github.com/Alibaba-MIIL/ML_Decoder, TResNet), CSRA (github.com/Kevinz-code/CSRA, ResNet) and ASL's TResNet models
+(github.com/Alibaba-MIIL/ASL: ``--method resnet-probabilistic``, M1's network of global average pooling and a
+linear layer). The file is read with
 ``torch.load(weights_only=True)`` (never unpickled) or as safetensors; ``state_dict`` / ``model`` entries are
 unwrapped, and an ML-Decoder checkpoint's ``idx_to_class`` gives the label names. Every converted tensor must fill the
 model exactly (no key missing or left over), else the script names them and exits 2.
@@ -91,7 +95,7 @@ def parse_options(items: list[str]) -> dict:
 @script_entry(ImportError)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, help="model_type or short name (query2label, ml-decoder, csra)")
+    parser.add_argument("--method", required=True, help="model_type or short name (query2label, ml-decoder, csra, resnet-probabilistic)")
     parser.add_argument("--checkpoint", required=True, help="the official checkpoint file (.pth, .pkl, .safetensors)")
     parser.add_argument("--output_dir", required=True, help="folder for the mlic_hf checkpoint")
     parser.add_argument("--labels", help="text file of label names, one per line, in the checkpoint's order")

@@ -76,6 +76,7 @@ def test_csra_official_checkpoint_converts_with_its_lambda(tmp_path):
                            "--option", "image_size=64")
     assert code == 0
     assert (model.config.backbone, model.config.num_heads, model.config.lam) == ("resnet18", 2, 0.3)
+    assert (model.config.image_mean, model.config.image_std) == ([0.0] * 3, [1.0] * 3)  # the official [0, 1] input
     direct = CSRAForMultiLabelImageClassification(CSRAConfig(
         backbone="resnet18", image_size=64, num_heads=2, lam=0.3, id2label={i: str(i) for i in range(4)})).eval()
     direct.backbone.body.load_state_dict({k: v for k, v in body.items() if not k.startswith("fc.")})
@@ -122,19 +123,43 @@ def test_ml_decoder_official_checkpoint_converts_with_its_label_names(tmp_path):
         torch.testing.assert_close(model(x).logits, source(x).logits, rtol=1e-5, atol=1e-5)
 
 
+def test_asl_tresnet_checkpoint_converts_to_m1_with_timms_logits(tmp_path):
+    torch.manual_seed(4)
+    official = timm.create_model("tresnet_m", num_classes=6)  # ASL's network: TResNet, GAP, one linear layer
+    with torch.no_grad():  # batch-norm statistics of real activations: a fresh TResNet's eval outputs overflow
+        for _ in range(20):
+            official(torch.rand(4, 3, 64, 64))
+    official.eval()
+    names = {i: f"tag{i}" for i in range(6)}
+    torch.save({"model": official.state_dict(), "num_classes": 6, "idx_to_class": names}, tmp_path / "asl.pth")
+    code, model = _convert(tmp_path, "--method", "resnet-probabilistic", "--checkpoint", tmp_path / "asl.pth",
+                           "--option", "image_size=64")
+    assert code == 0 and model.config.backbone == "tresnet_m"  # read from the classifier's width, 2048
+    assert list(model.config.id2label.values()) == list(names.values()) and model.config.loss == "asl"
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, official(x), rtol=1e-5, atol=1e-5)
+
+
 def test_broken_official_checkpoints_are_one_error_line(tmp_path, capsys):
     script = _script()
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    torch.save({"classifier.multi_head.0.head.weight": torch.randn(3, 512, 1, 1)}, tmp_path / "whole.pth")
+    (tmp_path / "truncated.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:200])
     body = _resnet18_state()
     del body["layer2.0.conv1.weight"]
     torch.save({**body, "classifier.multi_head.0.head.weight": torch.randn(3, 512, 1, 1)}, tmp_path / "cut.pth")
     cases = [
         (["--method", "csra", "--checkpoint", str(tmp_path / "missing.pth")], "no such file"),
         (["--method", "csra", "--checkpoint", str(tmp_path / "junk.pth")], "cannot be read as a PyTorch checkpoint"),
+        (["--method", "csra", "--checkpoint", str(tmp_path / "truncated.pth")],
+         "cannot be read as a PyTorch checkpoint"),
         (["--method", "csra", "--checkpoint", str(tmp_path / "cut.pth"), "--option", "lam=0.1"],
          "missing layer2.0.conv1.weight"),
         (["--method", "query2label", "--checkpoint", str(tmp_path / "cut.pth")], "not an official Query2Label"),
-        (["--method", "resnet-probabilistic", "--checkpoint", str(tmp_path / "cut.pth")], "no converter of official checkpoints"),
+        (["--method", "two-stage-irpe", "--checkpoint", str(tmp_path / "cut.pth")],
+         "no converter of official checkpoints"),
+        (["--method", "resnet-probabilistic", "--checkpoint", str(tmp_path / "cut.pth")], "not an official ASL"),
         (["--method", "csra", "--checkpoint", str(tmp_path / "cut.pth"), "--option", "lam"], "expected KEY=VALUE"),
     ]
     for argv, message in cases:

@@ -9,7 +9,8 @@ official                                                    mlic_hf
 ``classifier.multi_head.N.head.weight`` (C, d, 1, 1)         ``heads.N.classifier.weight``
 ==========================================================  =====================================================
 
-The checkpoint does not record λ: pass it (``lam``; the official settings are 0.1 on VOC 2007, 0.5 on COCO). The number
+Images are scaled to [0, 1] without normalisation, as the official ResNet pipeline does. The checkpoint does not
+record λ: pass it (``lam``; the official settings are 0.1 on VOC 2007, 0.5 on COCO). The number
 of heads is read from the weights and their temperatures are the official table's; the ResNet depth from the blocks.
 The official ViT variant (``VIT_CSRA``) is not converted.
 """
@@ -57,6 +58,9 @@ def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], *, source: str = 
     num_labels = next(iter(heads.values())).shape[0]
     backbone = _resnet_name(state, source)
     options.setdefault("id2label", {i: f"LABEL_{i}" for i in range(num_labels)})
+    # the official ResNet pipeline scales images to [0, 1] without ImageNet normalisation
+    options.setdefault("image_mean", [0.0, 0.0, 0.0])
+    options.setdefault("image_std", [1.0, 1.0, 1.0])
     config = CSRAConfig(backbone=backbone, num_heads=len(heads), lam=float(lam), **options)
     weights = {f"heads.{i}.classifier.weight": heads[i] for i in sorted(heads)}
     body = {k: v for k, v in state.items() if not k.startswith("classifier.")}
