@@ -203,9 +203,11 @@ def test_label_scale_table_holds_each_head_and_label_count(tmp_path):
                                             "training step": train, "inference": infer}}}})
     table = render.label_scale_table(tmp_path)
     verdicts = render.VERDICT_NAMES["label_scale"]
-    assert "| 9,605 | GAP + linear | 19.68 M | 0.3 | 1 | 1 |" in table
-    assert (f"| 9,605 | ML-Decoder (≤ 100 group queries) | 9.33 M | 12.3 | {_ratio(train)} "
-            f"{verdicts[train['verdict']]} | {_ratio(infer)} {verdicts[infer['verdict']]} |") in table
+    assert (f"| 9,605 | GAP + linear | 19.68 M | 0.3 | {1e3 * train['b']['median']:.1f} | 1 | "
+            f"{1e3 * infer['b']['median']:.1f} | 1 |") in table
+    assert (f"| 9,605 | ML-Decoder (≤ 100 group queries) | 9.33 M | 12.3 | {1e3 * train['a']['median']:.1f} | "
+            f"{_ratio(train)} {verdicts[train['verdict']]} | {1e3 * infer['a']['median']:.1f} | {_ratio(infer)} "
+            f"{verdicts[infer['verdict']]} |") in table
     assert "on the last feature map of `resnet50` at 224 px, batch 2, 2 threads" in table
     assert f"Measured {render._machine(data['provenance'])}; `{data['provenance']['command']}`." in table
 
