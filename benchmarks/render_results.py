@@ -370,7 +370,8 @@ def label_scale_table(results: Path) -> str:
             if head == "linear":
                 continue
             cells = [f"{1e3 * entry[kind]['a']['median']:.1f} | {ratio_range(entry[kind])} "
-                     f"{VERDICT_NAMES['label_scale'][entry[kind]['verdict']]}" for kind in ("training step", "inference")]
+                     f"{VERDICT_NAMES['label_scale'][entry[kind]['verdict']]}"
+                     for kind in ("training step", "inference")]
             lines.append(f"| {int(num_labels):,} | {LABEL_SCALE_HEADS[head]} | "
                          f"{entry['head_parameters'] / 1e6:.2f} M | {entry['activation_mb']:.1f} | {cells[0]} | "
                          f"{cells[1]} |")
