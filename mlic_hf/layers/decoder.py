@@ -52,12 +52,14 @@ def self_attention_layers(mode: str | Sequence[bool], num_layers: int) -> list[b
 
 
 class LabelDecoderLayer(GradientCheckpointingLayer):
-    """[self-attention →] cross-attention → FFN, each with residual + LayerNorm (post-norm). Checkpointed under
-    ``model.activation_checkpointing_enable()`` (a transformers ``GradientCheckpointingLayer``)."""
+    """[self-attention →] cross-attention → FFN, each with residual + LayerNorm: after the residual sum (post-norm, the
+    default) or, with ``pre_norm``, on each sub-layer's input (DETR's and Query2Label's ``normalize_before``).
+    Checkpointed under ``model.activation_checkpointing_enable()`` (a transformers ``GradientCheckpointingLayer``)."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 self_attention: bool = False, activation: str = "relu") -> None:
+                 self_attention: bool = False, activation: str = "relu", pre_norm: bool = False) -> None:
         super().__init__()
+        self.pre_norm = pre_norm
         self.self_attn = nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True) if self_attention else None
         self.norm_self = nn.LayerNorm(d_model) if self_attention else None
         self.cross_attn = nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True)
@@ -72,6 +74,8 @@ class LabelDecoderLayer(GradientCheckpointingLayer):
                 query_pos: torch.Tensor | None = None, memory_pos: torch.Tensor | None = None):
         """``query_pos`` is added to the queries (self-attention: queries and keys) and ``memory_pos`` to the keys of
         the cross-attention, never to a value (DETR / Query2Label); both ``None``: plain attention (M2, M4)."""
+        if self.pre_norm:
+            return self._forward_pre_norm(queries, memory, need_weights, query_pos, memory_pos)
         if self.self_attn is not None:
             positioned = _with_position(queries, query_pos)
             attended, _ = self.self_attn(positioned, positioned, queries, need_weights=False)
@@ -79,8 +83,22 @@ class LabelDecoderLayer(GradientCheckpointingLayer):
         attended, weights = self.cross_attn(_with_position(queries, query_pos), _with_position(memory, memory_pos),
                                             memory, need_weights=need_weights)
         queries = self.norm_cross(queries + self.dropout(attended))
-        queries = self.norm_ffn(queries + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(queries))))))
+        queries = self.norm_ffn(queries + self.dropout(self._ffn(queries)))
         return queries, weights
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+    def _forward_pre_norm(self, queries, memory, need_weights, query_pos, memory_pos):
+        if self.self_attn is not None:
+            normed = self.norm_self(queries)
+            positioned = _with_position(normed, query_pos)
+            queries = queries + self.dropout(self.self_attn(positioned, positioned, normed, need_weights=False)[0])
+        normed = self.norm_cross(queries)
+        attended, weights = self.cross_attn(_with_position(normed, query_pos), _with_position(memory, memory_pos),
+                                            memory, need_weights=need_weights)
+        queries = queries + self.dropout(attended)
+        return queries + self.dropout(self._ffn(self.norm_ffn(queries))), weights
 
 
 def _with_position(tensor: torch.Tensor, position: torch.Tensor | None) -> torch.Tensor:
@@ -93,11 +111,12 @@ class LabelDecoder(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, num_layers: int, dim_feedforward: int = 2048,
                  dropout: float = 0.1, self_attention: str | Sequence[bool] = "none", activation: str = "relu",
-                 final_norm: bool = False) -> None:
+                 final_norm: bool = False, pre_norm: bool = False) -> None:
         super().__init__()
         flags = self_attention_layers(self_attention, num_layers)
         self.layers = nn.ModuleList(
-            LabelDecoderLayer(d_model, num_heads, dim_feedforward, dropout, flag, activation) for flag in flags
+            LabelDecoderLayer(d_model, num_heads, dim_feedforward, dropout, flag, activation, pre_norm)
+            for flag in flags
         )
         self.norm = nn.LayerNorm(d_model) if final_norm else None
 

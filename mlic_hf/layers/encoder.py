@@ -48,15 +48,17 @@ class SelfAttention(nn.Module):
 
 class TransformerEncoderLayer(GradientCheckpointingLayer):
     """Post-norm Transformer encoder layer (as DETR and Query2Label): self-attention → residual + LayerNorm → FFN →
-    residual + LayerNorm. ``attention`` replaces the plain :class:`SelfAttention` (e.g. M2's iRPE attention).
+    residual + LayerNorm; with ``pre_norm``, the LayerNorms normalise each sub-layer's input instead. ``attention``
+    replaces the plain :class:`SelfAttention` (e.g. M2's iRPE attention).
 
     A transformers ``GradientCheckpointingLayer``: after ``model.activation_checkpointing_enable()`` (Trainer's
     ``--activation_checkpointing``) a training forward keeps only the layer's input and recomputes the rest in the
     backward pass."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str = "relu", attention: nn.Module | None = None) -> None:
+                 activation: str = "relu", attention: nn.Module | None = None, pre_norm: bool = False) -> None:
         super().__init__()
+        self.pre_norm = pre_norm
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.self_attn = attention if attention is not None else SelfAttention(d_model, num_heads, dropout)
@@ -70,6 +72,12 @@ class TransformerEncoderLayer(GradientCheckpointingLayer):
     def forward(self, x: torch.Tensor, height: int, width: int, pos: torch.Tensor | None = None) -> torch.Tensor:
         """``pos`` (optional, ``(B or 1, L, d)``): a position embedding added to the queries and keys only (Query2Label);
         M2 and M4 add theirs to the tokens before the encoder."""
+        if self.pre_norm:  # LayerNorm on each sub-layer's input (DETR's and Query2Label's normalize_before)
+            normed = self.norm1(x)
+            attended = self.self_attn(normed, height, width) if pos is None else self.self_attn(
+                normed, height, width, pos=pos)
+            x = x + self.dropout(attended)
+            return x + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(self.norm2(x))))))
         attended = self.self_attn(x, height, width) if pos is None else self.self_attn(x, height, width, pos=pos)
         x = self.norm1(x + self.dropout(attended))
         return self.norm2(x + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(x))))))

@@ -24,7 +24,8 @@ class Query2LabelConfig(MLICConfig):
     Defaults are the official training command of the paper's ResNet-101 COCO result (84.9 mAP at 448 px;
     github.com/SlongLiu/query2labels, README and ``main_mlc.py``): 1 encoder and 2 decoder layers, width 2048 (the
     backbone's channels, so no input projection), 4 heads, FFN 8192, dropout 0.1, post-norm layers, no decoder
-    self-attention, and ASL with γ- = 2, γ+ = 0, no clip, log clamp 1e-5 and focusing weights without gradient. The
+    self-attention, post-norm layers, and ASL with γ- = 2, γ+ = 0, no clip, log clamp 1e-5 and focusing weights
+    without gradient. The
     official loss is the sum over batch and labels divided by both, times 1000: ``loss_reduction="mean"`` here,
     the same up to the factor 1000 that Adam's updates do not see.
 
@@ -45,6 +46,10 @@ class Query2LabelConfig(MLICConfig):
         num_attention_heads (`int`, defaults to 4): heads of every attention (``--nheads``).
         intermediate_size (`int`, defaults to 8192): FFN width of every layer (``--dim_feedforward``).
         dropout (`float`, defaults to 0.1): dropout of attention weights, residual branches and FFN (``--dropout``).
+        pre_norm (`bool`, defaults to `False`): LayerNorm on each sub-layer's input, and one after the encoder (the
+            official ``--pre_norm``, DETR's ``normalize_before``). The official pre-norm decoder layer reads the
+            self-attention modules that its default setting deletes, so it runs only with ``decoder_self_attention=
+            "all"``; here every setting runs.
         hidden_act (`str`, defaults to `"relu"`): FFN activation, ``"relu"`` or ``"gelu"``.
         position_embedding (`str`, defaults to `"sine"`): ``"sine"`` (the official and only one: DETR's normalised
             2-D sine, with its channel order) or ``"none"`` (an ablation: no position information).
@@ -89,6 +94,7 @@ class Query2LabelConfig(MLICConfig):
     num_attention_heads: int = 4
     intermediate_size: int = 8192
     dropout: float = 0.1
+    pre_norm: bool = False
     hidden_act: str = "relu"
     position_embedding: str = "sine"
     decoder_self_attention: str = "none"

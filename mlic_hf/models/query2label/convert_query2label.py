@@ -12,6 +12,7 @@ official                                                          mlic_hf
 ``transformer.encoder.layers.N.self_attn.in_proj_{weight,bias}``  ``encoder.N.self_attn.qkv.{weight,bias}``
 ``transformer.encoder.layers.N.self_attn.out_proj.*``             ``encoder.N.self_attn.out_proj.*``
 ``transformer.encoder.layers.N.{linear1,linear2,norm1,norm2}.*``  ``encoder.N.{same}.*``
+``transformer.encoder.norm.*`` (``--pre_norm`` only)              ``encoder_norm.*``
 ``transformer.decoder.layers.N.self_attn.*`` (kept layers only)   ``decoder.layers.N.self_attn.*``
 ``transformer.decoder.layers.N.norm1.*``                          ``decoder.layers.N.norm_self.*``
 ``transformer.decoder.layers.N.multihead_attn.*``                 ``decoder.layers.N.cross_attn.*``
@@ -19,7 +20,7 @@ official                                                          mlic_hf
 ``transformer.decoder.layers.N.{linear1,linear2}.*``              ``decoder.layers.N.{same}.*``
 ``transformer.decoder.norm.*``                                    ``decoder.norm.*``
 ``query_embed.weight``                                            ``label_embeddings.weight``
-``fc.W`` (1, K, d) / ``fc.b`` (1, K)                               ``classifier.weight`` (K, d) / ``classifier.bias``
+``fc.W`` (1, K, d) / ``fc.b`` (1, K)                              ``classifier.weight`` (K, d) / ``classifier.bias``
 ===============================================================  ===================================================
 
 The official ``config.json`` saved beside a checkpoint (its training arguments) gives the config
@@ -44,6 +45,7 @@ _RENAMES = (
     (r"^backbone\.0\.body\.", "backbone.body."),
     (r"^transformer\.encoder\.layers\.(\d+)\.self_attn\.in_proj_(weight|bias)$", r"encoder.\1.self_attn.qkv.\2"),
     (r"^transformer\.encoder\.layers\.(\d+)\.", r"encoder.\1."),
+    (r"^transformer\.encoder\.norm\.", "encoder_norm."),
     (r"^transformer\.decoder\.layers\.(\d+)\.norm1\.", r"decoder.layers.\1.norm_self."),
     (r"^transformer\.decoder\.layers\.(\d+)\.multihead_attn\.", r"decoder.layers.\1.cross_attn."),
     (r"^transformer\.decoder\.layers\.(\d+)\.norm2\.", r"decoder.layers.\1.norm_cross."),
@@ -78,14 +80,12 @@ def config_from_official_args(args: dict, id2label: dict[int, str] | None = None
     """The config of an official checkpoint from its training arguments (the ``config.json`` the official scripts
     save: ``backbone``, ``img_size``, ``hidden_dim``, ``dim_feedforward``, ``enc_layers``, ``dec_layers``,
     ``nheads``, ``dropout``, ``keep_input_proj``, ``keep_first_self_attn_dec``, ``keep_other_self_attn_dec``,
-    ``pre_norm``, ``num_class``); ``overrides`` are further config fields. Raises ``ValueError`` for a setting mlic_hf does not build (``pre_norm``, or a
-    backbone other than torchvision's ResNets)."""
+    ``pre_norm``, ``num_class``); ``overrides`` are further config fields. Raises ``ValueError`` for a backbone other
+    than torchvision's ResNets."""
     backbone = args.get("backbone", "resnet101")
     if backbone not in ("resnet18", "resnet34", "resnet50", "resnet101"):
         raise ValueError(f"official Query2Label backbone {backbone!r}: only the torchvision ResNets convert "
                          "(their keys are timm's)")
-    if args.get("pre_norm"):
-        raise ValueError("official Query2Label checkpoint trained with pre_norm: mlic_hf builds post-norm layers only")
     keep_first, keep_other = bool(args.get("keep_first_self_attn_dec")), bool(args.get("keep_other_self_attn_dec"))
     mode = {(False, False): "none", (True, False): "first_only", (False, True): "except_first",
             (True, True): "all"}[(keep_first, keep_other)]
@@ -102,6 +102,7 @@ def config_from_official_args(args: dict, id2label: dict[int, str] | None = None
         dropout=float(args.get("dropout", 0.1)),
         input_projection=bool(args.get("keep_input_proj", False)),
         decoder_self_attention=mode,
+        pre_norm=bool(args.get("pre_norm", False)),
         id2label=labels,
     )
     return Query2LabelConfig(**{**fields, **overrides})

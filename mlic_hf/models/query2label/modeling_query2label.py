@@ -87,13 +87,15 @@ class Query2LabelForMultiLabelImageClassification(Query2LabelPreTrainedModel):
             self.input_proj = nn.Identity()
         self.encoder = nn.ModuleList(
             TransformerEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
-                                    config.dropout, config.hidden_act)
+                                    config.dropout, config.hidden_act, pre_norm=config.pre_norm)
             for _ in range(config.num_encoder_layers)
         )
+        # the official encoder ends with a LayerNorm only in pre-norm (its ``encoder_norm``)
+        self.encoder_norm = nn.LayerNorm(config.hidden_size) if config.pre_norm and config.num_encoder_layers else None
         self.label_embeddings = nn.Embedding(config.num_labels, config.hidden_size)
         self.decoder = LabelDecoder(config.hidden_size, config.num_attention_heads, config.num_decoder_layers,
                                     config.intermediate_size, config.dropout, config.decoder_self_attention,
-                                    config.hidden_act, final_norm=True)
+                                    config.hidden_act, final_norm=True, pre_norm=config.pre_norm)
         self.classifier = GroupWiseLinear(config.num_labels, config.hidden_size, init_scheme="uniform")
         self.freeze_parameters()
         self.post_init()
@@ -137,6 +139,8 @@ class Query2LabelForMultiLabelImageClassification(Query2LabelPreTrainedModel):
         pos = self.position(height, width, tokens)
         for layer in self.encoder:
             tokens = layer(tokens, height, width, pos=pos)
+        if self.encoder_norm is not None:
+            tokens = self.encoder_norm(tokens)
         query_pos = self.label_embeddings.weight.unsqueeze(0).expand(batch, -1, -1)
         label_features, attentions = self.decoder(
             torch.zeros_like(query_pos), tokens, output_attentions=bool(output_attentions or output_class_maps),

@@ -12,9 +12,10 @@ FACTS = MethodTestFacts(
     model_type=MODEL_TYPE,
     tiny_config=TINY_CONFIG,
     compile_variants=(_OTHER_PATHS,),
-    mixed_precision_variants=(_OTHER_PATHS,),
+    mixed_precision_variants=(_OTHER_PATHS, {"pre_norm": True}),
     activation_checkpointing=True,
-    checkpointing_variants=({"decoder_self_attention": "all"},),
+    checkpointing_variants=({"decoder_self_attention": "all"},
+                            {"pre_norm": True, "decoder_self_attention": "first_only"}),
     fsdp_units=("LabelDecoderLayer", "TransformerEncoderLayer"),
     label_maps="attention",  # the last decoder layer's cross-attention of each label query
     frozen_prefixes=("backbone.body.conv1.", "backbone.body.layer1."),

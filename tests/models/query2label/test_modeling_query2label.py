@@ -32,29 +32,43 @@ class _Sine(nn.Module):
 
 
 class _EncoderLayer(nn.Module):
-    def __init__(self, d, heads, ff):
+    def __init__(self, d, heads, ff, pre_norm=False):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(d, heads)
         self.linear1, self.linear2 = nn.Linear(d, ff), nn.Linear(ff, d)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.pre_norm = pre_norm
 
-    def forward(self, src, pos):  # forward_post, dropout off
-        q = k = src + pos
+    def forward(self, src, pos):  # dropout off
+        if self.pre_norm:  # forward_pre
+            src2 = self.norm1(src)
+            q = k = src2 + pos
+            src = src + self.self_attn(q, k, value=src2)[0]
+            return src + self.linear2(F.relu(self.linear1(self.norm2(src))))
+        q = k = src + pos  # forward_post
         src = self.norm1(src + self.self_attn(q, k, value=src)[0])
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
 
 
 class _DecoderLayer(nn.Module):
-    def __init__(self, d, heads, ff, keep_self_attn):
+    def __init__(self, d, heads, ff, keep_self_attn, pre_norm=False):
         super().__init__()
         if keep_self_attn:
             self.self_attn, self.norm1 = nn.MultiheadAttention(d, heads), nn.LayerNorm(d)
         self.multihead_attn = nn.MultiheadAttention(d, heads)
         self.linear1, self.linear2 = nn.Linear(d, ff), nn.Linear(ff, d)
         self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.pre_norm = pre_norm
 
-    def forward(self, tgt, memory, pos, query_pos):  # forward_post, dropout off
-        if hasattr(self, "self_attn"):
+    def forward(self, tgt, memory, pos, query_pos):  # dropout off
+        if self.pre_norm:  # forward_pre (the official one needs self-attention: it reads norm1 and self_attn)
+            tgt2 = self.norm1(tgt)
+            q = k = tgt2 + query_pos
+            tgt = tgt + self.self_attn(q, k, value=tgt2)[0]
+            tgt2 = self.norm2(tgt)
+            tgt = tgt + self.multihead_attn(query=tgt2 + query_pos, key=memory + pos, value=memory)[0]
+            return tgt + self.linear2(F.relu(self.linear1(self.norm3(tgt))))
+        if hasattr(self, "self_attn"):  # forward_post
             q = k = tgt + query_pos
             tgt = self.norm1(tgt + self.self_attn(q, k, value=tgt)[0])
         tgt = self.norm2(tgt + self.multihead_attn(query=tgt + query_pos, key=memory + pos, value=memory)[0])
@@ -66,16 +80,19 @@ class _OfficialHead(nn.Module):
     GroupWiseLinear, sequence-first as the official code."""
 
     def __init__(self, channels, num_labels, d, heads, ff, enc_layers, dec_layers, keep_first, keep_other, proj,
-                 grid):
+                 grid, pre_norm=False):
         super().__init__()
         self.input_proj = nn.Conv2d(channels, d, 1) if proj else nn.Identity()
         self.pos = _Sine(d // 2, grid, grid)
         self.transformer = nn.Module()
         self.transformer.encoder = nn.Module()
-        self.transformer.encoder.layers = nn.ModuleList(_EncoderLayer(d, heads, ff) for _ in range(enc_layers))
+        self.transformer.encoder.layers = nn.ModuleList(_EncoderLayer(d, heads, ff, pre_norm)
+                                                        for _ in range(enc_layers))
+        if pre_norm:
+            self.transformer.encoder.norm = nn.LayerNorm(d)
         self.transformer.decoder = nn.Module()
         keep = [keep_first if i == 0 else keep_other for i in range(dec_layers)]
-        self.transformer.decoder.layers = nn.ModuleList(_DecoderLayer(d, heads, ff, k) for k in keep)
+        self.transformer.decoder.layers = nn.ModuleList(_DecoderLayer(d, heads, ff, k, pre_norm) for k in keep)
         self.transformer.decoder.norm = nn.LayerNorm(d)
         self.query_embed = nn.Embedding(num_labels, d)
         self.fc = nn.Module()
@@ -93,6 +110,8 @@ class _OfficialHead(nn.Module):
         memory = src
         for layer in self.transformer.encoder.layers:
             memory = layer(memory, pos)
+        if hasattr(self.transformer.encoder, "norm"):
+            memory = self.transformer.encoder.norm(memory)
         tgt = torch.zeros_like(query_pos)
         for layer in self.transformer.decoder.layers:
             tgt = layer(tgt, memory, pos, query_pos)
@@ -100,16 +119,17 @@ class _OfficialHead(nn.Module):
         return (self.fc.W * hs).sum(-1) + self.fc.b
 
 
-def _pair(enc_layers=1, dec_layers=2, keep_first=False, keep_other=False, proj=True, num_labels=6):
+def _pair(enc_layers=1, dec_layers=2, keep_first=False, keep_other=False, proj=True, num_labels=6, pre_norm=False):
     d, heads, ff = 32, 4, 64
     args = {"backbone": "resnet18", "img_size": 64, "hidden_dim": d, "dim_feedforward": ff, "enc_layers": enc_layers,
             "dec_layers": dec_layers, "nheads": heads, "dropout": 0.0, "keep_input_proj": proj,
-            "keep_first_self_attn_dec": keep_first, "keep_other_self_attn_dec": keep_other, "num_class": num_labels}
+            "keep_first_self_attn_dec": keep_first, "keep_other_self_attn_dec": keep_other, "num_class": num_labels,
+            "pre_norm": pre_norm}
     config = config_from_official_args(args)
     torch.manual_seed(0)
     model = Query2LabelForMultiLabelImageClassification(config).eval()
     official = _OfficialHead(model.backbone.channels[-1], num_labels, d, heads, ff, enc_layers, dec_layers,
-                             keep_first, keep_other, proj, grid=2).eval()
+                             keep_first, keep_other, proj, grid=2, pre_norm=pre_norm).eval()
     state = {f"module.{k}": v for k, v in official.state_dict().items()}  # as saved by DistributedDataParallel
     state.update({f"module.backbone.0.body.{k}": v for k, v in model.backbone.body.state_dict().items()})
     state["module.backbone.1.pe"] = official.pos.pe
@@ -122,9 +142,10 @@ def _pair(enc_layers=1, dec_layers=2, keep_first=False, keep_other=False, proj=T
 @pytest.mark.parametrize(
     "switches",
     [{}, {"keep_first": True, "keep_other": True}, {"keep_first": True}, {"keep_other": True, "dec_layers": 3},
-     {"enc_layers": 0}, {"enc_layers": 2, "dec_layers": 1}],
+     {"enc_layers": 0}, {"enc_layers": 2, "dec_layers": 1},
+     {"pre_norm": True, "keep_first": True, "keep_other": True}],
     ids=["official-default", "all-self-attention", "first-self-attention", "other-self-attention", "no-encoder",
-         "two-encoder-layers"],
+         "two-encoder-layers", "pre-norm"],
 )
 def test_equals_the_official_forward_with_converted_weights(switches):
     model, official = _pair(**switches)
@@ -193,8 +214,6 @@ def test_label_embeddings_are_query_positions_in_every_layer():
 
 
 def test_official_settings_mlic_hf_does_not_build_are_refused():
-    with pytest.raises(ValueError, match="pre_norm"):
-        config_from_official_args({"backbone": "resnet101", "pre_norm": True})
     with pytest.raises(ValueError, match="tresnetl"):
         config_from_official_args({"backbone": "tresnetl"})
     with pytest.raises(ValueError, match="num_decoder_layers"):
